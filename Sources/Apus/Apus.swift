@@ -1,0 +1,3 @@
+import ApusGraph
+import ApusOps
+import ApusTensor

@@ -1,0 +1,151 @@
+import CApusSupport
+import CBLAS
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// OpenBLAS, loaded at run time so that its fast kernels are used on every CPU.
+///
+/// Debian's OpenBLAS 0.3.21 does not recognize every current CPU and then falls back to slow SSE3
+/// kernels. OpenBLAS reads `OPENBLAS_CORETYPE` once, while it is being loaded, so Apus does not
+/// link it at build time: before loading it, Apus picks the core type from the CPU's features
+/// (unless the variable is already set, in which case the user's choice wins), and it keeps
+/// OpenBLAS single-threaded because Apus splits work over its own threads.
+public enum BLAS {
+    /// How the OpenBLAS core type was chosen.
+    public enum CoreTypeSource: String, Sendable {
+        /// `OPENBLAS_CORETYPE` was set before Apus loaded OpenBLAS.
+        case environment
+        /// Apus chose it from the CPU's features.
+        case detected
+        /// OpenBLAS chose by itself (no known-good core for this CPU, or it was already loaded).
+        case openBLAS
+    }
+
+    /// Facts about the loaded library, for `apus inspect` and `apus bench`.
+    public struct Info: Sendable {
+        /// Path or name the library was loaded from.
+        public var library: String
+        /// The core OpenBLAS reports it runs (`openblas_get_corename`).
+        public var coreName: String
+        /// OpenBLAS's build configuration string.
+        public var config: String
+        /// How the core type was chosen.
+        public var coreTypeSource: CoreTypeSource
+        /// The value of `OPENBLAS_CORETYPE` in force when the library was loaded, if any.
+        public var requestedCoreType: String?
+    }
+
+    /// Why OpenBLAS could not be loaded.
+    public struct LoadError: Error, Sendable, CustomStringConvertible {
+        public var reason: String
+        public var description: String { "cannot load OpenBLAS: \(reason) (install libopenblas0, e.g. apt install libopenblas-dev)" }
+    }
+
+    struct Functions: @unchecked Sendable {
+        var sgemm: apus_cblas_sgemm_fn
+        var setThreads: apus_openblas_set_num_threads_fn?
+        var info: Info
+    }
+
+    static let loaded: Result<Functions, LoadError> = load()
+
+    /// Loads OpenBLAS if it is not loaded yet and returns what was loaded.
+    ///
+    /// - Throws: ``LoadError`` when no OpenBLAS library can be found.
+    @discardableResult
+    public static func load() throws(LoadError) -> Info {
+        try loaded.get().info
+    }
+
+    /// The OpenBLAS core type Apus would request for this CPU, or `nil` to let OpenBLAS decide.
+    ///
+    /// AVX-512 (F, CD, BW, DQ, VL, with OS support) selects `SKYLAKEX`; AVX2 with FMA selects
+    /// `HASWELL`. Both kernel sets only use those instructions, so they are correct on any CPU that
+    /// has them, Intel or AMD.
+    public static func preferredCoreType(features: UInt32 = apus_cpu_features()) -> String? {
+        let avx512: UInt32 = UInt32(
+            APUS_CPU_AVX512F | APUS_CPU_AVX512CD | APUS_CPU_AVX512BW | APUS_CPU_AVX512DQ | APUS_CPU_AVX512VL
+                | APUS_CPU_OS_AVX512 | APUS_CPU_OS_AVX)
+        if features & avx512 == avx512 { return "SKYLAKEX" }
+        let avx2: UInt32 = UInt32(APUS_CPU_AVX2 | APUS_CPU_FMA | APUS_CPU_OS_AVX)
+        if features & avx2 == avx2 { return "HASWELL" }
+        return nil
+    }
+
+    private static func load() -> Result<Functions, LoadError> {
+        let names = ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"]
+        var alreadyLoaded = false
+        for name in names where dlopen(name, RTLD_NOW | RTLD_NOLOAD) != nil {
+            alreadyLoaded = true
+        }
+        var source = CoreTypeSource.openBLAS
+        var requested: String?
+        if let value = getenv("OPENBLAS_CORETYPE"), !alreadyLoaded {
+            requested = String(cString: value)
+            source = .environment
+        } else if !alreadyLoaded, let core = preferredCoreType() {
+            setenv("OPENBLAS_CORETYPE", core, 1)
+            requested = core
+            source = .detected
+        }
+        // Apus runs OpenBLAS single-threaded; this stops it from starting a thread pool at all.
+        if !alreadyLoaded { setenv("OPENBLAS_NUM_THREADS", "1", 0) }
+        var handle: UnsafeMutableRawPointer?
+        var loadedName = ""
+        for name in names {
+            if let h = dlopen(name, RTLD_NOW | RTLD_LOCAL) {
+                handle = h
+                loadedName = name
+                break
+            }
+        }
+        if source == .detected {
+            // Leave the environment as the user had it: child processes decide for themselves.
+            unsetenv("OPENBLAS_CORETYPE")
+        }
+        guard let handle else {
+            let message = dlerror().map { String(cString: $0) } ?? "not found"
+            return .failure(LoadError(reason: message))
+        }
+        guard let sgemmSymbol = dlsym(handle, "cblas_sgemm") else {
+            return .failure(LoadError(reason: "\(loadedName) has no cblas_sgemm"))
+        }
+        let sgemm = unsafeBitCast(sgemmSymbol, to: apus_cblas_sgemm_fn.self)
+        let setThreads = dlsym(handle, "openblas_set_num_threads").map {
+            unsafeBitCast($0, to: apus_openblas_set_num_threads_fn.self)
+        }
+        let coreName = dlsym(handle, "openblas_get_corename").flatMap {
+            unsafeBitCast($0, to: apus_openblas_get_corename_fn.self)().map { String(cString: $0) }
+        }
+        let config = dlsym(handle, "openblas_get_config").flatMap {
+            unsafeBitCast($0, to: apus_openblas_get_config_fn.self)().map { String(cString: $0) }
+        }
+        setThreads?(1)
+        let info = Info(
+            library: loadedName, coreName: coreName ?? "unknown", config: config ?? "unknown",
+            coreTypeSource: source, requestedCoreType: requested)
+        return .success(Functions(sgemm: sgemm, setThreads: setThreads, info: info))
+    }
+
+    /// Single-precision matrix multiply, row-major: `C = alpha * op(A) * op(B) + beta * C` with
+    /// `op(A)` of size m×k and `op(B)` k×n.
+    ///
+    /// - Precondition: OpenBLAS has been loaded (``load()`` succeeded); the planner checks this
+    ///   before any kernel runs.
+    @inline(__always)
+    public static func sgemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard case .success(let functions) = loaded else { preconditionFailure("OpenBLAS is not loaded") }
+        if m == 0 || n == 0 { return }
+        functions.sgemm(
+            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}

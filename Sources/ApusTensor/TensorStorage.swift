@@ -1,0 +1,52 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The memory behind one or more ``Tensor`` values: either a 64-byte-aligned heap block that the
+/// storage owns, or a region of memory it does not own (for example part of a memory-mapped file),
+/// kept alive by an owner object.
+public final class TensorStorage: @unchecked Sendable {
+    /// Alignment of every block this storage allocates, in bytes.
+    public static let alignment = 64
+
+    /// The first byte.
+    public let baseAddress: UnsafeMutableRawPointer
+    /// The number of usable bytes.
+    public let byteCount: Int
+    /// Whether this storage frees `baseAddress` when it is deinitialized.
+    public let ownsMemory: Bool
+    private let owner: AnyObject?
+
+    /// Allocates `byteCount` zeroed bytes, 64-byte aligned.
+    ///
+    /// - Throws: ``TensorError/allocationFailed(bytes:)`` if the system refuses.
+    public init(byteCount: Int) throws(TensorError) {
+        precondition(byteCount >= 0)
+        // posix_memalign with size 0 may return NULL; allocate at least one cache line.
+        let size = Swift.max(byteCount, Self.alignment)
+        var pointer: UnsafeMutableRawPointer?
+        guard posix_memalign(&pointer, Self.alignment, size) == 0, let pointer else {
+            throw .allocationFailed(bytes: byteCount)
+        }
+        memset(pointer, 0, size)
+        self.baseAddress = pointer
+        self.byteCount = byteCount
+        self.ownsMemory = true
+        self.owner = nil
+    }
+
+    /// Wraps memory this storage does not own. `owner` is retained for as long as the storage
+    /// lives (for example the object that unmaps a file region in its `deinit`).
+    public init(wrapping baseAddress: UnsafeMutableRawPointer, byteCount: Int, owner: AnyObject?) {
+        self.baseAddress = baseAddress
+        self.byteCount = byteCount
+        self.ownsMemory = false
+        self.owner = owner
+    }
+
+    deinit {
+        if ownsMemory { free(baseAddress) }
+    }
+}

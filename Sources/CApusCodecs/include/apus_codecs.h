@@ -1,0 +1,3 @@
+#ifndef APUS_CODECS_H
+#define APUS_CODECS_H
+#endif

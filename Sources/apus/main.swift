@@ -1,0 +1,2 @@
+import Apus
+print("apus")

@@ -1,0 +1,4 @@
+import Testing
+@testable import ApusGraph
+
+@Test func ApusGraphBuilds() {}

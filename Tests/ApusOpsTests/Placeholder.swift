@@ -1,0 +1,4 @@
+import Testing
+@testable import ApusOps
+
+@Test func ApusOpsBuilds() {}

@@ -1,0 +1,4 @@
+import Testing
+@testable import ApusPreprocess
+
+@Test func ApusPreprocessBuilds() {}

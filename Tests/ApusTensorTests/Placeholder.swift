@@ -1,0 +1,4 @@
+import Testing
+@testable import ApusTensor
+
+@Test func ApusTensorBuilds() {}

@@ -1,0 +1,4 @@
+import Testing
+@testable import Apus
+
+@Test func ApusBuilds() {}
