@@ -28,7 +28,7 @@ let package = Package(
         // libjpeg/libpng report errors by longjmp; this C target keeps that inside C.
         .target(name: "CApusCodecs", dependencies: ["CJPEG", "CPNG"], path: "Sources/CApusCodecs"),
         .target(name: "ApusPreprocess", dependencies: ["ApusTensor", "CApusCodecs"]),
-        .target(name: "Apus", dependencies: ["ApusTensor", "ApusOps", "ApusGraph", "ApusPreprocess"]),
+        .target(name: "Apus", dependencies: ["ApusTensor", "ApusOps", "ApusGraph", "ApusPreprocess", "CApusSupport"]),
         .executableTarget(
             name: "apus",
             dependencies: ["Apus", .product(name: "ArgumentParser", package: "swift-argument-parser")]

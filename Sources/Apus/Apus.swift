@@ -1,3 +1,0 @@
-import ApusGraph
-import ApusOps
-import ApusTensor

@@ -1,0 +1,126 @@
+import ApusGraph
+import ApusOps
+import ApusTensor
+import Foundation
+
+/// A model loaded once and served many times: the graph, validated and optimized, with its plans.
+///
+/// A `Model` is immutable and `Sendable`: share one instance between threads and call
+/// ``run(_:)`` concurrently; each call borrows its own arena from a bounded pool.
+///
+/// ```swift
+/// let model = try Model(contentsOf: URL(filePath: "resnet50.onnx"))
+/// let outputs = try model.run(["input": Tensor(shape: [1, 3, 224, 224], scalars: pixels)])
+/// ```
+public final class Model: Sendable {
+    /// Load and run settings.
+    public struct Options: Sendable {
+        /// Intra-op threads; `nil` uses the CPUs this process may really use (affinity mask and
+        /// cgroup quota), see ``CPUAvailability``.
+        public var threadCount: Int?
+        /// Upper bound for one plan's arena, workspace and folded constants, in bytes.
+        public var memoryBudget: Int
+        /// At most this many runs of one plan at once; more callers wait.
+        public var maxConcurrentRuns: Int
+        /// Plans kept for distinct input-shape signatures.
+        public var maxCachedPlans: Int
+        /// Whether to optimize the graph (fold BatchNorm, fuse activations) at load.
+        public var optimize: Bool
+
+        public init(
+            threadCount: Int? = nil, memoryBudget: Int = 16 << 30, maxConcurrentRuns: Int = 4,
+            maxCachedPlans: Int = 8, optimize: Bool = true
+        ) {
+            self.threadCount = threadCount
+            self.memoryBudget = memoryBudget
+            self.maxConcurrentRuns = maxConcurrentRuns
+            self.maxCachedPlans = maxCachedPlans
+            self.optimize = optimize
+        }
+    }
+
+    /// The graph as it runs.
+    public var graph: Graph { runner.graph }
+    /// Declared inputs.
+    public var inputs: [ValueInfo] { runner.graph.inputs }
+    /// Declared outputs.
+    public var outputs: [ValueInfo] { runner.graph.outputs }
+    /// Intra-op threads in use.
+    public let threadCount: Int
+    /// Where the model was loaded from.
+    public let url: URL?
+    let runner: GraphRunner
+
+    /// Loads a model file (`.onnx`, with external data beside it).
+    ///
+    /// - Throws: ``ModelError`` saying what is wrong and where.
+    public convenience init(contentsOf url: URL, options: Options = .init()) throws(ModelError) {
+        let graph: Graph
+        do {
+            graph = try ONNXReader.read(contentsOf: url)
+        } catch {
+            throw .onnx(url.path, error)
+        }
+        try self.init(graph: graph, options: options, url: url)
+    }
+
+    /// Prepares an in-memory graph.
+    ///
+    /// - Throws: ``ModelError/graph(_:)`` for invalid graphs or unsupported operators.
+    public init(graph: Graph, options: Options = .init(), url: URL? = nil) throws(ModelError) {
+        let threads = options.threadCount.map { max(1, $0) } ?? CPUAvailability.usableCPUCount()
+        let planOptions = PlanOptions(
+            threadCount: threads, memoryBudget: options.memoryBudget, maxConcurrentRuns: options.maxConcurrentRuns)
+        do {
+            runner = try GraphRunner(
+                graph: graph,
+                options: .init(plan: planOptions, maxCachedPlans: options.maxCachedPlans, optimize: options.optimize))
+        } catch {
+            throw .graph(error)
+        }
+        self.threadCount = threads
+        self.url = url
+    }
+
+    /// Runs the model on named inputs and returns every output by name.
+    ///
+    /// - Throws: ``ModelError/graph(_:)`` for unknown, missing or mis-shaped inputs and for
+    ///   failures of a node (naming it).
+    public func run(_ inputs: [String: Tensor]) throws(ModelError) -> [String: Tensor] {
+        do {
+            return try runner.run(inputs)
+        } catch {
+            throw .graph(error)
+        }
+    }
+
+    /// The execution plan for inputs of these shapes (made and cached on first use).
+    public func plan(for inputs: [String: Tensor]) throws(ModelError) -> ExecutionPlan {
+        do {
+            return try runner.plan(for: runner.orderedInputs(inputs))
+        } catch {
+            throw .graph(error)
+        }
+    }
+
+    /// Facts about OpenBLAS as loaded (core type in use and how it was chosen).
+    public static var blasInfo: BLAS.Info? { try? BLAS.load() }
+}
+
+/// Errors of loading and running a ``Model``.
+public enum ModelError: Error, Sendable, CustomStringConvertible {
+    /// The ONNX file at this path could not be read.
+    case onnx(String, ONNXError)
+    /// The graph is invalid, unsupported, or a run failed (the error names the node or input).
+    case graph(GraphError)
+    /// The file could not be read at all.
+    case io(String, String)
+
+    public var description: String {
+        switch self {
+        case .onnx(let path, let error): "\(path): \(error)"
+        case .graph(let error): "\(error)"
+        case .io(let path, let reason): "\(path): \(reason)"
+        }
+    }
+}

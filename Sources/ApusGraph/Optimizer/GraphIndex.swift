@@ -1,0 +1,31 @@
+/// Who produces and who reads each value, for rewrite passes.
+struct GraphIndex {
+    var producer: [String: Int] = [:]
+    var consumers: [String: [Int]] = [:]
+    let outputNames: Set<String>
+
+    init(_ graph: Graph) {
+        outputNames = Set(graph.outputs.map(\.name))
+        for (index, node) in graph.nodes.enumerated() {
+            for output in node.outputs where !output.isEmpty { producer[output] = index }
+            for input in Set(node.inputs) where !input.isEmpty { consumers[input, default: []].append(index) }
+        }
+    }
+
+    /// The single node reading `value`, if exactly one node reads it and it is not a graph output.
+    func soleConsumer(of value: String) -> Int? {
+        guard !outputNames.contains(value), let readers = consumers[value], readers.count == 1 else { return nil }
+        return readers[0]
+    }
+}
+
+/// A unique name for a tensor created by a pass.
+func freshName(_ base: String, in graph: Graph) -> String {
+    var name = base
+    var counter = 1
+    while graph.initializers[name] != nil {
+        name = "\(base)_\(counter)"
+        counter += 1
+    }
+    return name
+}

@@ -1,0 +1,287 @@
+import ApusOps
+import ApusTensor
+
+/// Settings of planning and running.
+public struct PlanOptions: Sendable {
+    /// Intra-op threads kernels may use.
+    public var threadCount: Int
+    /// Upper bound for the arena, the workspace and constants folded at plan time, in bytes.
+    public var memoryBudget: Int
+    /// At most this many runs of one plan execute at once; further callers wait.
+    public var maxConcurrentRuns: Int
+
+    public init(threadCount: Int = 1, memoryBudget: Int = 16 << 30, maxConcurrentRuns: Int = 4) {
+        self.threadCount = max(1, threadCount)
+        self.memoryBudget = memoryBudget
+        self.maxConcurrentRuns = max(1, maxConcurrentRuns)
+    }
+}
+
+/// Turns a validated, topologically sorted graph and concrete input facts into an
+/// ``ExecutionPlan``: infers every shape, folds what is constant, specializes kernels and assigns
+/// arena offsets by liveness.
+public enum Planner {
+    /// Infers the fact of every value reachable from the outputs, folding constants. Useful on its
+    /// own for shape inference (`inspect`, optimizer probes).
+    ///
+    /// - Parameters:
+    ///   - graph: a graph whose nodes are in topological order.
+    ///   - operators: the operator of each node, in the same order.
+    ///   - inputFacts: one fact per declared graph input.
+    public static func inferFacts(
+        graph: Graph, operators: [any Operator], inputFacts: [ValueFact], options: PlanOptions = .init()
+    ) throws(GraphError) -> [String: ValueFact] {
+        var state = try State(graph: graph, inputFacts: inputFacts, options: options)
+        for index in graph.nodes.indices where state.needed[index] {
+            _ = try state.visit(node: graph.nodes[index], op: operators[index], makeStep: false)
+        }
+        return state.facts
+    }
+
+    /// Makes a plan for the given input facts.
+    public static func plan(
+        graph: Graph, operators: [any Operator], inputFacts: [ValueFact], options: PlanOptions
+    ) throws(GraphError) -> ExecutionPlan {
+        var state = try State(graph: graph, inputFacts: inputFacts, options: options)
+        var pending: [(node: Node, op: any Operator, inputs: [String], outputs: [String])] = []
+        for index in graph.nodes.indices where state.needed[index] {
+            let node = graph.nodes[index]
+            if let op = try state.visit(node: node, op: operators[index], makeStep: true) {
+                pending.append((node, op, node.inputs, node.outputs))
+            }
+        }
+        // Liveness: the last step reading each runtime value; graph outputs live to the end.
+        var lastUse: [String: Int] = [:]
+        for (stepIndex, step) in pending.enumerated() {
+            for input in step.inputs where !input.isEmpty { lastUse[input] = stepIndex }
+        }
+        let outputNames = Set(graph.outputs.map(\.name))
+        var allocator = ArenaAllocator()
+        var arenaIndex: [String: Int] = [:]
+        var arenaValues: [ArenaValue] = []
+        var steps: [Step] = []
+        var workspace = 0
+        let inputIndex = Dictionary(graph.inputs.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for (stepIndex, entry) in pending.enumerated() {
+            var outputs: [Int] = []
+            for (position, name) in entry.outputs.enumerated() {
+                // Omitted optional outputs still get a buffer of their inferred shape; it is freed at once.
+                let key = name.isEmpty ? "\(entry.node.name)#unused\(position)" : name
+                guard let fact = state.facts[key] else {
+                    if name.isEmpty { continue }
+                    throw .limitExceeded("no fact for output '\(key)' of node '\(entry.node.name)'")
+                }
+                let bytes = fact.shape.elementCount * fact.dtype.byteSize
+                let offset = allocator.allocate(bytes)
+                arenaIndex[key] = arenaValues.count
+                outputs.append(arenaValues.count)
+                arenaValues.append(ArenaValue(name: key, shape: fact.shape, dtype: fact.dtype, offset: offset, byteCount: bytes))
+                if lastUse[key] == nil && !outputNames.contains(key) { lastUse[key] = stepIndex }
+            }
+            var slots: [Slot?] = []
+            for input in entry.inputs {
+                if input.isEmpty {
+                    slots.append(nil)
+                } else if let constant = state.facts[input]?.constant {
+                    slots.append(.constant(constant))
+                } else if let index = arenaIndex[input] {
+                    slots.append(.arena(index))
+                } else if let index = inputIndex[input] {
+                    slots.append(.input(index))
+                } else {
+                    throw .undefinedValue(input, node: entry.node.name)
+                }
+            }
+            let inputFacts = entry.inputs.map { $0.isEmpty ? nil : state.facts[$0] }
+            workspace = max(workspace, entry.op.workspaceByteCount(for: inputFacts, threadCount: options.threadCount))
+            steps.append(Step(nodeName: entry.node.name, opType: entry.node.opType, op: entry.op, inputs: slots, outputs: outputs))
+            // Free values whose last reader is this step (after the outputs were placed, so an
+            // output never aliases an input of the same step).
+            for name in Set(entry.inputs + entry.outputs.enumerated().map { $1.isEmpty ? "\(entry.node.name)#unused\($0)" : $1 })
+            where lastUse[name] == stepIndex && !outputNames.contains(name) {
+                if let index = arenaIndex[name] {
+                    allocator.free(offset: arenaValues[index].offset, byteCount: arenaValues[index].byteCount)
+                }
+            }
+        }
+        let needed = allocator.highWater + workspace
+        guard needed <= options.memoryBudget - state.foldedBytes else {
+            throw .memoryBudgetExceeded(needed: needed + state.foldedBytes, budget: options.memoryBudget, at: "plan")
+        }
+        var outputSlots: [Slot] = []
+        var outputFacts: [ValueFact] = []
+        for output in graph.outputs {
+            guard let fact = state.facts[output.name] else { throw .outputNotProduced(output.name) }
+            outputFacts.append(fact)
+            if let constant = fact.constant {
+                outputSlots.append(.constant(constant))
+            } else if let index = arenaIndex[output.name] {
+                outputSlots.append(.arena(index))
+            } else if let index = inputIndex[output.name] {
+                outputSlots.append(.input(index))
+            } else {
+                throw .outputNotProduced(output.name)
+            }
+        }
+        return ExecutionPlan(
+            steps: steps, arenaValues: arenaValues, outputs: outputSlots, outputNames: graph.outputs.map(\.name),
+            outputFacts: outputFacts, arenaByteCount: allocator.highWater, workspaceByteCount: workspace,
+            threadCount: options.threadCount, maxConcurrentRuns: options.maxConcurrentRuns)
+    }
+
+    /// Shape inference and constant folding over the needed nodes.
+    struct State {
+        var facts: [String: ValueFact] = [:]
+        var needed: [Bool]
+        var foldedBytes = 0
+        let options: PlanOptions
+
+        init(graph: Graph, inputFacts: [ValueFact], options: PlanOptions) throws(GraphError) {
+            self.options = options
+            precondition(inputFacts.count == graph.inputs.count, "one fact per graph input")
+            for (name, tensor) in graph.initializers { facts[name] = ValueFact(constant: tensor) }
+            for (info, fact) in zip(graph.inputs, inputFacts) { facts[info.name] = fact }
+            // Dead-node removal: only nodes that (transitively) feed a graph output are planned.
+            var producer: [String: Int] = [:]
+            for (index, node) in graph.nodes.enumerated() {
+                for output in node.outputs where !output.isEmpty { producer[output] = index }
+            }
+            needed = [Bool](repeating: false, count: graph.nodes.count)
+            var stack = graph.outputs.compactMap { producer[$0.name] }
+            while let index = stack.popLast() {
+                if needed[index] { continue }
+                needed[index] = true
+                for input in graph.nodes[index].inputs where !input.isEmpty {
+                    if let source = producer[input], !needed[source] { stack.append(source) }
+                }
+            }
+        }
+
+        /// Infers a node's outputs; folds it when all its inputs are constant. Returns the
+        /// specialized operator when the node must run at inference time.
+        mutating func visit(node: Node, op: any Operator, makeStep: Bool) throws(GraphError) -> (any Operator)? {
+            let inputFacts: [ValueFact?] = node.inputs.map { $0.isEmpty ? nil : facts[$0] }
+            for (name, fact) in zip(node.inputs, inputFacts) where !name.isEmpty && fact == nil {
+                throw .undefinedValue(name, node: node.name)
+            }
+            let outputFacts: [ValueFact]
+            do {
+                outputFacts = try op.outputFacts(inputFacts)
+            } catch {
+                throw .node(name: node.name, opType: node.opType, error)
+            }
+            for (position, name) in node.outputs.enumerated() where !name.isEmpty && position >= outputFacts.count {
+                throw .node(
+                    name: node.name, opType: node.opType,
+                    .unsupported("output \(position) ('\(name)') is not produced by this implementation"))
+            }
+            for fact in outputFacts {
+                guard let count = try? fact.shape.checkedElementCount(),
+                    count.multipliedReportingOverflow(by: fact.dtype.byteSize).overflow == false,
+                    count * fact.dtype.byteSize <= options.memoryBudget
+                else {
+                    throw .memoryBudgetExceeded(
+                        needed: Int.max, budget: options.memoryBudget, at: "node '\(node.name)' output \(fact.shape)")
+                }
+            }
+            let allConstant =
+                outputFacts.allSatisfy { $0.constant != nil }
+            let inputsConstant = inputFacts.allSatisfy { $0 == nil || $0?.constant != nil }
+            if allConstant || inputsConstant {
+                var outputs: [Tensor] = []
+                if allConstant {
+                    outputs = outputFacts.compactMap(\.constant)
+                } else {
+                    for fact in outputFacts {
+                        let bytes = fact.shape.elementCount * fact.dtype.byteSize
+                        foldedBytes += bytes
+                        guard foldedBytes <= options.memoryBudget else {
+                            throw .memoryBudgetExceeded(needed: foldedBytes, budget: options.memoryBudget, at: "node '\(node.name)'")
+                        }
+                        do {
+                            outputs.append(try Tensor(zeros: fact.shape, dtype: fact.dtype))
+                        } catch {
+                            throw .node(name: node.name, opType: node.opType, .tensor(error))
+                        }
+                    }
+                    do {
+                        try op.run(
+                            inputFacts.map { $0?.constant }, outputs: outputs,
+                            context: ComputeContext(threadCount: options.threadCount))
+                    } catch {
+                        throw .node(name: node.name, opType: node.opType, error)
+                    }
+                }
+                for (name, tensor) in zip(node.outputs, outputs) where !name.isEmpty {
+                    facts[name] = ValueFact(constant: tensor)
+                }
+                return nil
+            }
+            for (position, name) in node.outputs.enumerated() {
+                let key = name.isEmpty ? "\(node.name)#unused\(position)" : name
+                if position < outputFacts.count {
+                    var fact = outputFacts[position]
+                    fact.constant = nil
+                    facts[key] = fact
+                }
+            }
+            guard makeStep else { return nil }
+            do {
+                return try op.specialized(for: inputFacts, threadCount: options.threadCount)
+            } catch {
+                throw .node(name: node.name, opType: node.opType, error)
+            }
+        }
+    }
+}
+
+/// First-fit-by-size allocator of arena offsets (64-byte aligned) with coalescing free blocks.
+struct ArenaAllocator {
+    private var freeBlocks: [(offset: Int, size: Int)] = []
+    private(set) var end = 0
+    private(set) var highWater = 0
+
+    mutating func allocate(_ byteCount: Int) -> Int {
+        let size = max(64, (byteCount + 63) / 64 * 64)
+        var best: Int?
+        for (index, block) in freeBlocks.enumerated() where block.size >= size {
+            if best == nil || block.size < freeBlocks[best!].size { best = index }
+        }
+        if let best {
+            let block = freeBlocks[best]
+            if block.size == size {
+                freeBlocks.remove(at: best)
+            } else {
+                freeBlocks[best] = (block.offset + size, block.size - size)
+            }
+            return block.offset
+        }
+        // Grow: reuse a free block at the end of the arena if there is one.
+        if let last = freeBlocks.indices.last, freeBlocks[last].offset + freeBlocks[last].size == end {
+            let offset = freeBlocks[last].offset
+            freeBlocks.remove(at: last)
+            end = offset + size
+            highWater = max(highWater, end)
+            return offset
+        }
+        let offset = end
+        end += size
+        highWater = max(highWater, end)
+        return offset
+    }
+
+    mutating func free(offset: Int, byteCount: Int) {
+        let size = max(64, (byteCount + 63) / 64 * 64)
+        var index = freeBlocks.firstIndex { $0.offset > offset } ?? freeBlocks.count
+        freeBlocks.insert((offset, size), at: index)
+        if index + 1 < freeBlocks.count, freeBlocks[index].offset + freeBlocks[index].size == freeBlocks[index + 1].offset {
+            freeBlocks[index].size += freeBlocks[index + 1].size
+            freeBlocks.remove(at: index + 1)
+        }
+        if index > 0, freeBlocks[index - 1].offset + freeBlocks[index - 1].size == freeBlocks[index].offset {
+            freeBlocks[index - 1].size += freeBlocks[index].size
+            freeBlocks.remove(at: index)
+            index -= 1
+        }
+    }
+}
