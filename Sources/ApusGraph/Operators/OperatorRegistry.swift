@@ -7,6 +7,13 @@ public enum OperatorRegistry {
     /// Operators of the default ONNX domain (`""`, also spelled `"ai.onnx"`).
     public static let onnx: [String: Factory] = [
         // MARK: Convolution, GEMM and pooling (Conv.swift, Gemm.swift, Pooling.swift)
+        "Conv": { node, _ throws(OperatorError) in try Conv(node: node) },
+        "Gemm": { node, _ throws(OperatorError) in try Gemm(node: node) },
+        "MatMul": { node, _ throws(OperatorError) in try MatMul(node: node) },
+        "MaxPool": { node, _ throws(OperatorError) in try Pool(node: node, max: true) },
+        "AveragePool": { node, _ throws(OperatorError) in try Pool(node: node, max: false) },
+        "GlobalAveragePool": { node, _ throws(OperatorError) in try GlobalPool(node: node, max: false) },
+        "GlobalMaxPool": { node, _ throws(OperatorError) in try GlobalPool(node: node, max: true) },
 
         // (end of convolution section)
 
@@ -27,7 +34,8 @@ public enum OperatorRegistry {
     /// Fused operators Apus's optimizer produces (domain ``Node/apusDomain``).
     public static let apus: [String: Factory] = [
         // (fused operators)
-        "Placeholder": { node, _ throws(OperatorError) in try Identity(node: node) }
+        "FusedConv": { node, _ throws(OperatorError) in try Conv(node: node, fused: true) },
+        "FusedGemm": { node, _ throws(OperatorError) in try Gemm(node: node, fused: true) },
     ]
 
     /// The factory for a node's operator, or `nil` if Apus does not implement it.

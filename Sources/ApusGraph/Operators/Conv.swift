@@ -1,0 +1,240 @@
+import ApusOps
+import ApusTensor
+
+/// The window attributes shared by `Conv` and the pooling operators (`auto_pad`, `kernel_shape`,
+/// `strides`, `dilations`, `pads`), validated against the spatial rank when shapes are known.
+struct SpatialWindow: Sendable {
+    enum AutoPad: Sendable { case notSet, sameUpper, sameLower, valid }
+
+    var autoPad: AutoPad
+    var kernelShape: [Int]?
+    var strides: [Int]?
+    var dilations: [Int]?
+    var pads: [Int]?
+
+    init(node: Node) throws(OperatorError) {
+        switch try node.string("auto_pad", default: "NOTSET") {
+        case "NOTSET", "": autoPad = .notSet
+        case "SAME_UPPER": autoPad = .sameUpper
+        case "SAME_LOWER": autoPad = .sameLower
+        case "VALID": autoPad = .valid
+        case let other: throw .invalidAttribute("auto_pad", reason: "unknown value '\(other)'")
+        }
+        kernelShape = try node.ints("kernel_shape")
+        strides = try node.ints("strides")
+        dilations = try node.ints("dilations")
+        pads = try node.ints("pads")
+    }
+
+    /// Per spatial axis: output size and leading/trailing padding.
+    struct Axis {
+        var kernel: Int
+        var stride: Int
+        var dilation: Int
+        var padBegin: Int
+        var padEnd: Int
+        var output: Int
+    }
+
+    /// Resolves the window for `input` spatial sizes and `kernel` sizes; `ceilMode` applies the
+    /// pooling rule (the last window starts inside the input or the leading padding).
+    func resolve(input: [Int], kernel: [Int], ceilMode: Bool = false) throws(OperatorError) -> [Axis] {
+        let rank = input.count
+        func list(_ name: String, _ values: [Int]?, count: Int, default value: Int, minimum: Int) throws(OperatorError)
+            -> [Int]
+        {
+            guard let values else { return Array(repeating: value, count: count) }
+            guard values.count == count else {
+                throw .invalidAttribute(
+                    name, reason: "has \(values.count) values, expected \(count) for \(rank) spatial axes")
+            }
+            guard values.allSatisfy({ $0 >= minimum }) else {
+                throw .invalidAttribute(name, reason: "values \(values) must be at least \(minimum)")
+            }
+            return values
+        }
+        let strides = try list("strides", strides, count: rank, default: 1, minimum: 1)
+        let dilations = try list("dilations", dilations, count: rank, default: 1, minimum: 1)
+        let pads = try list("pads", autoPad == .notSet ? pads : nil, count: 2 * rank, default: 0, minimum: 0)
+        guard kernel.count == rank, kernel.allSatisfy({ $0 >= 1 }) else {
+            throw .invalidShape("kernel \(kernel) does not fit \(rank) spatial axes \(input)")
+        }
+        var axes: [Axis] = []
+        for i in 0..<rank {
+            var begin = pads[i]
+            var end = pads[rank + i]
+            let size: Int?
+            switch autoPad {
+            case .notSet, .valid:
+                size = Pool2DGeometry.outputSize(
+                    input: input[i], kernel: kernel[i], stride: strides[i], dilation: dilations[i], padBegin: begin,
+                    padEnd: end, ceilMode: ceilMode)
+            case .sameUpper, .sameLower:
+                let out = (input[i] + strides[i] - 1) / strides[i]
+                let (span, overflow) = (kernel[i] - 1).multipliedReportingOverflow(by: dilations[i])
+                guard !overflow, span < Int.max / 2, input[i] < Int.max / 2 else {
+                    throw .invalidShape("window of axis \(i) overflows")
+                }
+                let total = max(0, (out - 1) * strides[i] + span + 1 - input[i])
+                begin = autoPad == .sameUpper ? total / 2 : total - total / 2
+                end = total - begin
+                size = out
+            }
+            guard let size, size >= 1 else {
+                throw .invalidShape(
+                    "kernel \(kernel[i]) (dilation \(dilations[i])) does not fit input size \(input[i]) with pads \(begin)+\(end) on spatial axis \(i)"
+                )
+            }
+            axes.append(
+                Axis(
+                    kernel: kernel[i], stride: strides[i], dilation: dilations[i], padBegin: begin, padEnd: end,
+                    output: size))
+        }
+        return axes
+    }
+}
+
+extension [ValueFact?] {
+    /// A float32 input of rank 3 or 4 (1-D or 2-D spatial); rank 5 is refused as unsupported.
+    func spatialInput(_ index: Int, operation: String) throws(OperatorError) -> ValueFact {
+        let fact = try required(index)
+        guard fact.dtype == .float32 else { throw .unsupportedDType(input: index, fact.dtype) }
+        guard fact.shape.rank >= 3 else {
+            throw .invalidShape("input \(index) \(fact.shape) must have rank 3 or 4 (N, C, spatial…)")
+        }
+        guard fact.shape.rank <= 4 else {
+            throw .unsupported("\(operation) with \(fact.shape.rank - 2) spatial dimensions")
+        }
+        return fact
+    }
+}
+
+/// `Conv` (ONNX opsets 1–22, 1-D and 2-D) and its fused form `FusedConv` (domain `ai.apus`):
+/// the same attributes plus `activation` / `activation_params` and an optional residual input `Z`
+/// added before the activation.
+struct Conv: Operator {
+    let window: SpatialWindow
+    let groups: Int
+    let activation: FusedActivation
+    let fused: Bool
+    /// Set by ``specialized(for:threadCount:)``.
+    var plan: Conv2DPlan?
+
+    init(node: Node, fused: Bool = false) throws(OperatorError) {
+        window = try SpatialWindow(node: node)
+        groups = try node.int("group", default: 1)
+        guard groups >= 1 else { throw .invalidAttribute("group", reason: "must be at least 1, is \(groups)") }
+        self.fused = fused
+        if fused {
+            let name = try node.string("activation", default: "")
+            let parameters = try node.floats("activation_params") ?? []
+            guard let activation = FusedActivation(name: name, parameters: parameters) else {
+                throw .invalidAttribute(
+                    "activation", reason: "unknown activation '\(name)' with parameters \(parameters)")
+            }
+            self.activation = activation
+        } else {
+            activation = .none
+        }
+    }
+
+    /// The convolution's sizes, with 1-D convolutions as height-1 2-D ones.
+    func geometry(_ inputs: [ValueFact?]) throws(OperatorError) -> (Conv2DGeometry, Shape) {
+        try inputs.checkCount(fused ? 2...4 : 2...3)
+        let x = try inputs.spatialInput(0, operation: "Conv")
+        let w = try inputs.required(1)
+        guard w.dtype == .float32 else { throw .dtypeMismatch(input: 1, expected: .float32, actual: w.dtype) }
+        let xs = x.shape.dimensions
+        let ws = w.shape.dimensions
+        guard ws.count == xs.count else {
+            throw .invalidShape("weights \(w.shape) must have the rank of input \(x.shape)")
+        }
+        let spatial = Array(xs[2...])
+        let kernel = Array(ws[2...])
+        if let declared = window.kernelShape, declared != kernel {
+            throw .invalidShape("kernel_shape \(declared) differs from the weights' \(kernel)")
+        }
+        let (batch, channels, outChannels) = (xs[0], xs[1], ws[0])
+        guard channels >= 1, outChannels >= 1, ws[1] >= 1 else {
+            throw .invalidShape("channel counts must be positive: input \(x.shape), weights \(w.shape)")
+        }
+        guard channels == ws[1] * groups else {
+            throw .invalidShape("input channels \(channels) != weight channels \(ws[1]) × group \(groups)")
+        }
+        guard outChannels % groups == 0 else {
+            throw .invalidShape("output channels \(outChannels) are not a multiple of group \(groups)")
+        }
+        let axes = try window.resolve(input: spatial, kernel: kernel)
+        let (h, v) =
+            axes.count == 2
+            ? (axes[0], axes[1])
+            : (SpatialWindow.Axis(kernel: 1, stride: 1, dilation: 1, padBegin: 0, padEnd: 0, output: 1), axes[0])
+        let geometry = Conv2DGeometry(
+            batch: batch, inputChannels: channels, inputHeight: axes.count == 2 ? spatial[0] : 1,
+            inputWidth: spatial[spatial.count - 1], outputChannels: outChannels, groups: groups, kernelHeight: h.kernel,
+            kernelWidth: v.kernel, strideHeight: h.stride, strideWidth: v.stride, dilationHeight: h.dilation,
+            dilationWidth: v.dilation, padTop: h.padBegin, padLeft: v.padBegin, padBottom: h.padEnd, padRight: v.padEnd)
+        let output = Shape([batch, outChannels] + axes.map(\.output))
+        do {
+            _ = try output.checkedElementCount()
+        } catch {
+            throw .tensor(error)
+        }
+        if let bias = inputs.optional(2) {
+            guard bias.dtype == .float32 else { throw .dtypeMismatch(input: 2, expected: .float32, actual: bias.dtype) }
+            guard bias.shape.dimensions == [outChannels] else {
+                throw .invalidShape("bias \(bias.shape) must be [\(outChannels)]")
+            }
+        }
+        if let residual = inputs.optional(3) {
+            guard residual.dtype == .float32 else {
+                throw .dtypeMismatch(input: 3, expected: .float32, actual: residual.dtype)
+            }
+            guard residual.shape == output else {
+                throw .invalidShape("residual Z \(residual.shape) must have the output's shape \(output)")
+            }
+        }
+        return (geometry, output)
+    }
+
+    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+        let (_, output) = try geometry(inputs)
+        return [ValueFact(dtype: .float32, shape: output)]
+    }
+
+    /// Chooses the algorithm once. The weights need no repacking: ONNX's [M, C/g, kH, kW] layout
+    /// is already the row-major M × K matrix sgemm reads, and the depthwise kernel's [C, kH, kW].
+    func specialized(for inputs: [ValueFact?], threadCount: Int) throws(OperatorError) -> any Operator {
+        var copy = self
+        copy.plan = Conv2DPlan(geometry: try geometry(inputs).0)
+        return copy
+    }
+
+    func workspaceByteCount(for inputs: [ValueFact?], threadCount: Int) -> Int {
+        guard let geometry = try? geometry(inputs).0 else { return 0 }
+        return (plan ?? Conv2DPlan(geometry: geometry)).workspaceByteCount(threadCount: threadCount)
+    }
+
+    func run(_ inputs: [Tensor?], outputs: [Tensor], context: ComputeContext) throws(OperatorError) {
+        let x = try inputs.required(0)
+        let w = try inputs.required(1)
+        let plan: Conv2DPlan
+        if let specialized = self.plan {
+            plan = specialized
+        } else {
+            let facts: [ValueFact?] = inputs.map { $0.map { ValueFact(dtype: $0.dtype, shape: $0.shape) } }
+            plan = Conv2DPlan(geometry: try geometry(facts).0)
+        }
+        let needed = plan.workspaceByteCount(threadCount: 1)
+        guard needed == 0 || (context.workspace != nil && context.workspaceByteCount >= needed) else {
+            throw .invalidShape(
+                "convolution needs \(needed) workspace bytes, the plan gave \(context.workspaceByteCount)")
+        }
+        if outputs[0].elementCount == 0 { return }
+        plan.run(
+            input: x.pointer(as: Float.self), weights: w.pointer(as: Float.self),
+            bias: inputs.optional(2).map { UnsafePointer($0.pointer(as: Float.self)) },
+            residual: inputs.optional(3).map { UnsafePointer($0.pointer(as: Float.self)) },
+            output: outputs[0].pointer(as: Float.self), activation: activation, context: context)
+    }
+}

@@ -1,0 +1,239 @@
+/// The sizes of a 2-D pooling over NCHW float32 tensors (1-D: height 1). The output size is
+/// given, not derived, because ONNX's `ceil_mode` and `auto_pad` rules live in the operator.
+public struct Pool2DGeometry: Sendable, Hashable {
+    /// Images (N) × channels (C): the number of independent planes is their product.
+    public var batch: Int
+    /// Channels (C).
+    public var channels: Int
+    /// Input height.
+    public var inputHeight: Int
+    /// Input width.
+    public var inputWidth: Int
+    /// Output height.
+    public var outputHeight: Int
+    /// Output width.
+    public var outputWidth: Int
+    /// Window height.
+    public var kernelHeight: Int
+    /// Window width.
+    public var kernelWidth: Int
+    /// Vertical stride.
+    public var strideHeight: Int
+    /// Horizontal stride.
+    public var strideWidth: Int
+    /// Vertical dilation.
+    public var dilationHeight: Int
+    /// Horizontal dilation.
+    public var dilationWidth: Int
+    /// Padding above the input.
+    public var padTop: Int
+    /// Padding left of the input.
+    public var padLeft: Int
+    /// Padding below the input (bounds the windows counted by `count_include_pad`).
+    public var padBottom: Int
+    /// Padding right of the input.
+    public var padRight: Int
+
+    public init(
+        batch: Int, channels: Int, inputHeight: Int, inputWidth: Int, outputHeight: Int, outputWidth: Int,
+        kernelHeight: Int, kernelWidth: Int, strideHeight: Int = 1, strideWidth: Int = 1, dilationHeight: Int = 1,
+        dilationWidth: Int = 1, padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0, padRight: Int = 0
+    ) {
+        self.batch = batch
+        self.channels = channels
+        self.inputHeight = inputHeight
+        self.inputWidth = inputWidth
+        self.outputHeight = outputHeight
+        self.outputWidth = outputWidth
+        self.kernelHeight = kernelHeight
+        self.kernelWidth = kernelWidth
+        self.strideHeight = strideHeight
+        self.strideWidth = strideWidth
+        self.dilationHeight = dilationHeight
+        self.dilationWidth = dilationWidth
+        self.padTop = padTop
+        self.padLeft = padLeft
+        self.padBottom = padBottom
+        self.padRight = padRight
+    }
+
+    /// ONNX's output size for explicit pads: `floor` (or `ceil` with `ceilMode`) of
+    /// `(input + pads − dilated kernel) / stride + 1`, where in ceil mode the last window must
+    /// start inside the input or the leading padding (as PyTorch and onnx's reference do).
+    /// `nil` when the window does not fit or the arithmetic overflows.
+    public static func outputSize(
+        input: Int, kernel: Int, stride: Int, dilation: Int, padBegin: Int, padEnd: Int, ceilMode: Bool
+    ) -> Int? {
+        guard input >= 0, kernel >= 1, stride >= 1, dilation >= 1, padBegin >= 0, padEnd >= 0 else { return nil }
+        let (span, o1) = (kernel - 1).multipliedReportingOverflow(by: dilation)
+        let (padded, o2) = input.addingReportingOverflow(padBegin)
+        let (padded2, o3) = padded.addingReportingOverflow(padEnd)
+        guard !o1, !o2, !o3, padded2 - span - 1 >= 0 else { return nil }
+        let room = padded2 - span - 1
+        var size = (ceilMode ? (room + stride - 1) / stride : room / stride) + 1
+        if ceilMode && (size - 1) * stride >= input + padBegin { size -= 1 }
+        return size
+    }
+}
+
+/// Pooling kernels. Each (image, channel) plane is one task, so results never depend on the
+/// thread count.
+public enum Pool2D {
+    /// Which reduction a window applies.
+    public enum Kind: Sendable, Hashable {
+        /// The largest input value in the window (padding ignored; NaN propagates).
+        case max
+        /// The mean of the window: over input values only, or (`countIncludePad`) dividing by
+        /// the number of window positions inside the padded input.
+        case average(countIncludePad: Bool)
+    }
+
+    /// Pools `input` (N × C × H × W) into `output` (N × C × outH × outW).
+    public static func run(
+        _ kind: Kind, geometry g: Pool2DGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        context: ComputeContext
+    ) {
+        let planes = g.batch * g.channels
+        let inPlane = g.inputHeight * g.inputWidth
+        let outPlane = g.outputHeight * g.outputWidth
+        context.parallelFor(planes) { plane in
+            runPlane(kind, g, input + plane * inPlane, output + plane * outPlane)
+        }
+    }
+
+    /// First and end (exclusive) window index whose position lies in `0..<limit`:
+    /// positions are `start + i * dilation`.
+    @inline(__always)
+    static func validRange(start: Int, count: Int, dilation: Int, limit: Int) -> (Int, Int) {
+        let first = start >= 0 ? 0 : (-start + dilation - 1) / dilation
+        let last = limit - 1 - start < 0 ? 0 : min(count, (limit - 1 - start) / dilation + 1)
+        return (min(first, last), last)
+    }
+
+    private static func runPlane(
+        _ kind: Kind, _ g: Pool2DGeometry, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>
+    ) {
+        for oy in 0..<g.outputHeight {
+            let y0 = oy * g.strideHeight - g.padTop
+            let (ky0, ky1) = validRange(
+                start: y0, count: g.kernelHeight, dilation: g.dilationHeight, limit: g.inputHeight)
+            let (py0, py1) = validRange(
+                start: y0 + g.padTop, count: g.kernelHeight, dilation: g.dilationHeight,
+                limit: g.inputHeight + g.padTop + g.padBottom)
+            for ox in 0..<g.outputWidth {
+                let x0 = ox * g.strideWidth - g.padLeft
+                let (kx0, kx1) = validRange(
+                    start: x0, count: g.kernelWidth, dilation: g.dilationWidth, limit: g.inputWidth)
+                switch kind {
+                case .max:
+                    var best = -Float.infinity
+                    var sawNaN = false
+                    for ky in ky0..<ky1 {
+                        let row = input + (y0 + ky * g.dilationHeight) * g.inputWidth + x0
+                        for kx in kx0..<kx1 {
+                            let v = row[kx * g.dilationWidth]
+                            if v > best { best = v }
+                            if v.isNaN { sawNaN = true }
+                        }
+                    }
+                    output[oy * g.outputWidth + ox] = sawNaN ? .nan : best
+                case .average(let countIncludePad):
+                    var sum: Float = 0
+                    for ky in ky0..<ky1 {
+                        let row = input + (y0 + ky * g.dilationHeight) * g.inputWidth + x0
+                        for kx in kx0..<kx1 { sum += row[kx * g.dilationWidth] }
+                    }
+                    let divisor: Int
+                    if countIncludePad {
+                        let (px0, px1) = validRange(
+                            start: x0 + g.padLeft, count: g.kernelWidth, dilation: g.dilationWidth,
+                            limit: g.inputWidth + g.padLeft + g.padRight)
+                        divisor = (py1 - py0) * (px1 - px0)
+                    } else {
+                        divisor = (ky1 - ky0) * (kx1 - kx0)
+                    }
+                    output[oy * g.outputWidth + ox] = divisor > 0 ? sum / Float(divisor) : .nan
+                }
+            }
+        }
+    }
+
+    /// The scalar reference: every window position tested against the bounds one by one.
+    public static func reference(
+        _ kind: Kind, geometry g: Pool2DGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+    ) {
+        for plane in 0..<(g.batch * g.channels) {
+            for oy in 0..<g.outputHeight {
+                for ox in 0..<g.outputWidth {
+                    var best = -Float.infinity
+                    var sawNaN = false
+                    var sum: Float = 0
+                    var inside = 0
+                    var insidePadded = 0
+                    for ky in 0..<g.kernelHeight {
+                        for kx in 0..<g.kernelWidth {
+                            let iy = oy * g.strideHeight - g.padTop + ky * g.dilationHeight
+                            let ix = ox * g.strideWidth - g.padLeft + kx * g.dilationWidth
+                            if iy < g.inputHeight + g.padBottom && ix < g.inputWidth + g.padRight { insidePadded += 1 }
+                            if iy < 0 || iy >= g.inputHeight || ix < 0 || ix >= g.inputWidth { continue }
+                            let v = input[(plane * g.inputHeight + iy) * g.inputWidth + ix]
+                            inside += 1
+                            sum += v
+                            if v.isNaN { sawNaN = true }
+                            best = Swift.max(best, v)
+                        }
+                    }
+                    let index = (plane * g.outputHeight + oy) * g.outputWidth + ox
+                    switch kind {
+                    case .max: output[index] = sawNaN ? .nan : best
+                    case .average(let countIncludePad):
+                        let divisor = countIncludePad ? insidePadded : inside
+                        output[index] = divisor > 0 ? sum / Float(divisor) : .nan
+                    }
+                }
+            }
+        }
+    }
+
+    /// Global average (`max == false`) or maximum over each H × W plane of `input` (N × C × H × W),
+    /// into `output` (N × C values).
+    public static func global(
+        max: Bool, planes: Int, planeSize: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        context: ComputeContext
+    ) {
+        context.parallelFor(planes) { plane in
+            let p = input + plane * planeSize
+            let raw = UnsafeRawPointer(p)
+            var i = 0
+            if max {
+                var best = SIMD16<Float>(repeating: -.infinity)
+                var sawNaN = false
+                while i + 16 <= planeSize {
+                    let v = (raw + i * 4).loadUnaligned(as: SIMD16<Float>.self)
+                    best = pointwiseMax(best, v)
+                    if any(v .!= v) { sawNaN = true }
+                    i += 16
+                }
+                var result = best.max()
+                while i < planeSize {
+                    if p[i] > result { result = p[i] }
+                    if p[i].isNaN { sawNaN = true }
+                    i += 1
+                }
+                output[plane] = sawNaN ? .nan : result
+            } else {
+                var sum = SIMD16<Float>(repeating: 0)
+                while i + 16 <= planeSize {
+                    sum += (raw + i * 4).loadUnaligned(as: SIMD16<Float>.self)
+                    i += 16
+                }
+                var total = sum.sum()
+                while i < planeSize {
+                    total += p[i]
+                    i += 1
+                }
+                output[plane] = planeSize > 0 ? total / Float(planeSize) : .nan
+            }
+        }
+    }
+}

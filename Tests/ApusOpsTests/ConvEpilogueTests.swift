@@ -1,0 +1,85 @@
+import Testing
+
+@testable import ApusOps
+
+@Suite struct ConvEpilogueTests {
+    static let activations: [FusedActivation] = [
+        .none, .relu, .clip(min: -0.25, max: 0.5), .sigmoid, .hardSigmoid(alpha: 0.2, beta: 0.5), .hardSwish,
+        .leakyRelu(alpha: 0.1),
+    ]
+
+    @Test func parsesNames() {
+        #expect(FusedActivation(name: "", parameters: []) == FusedActivation.none)
+        #expect(FusedActivation(name: "Relu", parameters: []) == .relu)
+        #expect(FusedActivation(name: "Clip", parameters: [0, 6]) == .clip(min: 0, max: 6))
+        #expect(FusedActivation(name: "HardSigmoid", parameters: []) == .hardSigmoid(alpha: 0.2, beta: 0.5))
+        #expect(FusedActivation(name: "LeakyRelu", parameters: []) == .leakyRelu(alpha: 0.01))
+        #expect(FusedActivation(name: "HardSwish", parameters: []) == .hardSwish)
+        #expect(FusedActivation(name: "Gelu", parameters: []) == nil)
+        #expect(FusedActivation(name: "Relu", parameters: [1]) == nil)
+    }
+
+    /// Expected values computed with the venv's torch (F.hardswish, torch.sigmoid) and by hand
+    /// from ONNX's HardSigmoid formula with its default alpha 0.2, beta 0.5.
+    @Test func scalarFormulas() {
+        let xs: [Float] = [-4, -3, -1, 0, 1, 2.5, 3, 4]
+        // torch.nn.functional.hardswish(torch.tensor(xs))
+        let hardSwish: [Float] = [-0.0, -0.0, -0.33333334, 0.0, 0.6666667, 2.2916667, 3.0, 4.0]
+        for (x, e) in zip(xs, hardSwish) { #expect(abs(FusedActivation.hardSwish.apply(x) - e) < 1e-6) }
+        // numpy: np.clip(0.2 * x + 0.5, 0, 1)
+        let hardSigmoid: [Float] = [0, 0, 0.3, 0.5, 0.7, 1, 1, 1]
+        for (x, e) in zip(xs, hardSigmoid) {
+            #expect(abs(FusedActivation.hardSigmoid(alpha: 0.2, beta: 0.5).apply(x) - e) < 1e-6)
+        }
+        #expect(abs(FusedActivation.sigmoid.apply(1) - 0.7310586) < 1e-6)
+        #expect(FusedActivation.leakyRelu(alpha: 0.1).apply(-2) == -0.2)
+        #expect(FusedActivation.relu.apply(.nan).isNaN)
+    }
+
+    /// The SIMD path against the scalar reference on lengths 0, 1, 15, 16, 17 and 37.
+    @Test(arguments: [0, 1, 15, 16, 17, 37])
+    func simdMatchesScalar(_ count: Int) {
+        var random = TestRandom(seed: UInt64(count) + 7)
+        for activation in Self.activations {
+            let values = random.array(count).map { $0 * 8 }
+            var fast = values
+            fast.withUnsafeMutableBufferPointer { activation.apply(to: $0.baseAddress!, count: count) }
+            let expected = values.map { activation.apply($0) }
+            for (a, e) in zip(fast, expected) { #expect(abs(a - e) <= 1e-6 * max(1, abs(e)), "\(activation)") }
+        }
+    }
+
+    @Test(arguments: [0, 1, 15, 16, 17, 37])
+    func blockEpilogueMatchesReference(_ columns: Int) {
+        var random = TestRandom(seed: UInt64(columns) + 11)
+        let rows = 3
+        let stride = columns + 5
+        for activation in Self.activations {
+            for useResidual in [false, true] {
+                let block = random.array(rows * stride)
+                let bias = random.array(rows)
+                let residual = random.array(rows * (columns + 2))
+                var fast = block
+                var reference = block
+                bias.withUnsafeBufferPointer { b in
+                    residual.withUnsafeBufferPointer { r in
+                        let rp = useResidual ? r.baseAddress : nil
+                        fast.withUnsafeMutableBufferPointer {
+                            Epilogue.apply(
+                                to: $0.baseAddress!, rowCount: rows, columnCount: columns, rowStride: stride,
+                                bias: b.baseAddress, residual: rp, residualRowStride: columns + 2,
+                                activation: activation)
+                        }
+                        reference.withUnsafeMutableBufferPointer {
+                            Epilogue.applyReference(
+                                to: $0.baseAddress!, rowCount: rows, columnCount: columns, rowStride: stride,
+                                bias: b.baseAddress, residual: rp, residualRowStride: columns + 2,
+                                activation: activation)
+                        }
+                    }
+                }
+                for (a, e) in zip(fast, reference) { #expect(abs(a - e) <= 1e-6 * max(1, abs(e)), "\(activation)") }
+            }
+        }
+    }
+}
