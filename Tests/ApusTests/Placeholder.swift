@@ -1,4 +1,0 @@
-import Testing
-@testable import Apus
-
-@Test func ApusBuilds() {}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command: prepares the cached Python environment and fixtures (outside the clone, under
+# ${APUS_CACHE:-~/.cache/apus}), then runs the Swift test suite in release mode (model-sized tests
+# are far too slow in debug builds) and the exporter's Python tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="$(bash scripts/setup-venv.sh)"
+export APUS_PYTHON="$venv/bin/python"
+if [[ -x scripts/fixtures/models/cached.sh ]]; then
+    APUS_MODEL_FIXTURES="$(bash scripts/fixtures/models/cached.sh)"
+    export APUS_MODEL_FIXTURES
+fi
+if [[ -x scripts/fetch-demo-assets.sh ]]; then
+    APUS_DEMO_DIR="$(bash scripts/fetch-demo-assets.sh)"
+    export APUS_DEMO_DIR
+fi
+swift build -c release --product apus
+swift test -c release "$@"
