@@ -109,7 +109,7 @@ struct ConstantOfShape: Operator {
 
 /// `Range`: `start, start + delta, …` up to but excluding `limit`, for float32, int32 and int64
 /// scalars. The element count depends on the values, so the inputs must be constant.
-struct Range: Operator {
+struct RangeOperator: Operator {
     init(node: Node) throws(OperatorError) {}
 
     /// The element count `max(ceil((limit − start) / delta), 0)`.

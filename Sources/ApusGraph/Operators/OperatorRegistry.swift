@@ -18,7 +18,7 @@ public enum OperatorRegistry {
 
         // (end of normalization section)
 
-        // MARK: Shape and layout (ShapeOps.swift, Transpose.swift, Slicing.swift, Gather.swift, Pad.swift, Constants.swift)
+        // MARK: Shape and layout (ShapeOps.swift, Constants.swift)
         "Concat": { node, _ throws(OperatorError) in try Concat(node: node) },
         "Constant": { node, _ throws(OperatorError) in try Constant(node: node) },
         "ConstantOfShape": { node, _ throws(OperatorError) in try ConstantOfShape(node: node) },
@@ -29,11 +29,11 @@ public enum OperatorRegistry {
         "GatherElements": { node, _ throws(OperatorError) in try GatherElements(node: node) },
         "Identity": { node, _ throws(OperatorError) in try Identity(node: node) },
         "Pad": { node, _ throws(OperatorError) in try Pad(node: node) },
-        "Range": { node, _ throws(OperatorError) in try Range(node: node) },
+        "Range": { node, _ throws(OperatorError) in try RangeOperator(node: node) },
         "Reshape": { node, _ throws(OperatorError) in try Reshape(node: node) },
         "Shape": { node, _ throws(OperatorError) in try ShapeOf(node: node) },
         "Size": { node, _ throws(OperatorError) in try SizeOf(node: node) },
-        "Slice": { node, _ throws(OperatorError) in try Slice(node: node) },
+        "Slice": { node, _ throws(OperatorError) in try SliceOperator(node: node) },
         "Split": { node, _ throws(OperatorError) in try Split(node: node) },
         "Squeeze": { node, _ throws(OperatorError) in try Squeeze(node: node) },
         "Tile": { node, _ throws(OperatorError) in try Tile(node: node) },

@@ -124,7 +124,7 @@ struct Split: Operator {
 
 /// `Slice`: `starts`, `ends`, `axes` and `steps` are constant inputs (opset 10+) or attributes
 /// (opset 1–9), clamped as the ONNX specification says, negative steps included.
-struct Slice: Operator {
+struct SliceOperator: Operator {
     let attributeStarts: [Int]?
     let attributeEnds: [Int]?
     let attributeAxes: [Int]?
