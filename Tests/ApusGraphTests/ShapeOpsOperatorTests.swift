@@ -271,4 +271,17 @@ func expectOperatorError(
                 "Slice", inputs: [x, int64Tensor([0]), int64Tensor([1]), int64Tensor([2])], constants: [1, 2, 3])
         }
     }
+
+    @Test func emptyShapesWithOverflowingStridesAreRefusedAtPlanTime() {
+        // No elements, but 2^40 · 2^40 overflows the strides the kernels compute.
+        let huge = ValueFact(dtype: .float32, shape: [0, 1 << 40, 1 << 40])
+        for opType in ["Flatten", "Transpose"] {
+            expectOperatorError(containing: ["strides", "overflow"]) {
+                _ = try layoutOutputFacts(opType, inputs: [huge])
+            }
+        }
+        expectOperatorError(containing: ["strides", "overflow"]) {
+            _ = try layoutOutputFacts("Concat", attributes: ["axis": .int(0)], inputs: [huge, huge])
+        }
+    }
 }

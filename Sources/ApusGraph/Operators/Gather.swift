@@ -27,14 +27,14 @@ private func validateIndices(_ indices: Tensor, dimension: Int, axis: Int, input
 /// `Gather`: picks slices of `data` along `axis` by `indices` (int32 or int64, negative counts
 /// from the end). The output shape is `data[..<axis] + indices.shape + data[(axis+1)...]`.
 /// Out-of-range indices are an error, at plan time when the indices are constant.
-struct Gather: Operator {
+struct Gather: StrideCheckedOperator {
     let axis: Int
 
     init(node: Node) throws(OperatorError) {
         axis = try node.int("axis", default: 0)
     }
 
-    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
         try inputs.checkCount(2...2)
         let data = try inputs.required(0)
         let indices = try inputs.required(1)
@@ -78,14 +78,14 @@ struct Gather: Operator {
 
 /// `GatherElements`: `output[i₀…iₙ] = data[i₀…index…iₙ]` with `index = indices[i₀…iₙ]` replacing
 /// the coordinate on `axis`. `indices` has the data's rank and no larger dimensions off the axis.
-struct GatherElements: Operator {
+struct GatherElements: StrideCheckedOperator {
     let axis: Int
 
     init(node: Node) throws(OperatorError) {
         axis = try node.int("axis", default: 0)
     }
 
-    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
         try inputs.checkCount(2...2)
         let data = try inputs.required(0)
         let indices = try inputs.required(1)

@@ -5,7 +5,7 @@ import ApusTensor
 /// end₁, …]` over `axes` (opset 18; all axes by default), a constant input from opset 11 and an
 /// attribute before. Modes `constant` (input 2 or attribute `value`, default 0), `reflect`,
 /// `edge` and `wrap`.
-struct Pad: Operator {
+struct Pad: StrideCheckedOperator {
     enum Mode: String {
         case constant, reflect, edge, wrap
     }
@@ -101,7 +101,7 @@ struct Pad: Operator {
         return LayoutCopy(shape: plan.shape, sourceOffsets: tables, elementByteSize: elementByteSize)
     }
 
-    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
         try inputs.checkCount(1...4)
         let input = try inputs.required(0)
         if let value = inputs.optional(2), value.dtype != input.dtype {
@@ -165,7 +165,7 @@ struct Pad: Operator {
 
 /// `Expand`: broadcasts the input against the constant `shape` input (bidirectionally, so the
 /// output may be larger than `shape` on axes where the input is larger).
-struct Expand: Operator {
+struct Expand: StrideCheckedOperator {
     private var copy: LayoutCopy?
 
     init(node: Node) throws(OperatorError) {}
@@ -191,7 +191,7 @@ struct Expand: Operator {
         return LayoutCopy(shape: output, sourceStrides: sourceStrides, elementByteSize: elementByteSize)
     }
 
-    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
         try inputs.checkCount(2...2)
         let input = try inputs.required(0)
         guard let requested = try LayoutSupport.constantIntegers(inputs, 1) else { throw .missingInput(index: 1) }
@@ -221,7 +221,7 @@ struct Expand: Operator {
 
 /// `Tile`: repeats the input `repeats[k]` times along each axis (`repeats` constant, one
 /// non-negative value per axis).
-struct Tile: Operator {
+struct Tile: StrideCheckedOperator {
     private var copy: LayoutCopy?
 
     init(node: Node) throws(OperatorError) {}
@@ -243,7 +243,7 @@ struct Tile: Operator {
         return LayoutCopy(shape: output, sourceOffsets: tables, elementByteSize: elementByteSize)
     }
 
-    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
         try inputs.checkCount(2...2)
         let input = try inputs.required(0)
         guard let repeats = try LayoutSupport.constantIntegers(inputs, 1) else { throw .missingInput(index: 1) }

@@ -63,10 +63,38 @@ enum LayoutSupport {
         return value
     }
 
+    /// Checks that the row-major strides of `shape` (the product of its dimensions, zeros counted
+    /// as 1) fit in `Int`.
+    static func checkStrides(_ shape: Shape) throws(OperatorError) {
+        var running = 1
+        for dimension in shape.dimensions {
+            let (product, overflow) = running.multipliedReportingOverflow(by: Swift.max(dimension, 1))
+            guard !overflow else { throw .invalidShape("strides of \(shape) overflow Int") }
+            running = product
+        }
+    }
+
     /// Copies the input bytes into the output unless the planner ran the node in place.
     static func copyThrough(_ input: Tensor, to output: Tensor) {
         guard input.rawPointer != output.rawPointer else { return }
         output.rawPointer.copyMemory(from: input.rawPointer, byteCount: Swift.min(input.byteCount, output.byteCount))
+    }
+}
+
+/// An operator whose kernels compute row-major strides of its input and output shapes. A shape
+/// such as `[0, 2⁴⁰, 2⁴⁰]` holds no elements yet its strides overflow, so such shapes are refused
+/// when the node is planned rather than trapping when it runs.
+protocol StrideCheckedOperator: Operator {
+    /// The output facts, before the stride check.
+    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact]
+}
+
+extension StrideCheckedOperator {
+    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+        for case let input? in inputs { try LayoutSupport.checkStrides(input.shape) }
+        let outputs = try uncheckedOutputFacts(inputs)
+        for output in outputs { try LayoutSupport.checkStrides(output.shape) }
+        return outputs
     }
 }
 
@@ -88,14 +116,14 @@ public enum GeneratedTensorLimits {
 }
 
 /// `Flatten`: reshapes to 2-D, `[d₀ · … · d_{axis−1}, d_axis · … · d_{r−1}]`.
-struct Flatten: Operator {
+struct Flatten: StrideCheckedOperator {
     let axis: Int
 
     init(node: Node) throws(OperatorError) {
         axis = try node.int("axis", default: 1)
     }
 
-    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
         try inputs.checkCount(1...1)
         let input = try inputs.required(0)
         let rank = input.shape.rank
@@ -115,14 +143,14 @@ struct Flatten: Operator {
 
 /// `Reshape`: the target shape (input 1) must be constant; `0` copies the input dimension unless
 /// `allowzero` is 1, and one `-1` is inferred.
-struct Reshape: Operator {
+struct Reshape: StrideCheckedOperator {
     let allowZero: Bool
 
     init(node: Node) throws(OperatorError) {
         allowZero = try node.int("allowzero", default: 0) != 0
     }
 
-    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
         try inputs.checkCount(2...2)
         let input = try inputs.required(0)
         guard let requested = try LayoutSupport.constantIntegers(inputs, 1) else { throw .missingInput(index: 1) }
@@ -180,14 +208,14 @@ struct Reshape: Operator {
 
 /// `Squeeze`: removes size-1 axes, the listed ones (input 1 from opset 13, attribute `axes`
 /// before) or all of them.
-struct Squeeze: Operator {
+struct Squeeze: StrideCheckedOperator {
     let attributeAxes: [Int]?
 
     init(node: Node) throws(OperatorError) {
         attributeAxes = try node.ints("axes")
     }
 
-    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
         try inputs.checkCount(1...2)
         let input = try inputs.required(0)
         let dimensions = input.shape.dimensions
@@ -212,14 +240,14 @@ struct Squeeze: Operator {
 
 /// `Unsqueeze`: inserts size-1 axes at the listed output positions (input 1 from opset 13,
 /// attribute `axes` before).
-struct Unsqueeze: Operator {
+struct Unsqueeze: StrideCheckedOperator {
     let attributeAxes: [Int]?
 
     init(node: Node) throws(OperatorError) {
         attributeAxes = try node.ints("axes")
     }
 
-    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
         try inputs.checkCount(1...2)
         let input = try inputs.required(0)
         guard let requested = try LayoutSupport.constantIntegers(inputs, 1) ?? attributeAxes else {

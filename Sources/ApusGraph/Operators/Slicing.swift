@@ -3,7 +3,7 @@ import ApusTensor
 
 /// `Concat`: joins inputs of one dtype along `axis` (negative counts from the end); all other
 /// dimensions must agree. Inputs may be empty along the axis.
-struct Concat: Operator {
+struct Concat: StrideCheckedOperator {
     let axis: Int
 
     init(node: Node) throws(OperatorError) {
@@ -11,7 +11,7 @@ struct Concat: Operator {
         self.axis = axis
     }
 
-    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
         guard !inputs.isEmpty else { throw .inputCount(expected: 1...Int.max, actual: 0) }
         let first = try inputs.required(0)
         let rank = first.shape.rank
@@ -58,7 +58,7 @@ struct Concat: Operator {
 /// `Split`: cuts the input along `axis` into the node's outputs, by the `split` sizes (input 1
 /// from opset 13, attribute before), or into `num_outputs` (opset 18) or output-count parts of
 /// equal size with a smaller last part when the size does not divide evenly.
-struct Split: Operator {
+struct Split: StrideCheckedOperator {
     let axis: Int
     let attributeSplit: [Int]?
     let outputCount: Int
@@ -93,7 +93,7 @@ struct Split: Operator {
         return Array(repeating: chunk, count: outputCount - 1) + [last]
     }
 
-    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
         try inputs.checkCount(1...2)
         let input = try inputs.required(0)
         let axis = try LayoutSupport.axis(self.axis, rank: input.shape.rank)
@@ -124,7 +124,7 @@ struct Split: Operator {
 
 /// `Slice`: `starts`, `ends`, `axes` and `steps` are constant inputs (opset 10+) or attributes
 /// (opset 1–9), clamped as the ONNX specification says, negative steps included.
-struct SliceOperator: Operator {
+struct SliceOperator: StrideCheckedOperator {
     let attributeStarts: [Int]?
     let attributeEnds: [Int]?
     let attributeAxes: [Int]?
@@ -201,7 +201,7 @@ struct SliceOperator: Operator {
             elementByteSize: elementByteSize)
     }
 
-    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
         try inputs.checkCount(1...5)
         let input = try inputs.required(0)
         let plan = try plan(shape: input.shape) { index throws(OperatorError) in

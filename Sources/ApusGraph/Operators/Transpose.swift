@@ -2,7 +2,7 @@ import ApusOps
 import ApusTensor
 
 /// `Transpose`: output axis `k` is input axis `perm[k]`; `perm` defaults to the reversed axes.
-struct Transpose: Operator {
+struct Transpose: StrideCheckedOperator {
     let permutation: [Int]?
     /// The kernel planned by ``specialized(for:threadCount:)`` for one input shape.
     private var kernel: TransposeKernel?
@@ -19,7 +19,7 @@ struct Transpose: Operator {
         return permutation
     }
 
-    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
         try inputs.checkCount(1...1)
         let input = try inputs.required(0)
         let permutation = try resolvedPermutation(rank: input.shape.rank)
