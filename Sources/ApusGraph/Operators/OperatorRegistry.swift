@@ -26,7 +26,26 @@ public enum OperatorRegistry {
         // (end of normalization section)
 
         // MARK: Shape and layout (ShapeOps.swift, Constants.swift)
+        "Concat": { node, _ throws(OperatorError) in try Concat(node: node) },
+        "Constant": { node, _ throws(OperatorError) in try Constant(node: node) },
+        "ConstantOfShape": { node, _ throws(OperatorError) in try ConstantOfShape(node: node) },
+        "Dropout": { node, _ throws(OperatorError) in try Dropout(node: node) },
+        "Expand": { node, _ throws(OperatorError) in try Expand(node: node) },
+        "Flatten": { node, _ throws(OperatorError) in try Flatten(node: node) },
+        "Gather": { node, _ throws(OperatorError) in try Gather(node: node) },
+        "GatherElements": { node, _ throws(OperatorError) in try GatherElements(node: node) },
         "Identity": { node, _ throws(OperatorError) in try Identity(node: node) },
+        "Pad": { node, _ throws(OperatorError) in try Pad(node: node) },
+        "Range": { node, _ throws(OperatorError) in try RangeOperator(node: node) },
+        "Reshape": { node, _ throws(OperatorError) in try Reshape(node: node) },
+        "Shape": { node, _ throws(OperatorError) in try ShapeOf(node: node) },
+        "Size": { node, _ throws(OperatorError) in try SizeOf(node: node) },
+        "Slice": { node, _ throws(OperatorError) in try SliceOperator(node: node) },
+        "Split": { node, _ throws(OperatorError) in try Split(node: node) },
+        "Squeeze": { node, _ throws(OperatorError) in try Squeeze(node: node) },
+        "Tile": { node, _ throws(OperatorError) in try Tile(node: node) },
+        "Transpose": { node, _ throws(OperatorError) in try Transpose(node: node) },
+        "Unsqueeze": { node, _ throws(OperatorError) in try Unsqueeze(node: node) },
 
         // (end of shape section)
     ]
