@@ -42,6 +42,12 @@ public enum UnaryFloatOperation: Sendable, Equatable {
     case sign
     /// `x·tanh(softplus(x))`.
     case mish
+    /// `x·x` (`Pow` with exponent 2).
+    case square
+    /// `x` unchanged (`Pow` with exponent 1).
+    case identity
+    /// `powf(x, 0.5)` computed with a square root: `√x`, except `−0 → +0` and `−∞ → +∞` as `powf` gives.
+    case powerOneHalf
 
     /// The scalar result: the reference for the vector loops.
     @inline(__always)
@@ -65,7 +71,7 @@ public enum UnaryFloatOperation: Sendable, Equatable {
         case .floor: x.rounded(.down)
         case .ceil: x.rounded(.up)
         case .round: x.rounded(.toNearestOrEven)
-        case .clip(let minimum, let maximum): x < minimum ? minimum : (x > maximum ? maximum : x)
+        case .clip(let minimum, let maximum): clampScalar(x, minimum, maximum)
         case .softplus: softplusScalar(x)
         case .softsign: x / (1 + Swift.abs(x))
         case .elu(let alpha): x < 0 ? alpha * expm1f(x) : x
@@ -74,8 +80,17 @@ public enum UnaryFloatOperation: Sendable, Equatable {
         case .cos: cosf(x)
         case .sign: x > 0 ? 1 : (x < 0 ? -1 : x)
         case .mish: x * tanhf(softplusScalar(x))
+        case .square: x * x
+        case .identity: x
+        case .powerOneHalf: x == -.infinity ? .infinity : x.squareRoot() + 0
         }
     }
+}
+
+/// Raises to `low`, then lowers to `high` (so `high` wins when `low > high`, as ONNX `Clip`); NaN stays.
+@inline(__always) func clampScalar(_ x: Float, _ low: Float, _ high: Float) -> Float {
+    let raised = x < low ? low : x
+    return raised > high ? high : raised
 }
 
 /// Clamps to [0, 1], keeping NaN.
@@ -157,6 +172,14 @@ func unaryFloat32Chunk(
         mapFloat(input, output, count, { $0.rounded(.toNearestOrEven) }, operation.apply)
     case .clip(let minimum, let maximum):
         mapFloat(input, output, count, { clampVector($0, minimum, maximum) }, operation.apply)
+    case .square:
+        mapFloat(input, output, count, { $0 * $0 }, operation.apply)
+    case .identity:
+        if UnsafePointer(output) != input { output.update(from: input, count: count) }
+    case .powerOneHalf:
+        mapFloat(
+            input, output, count, { ($0.squareRoot() + 0).replacing(with: .infinity, where: $0 .== -.infinity) },
+            operation.apply)
     default:
         for index in 0..<count { output[index] = operation.apply(input[index]) }
     }
