@@ -109,7 +109,8 @@ public enum UnaryFloatOperation: Sendable, Equatable {
 }
 
 @inline(__always) func clampVector(_ x: SIMD16<Float>, _ low: Float, _ high: Float) -> SIMD16<Float> {
-    x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
+    let raised = x.replacing(with: low, where: x .< low)
+    return raised.replacing(with: high, where: raised .> high)
 }
 
 /// Maps `count` elements with a vector body and a scalar tail.
