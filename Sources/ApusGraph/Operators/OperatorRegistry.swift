@@ -18,10 +18,85 @@ public enum OperatorRegistry {
         // (end of convolution section)
 
         // MARK: Elementwise and activations (Elementwise.swift, Activations.swift)
+        "Add": { _, _ throws(OperatorError) in BinaryElementwise(kind: .arithmetic(.add)) },
+        "Sub": { _, _ throws(OperatorError) in BinaryElementwise(kind: .arithmetic(.subtract)) },
+        "Mul": { _, _ throws(OperatorError) in BinaryElementwise(kind: .arithmetic(.multiply)) },
+        "Div": { _, _ throws(OperatorError) in BinaryElementwise(kind: .arithmetic(.divide)) },
+        "Pow": { _, _ throws(OperatorError) in BinaryElementwise(kind: .arithmetic(.power)) },
+        "Equal": { _, _ throws(OperatorError) in BinaryElementwise(kind: .equal) },
+        "Greater": { _, _ throws(OperatorError) in BinaryElementwise(kind: .greater) },
+        "Less": { _, _ throws(OperatorError) in BinaryElementwise(kind: .less) },
+        "GreaterOrEqual": { _, _ throws(OperatorError) in BinaryElementwise(kind: .greaterOrEqual) },
+        "LessOrEqual": { _, _ throws(OperatorError) in BinaryElementwise(kind: .lessOrEqual) },
+        "And": { _, _ throws(OperatorError) in BinaryElementwise(kind: .and) },
+        "Or": { _, _ throws(OperatorError) in BinaryElementwise(kind: .or) },
+        "Xor": { _, _ throws(OperatorError) in BinaryElementwise(kind: .xor) },
+        "Not": { _, _ throws(OperatorError) in Not() },
+        "Where": { _, _ throws(OperatorError) in Where() },
+        "Sum": { _, _ throws(OperatorError) in VariadicElementwise(kind: .sum) },
+        "Mean": { _, _ throws(OperatorError) in VariadicElementwise(kind: .mean) },
+        "Max": { _, _ throws(OperatorError) in VariadicElementwise(kind: .max) },
+        "Min": { _, _ throws(OperatorError) in VariadicElementwise(kind: .min) },
+        "Cast": { node, _ throws(OperatorError) in try Cast(node: node) },
+        "CastLike": { _, _ throws(OperatorError) in Cast() },
+        "Relu": { _, _ throws(OperatorError) in UnaryElementwise(operation: .relu) },
+        "LeakyRelu": { node, _ throws(OperatorError) in
+            UnaryElementwise(operation: .leakyRelu(alpha: try node.float("alpha", default: 0.01)))
+        },
+        "Sigmoid": { _, _ throws(OperatorError) in UnaryElementwise(operation: .sigmoid) },
+        "HardSigmoid": { node, _ throws(OperatorError) in
+            UnaryElementwise(
+                operation: .hardSigmoid(
+                    alpha: try node.float("alpha", default: 0.2), beta: try node.float("beta", default: 0.5)))
+        },
+        "HardSwish": { _, _ throws(OperatorError) in UnaryElementwise(operation: .hardSwish) },
+        "Tanh": { _, _ throws(OperatorError) in UnaryElementwise(operation: .tanh) },
+        "Erf": { _, _ throws(OperatorError) in UnaryElementwise(operation: .erf) },
+        "Gelu": { node, _ throws(OperatorError) in try UnaryElementwise.gelu(node: node) },
+        "Sqrt": { _, _ throws(OperatorError) in UnaryElementwise(operation: .sqrt) },
+        "Exp": { _, _ throws(OperatorError) in UnaryElementwise(operation: .exp) },
+        "Log": { _, _ throws(OperatorError) in UnaryElementwise(operation: .log) },
+        "Neg": { _, _ throws(OperatorError) in UnaryElementwise(operation: .negate) },
+        "Abs": { _, _ throws(OperatorError) in UnaryElementwise(operation: .absolute) },
+        "Sign": { _, _ throws(OperatorError) in UnaryElementwise(operation: .sign) },
+        "Reciprocal": { _, _ throws(OperatorError) in UnaryElementwise(operation: .reciprocal) },
+        "Floor": { _, _ throws(OperatorError) in UnaryElementwise(operation: .floor) },
+        "Ceil": { _, _ throws(OperatorError) in UnaryElementwise(operation: .ceil) },
+        "Round": { _, _ throws(OperatorError) in UnaryElementwise(operation: .round) },
+        "Softplus": { _, _ throws(OperatorError) in UnaryElementwise(operation: .softplus) },
+        "Softsign": { _, _ throws(OperatorError) in UnaryElementwise(operation: .softsign) },
+        "Elu": { node, _ throws(OperatorError) in
+            UnaryElementwise(operation: .elu(alpha: try node.float("alpha", default: 1)))
+        },
+        "Selu": { node, _ throws(OperatorError) in
+            UnaryElementwise(
+                operation: .selu(
+                    alpha: try node.float("alpha", default: 1.673_263_2),
+                    gamma: try node.float("gamma", default: 1.050_701)))
+        },
+        "Sin": { _, _ throws(OperatorError) in UnaryElementwise(operation: .sin) },
+        "Cos": { _, _ throws(OperatorError) in UnaryElementwise(operation: .cos) },
+        "Mish": { _, _ throws(OperatorError) in UnaryElementwise(operation: .mish) },
+        "Clip": { node, opset throws(OperatorError) in try Clip(node: node, opset: opset) },
 
         // (end of elementwise section)
 
         // MARK: Normalization, softmax, reductions (Normalization.swift, Reduction.swift)
+        "Softmax": { node, opset throws(OperatorError) in try Softmax(node: node, opset: opset, logarithm: false) },
+        "LogSoftmax": { node, opset throws(OperatorError) in try Softmax(node: node, opset: opset, logarithm: true) },
+        "BatchNormalization": { node, _ throws(OperatorError) in try BatchNormalization(node: node) },
+        "LayerNormalization": { node, _ throws(OperatorError) in try LayerNormalization(node: node) },
+        "InstanceNormalization": { node, _ throws(OperatorError) in try InstanceNormalization(node: node) },
+        "ReduceSum": { node, opset throws(OperatorError) in try Reduce(node: node, opset: opset, operation: .sum) },
+        "ReduceMean": { node, opset throws(OperatorError) in try Reduce(node: node, opset: opset, operation: .mean) },
+        "ReduceMax": { node, opset throws(OperatorError) in try Reduce(node: node, opset: opset, operation: .maximum) },
+        "ReduceMin": { node, opset throws(OperatorError) in try Reduce(node: node, opset: opset, operation: .minimum) },
+        "ReduceProd": { node, opset throws(OperatorError) in try Reduce(node: node, opset: opset, operation: .product) },
+        "ReduceSumSquare": { node, opset throws(OperatorError) in
+            try Reduce(node: node, opset: opset, operation: .sumSquare)
+        },
+        "ReduceL1": { node, opset throws(OperatorError) in try Reduce(node: node, opset: opset, operation: .l1) },
+        "ReduceL2": { node, opset throws(OperatorError) in try Reduce(node: node, opset: opset, operation: .l2) },
 
         // (end of normalization section)
 
