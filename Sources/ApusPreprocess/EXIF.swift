@@ -50,7 +50,11 @@ enum EXIF {
         let t = Array(tiff)
         guard t.count >= 8 else { return nil }
         let little: Bool
-        if t[0] == 0x49, t[1] == 0x49 { little = true } else if t[0] == 0x4D, t[1] == 0x4D { little = false } else {
+        if t[0] == 0x49, t[1] == 0x49 {
+            little = true
+        } else if t[0] == 0x4D, t[1] == 0x4D {
+            little = false
+        } else {
             return nil
         }
         func u16(_ o: Int) -> Int? {

@@ -19,7 +19,8 @@ public struct Image: Sendable, Hashable {
         let (area, o1) = width.multipliedReportingOverflow(by: height)
         let (count, o2) = area.multipliedReportingOverflow(by: 3)
         guard !o1, !o2, count == pixels.count else {
-            throw .invalidTransform("\(width)x\(height) RGB image needs \(width)*\(height)*3 samples, got \(pixels.count)")
+            throw .invalidTransform(
+                "\(width)x\(height) RGB image needs \(width)*\(height)*3 samples, got \(pixels.count)")
         }
         self.width = width
         self.height = height
@@ -68,7 +69,8 @@ public enum ImageError: Error, Hashable, Sendable, CustomStringConvertible {
         func at(_ offset: Int?) -> String { offset.map { " at byte \($0)" } ?? "" }
         switch self {
         case .notAnImage(let reason): return "not an image: \(reason)"
-        case .truncated(let format, let offset, let reason): return "truncated \(format.rawValue)\(at(offset)): \(reason)"
+        case .truncated(let format, let offset, let reason):
+            return "truncated \(format.rawValue)\(at(offset)): \(reason)"
         case .corrupt(let format, let offset, let reason): return "corrupt \(format.rawValue)\(at(offset)): \(reason)"
         case .badChecksum(let format, let offset, let reason):
             return "bad checksum in \(format.rawValue)\(at(offset)): \(reason)"

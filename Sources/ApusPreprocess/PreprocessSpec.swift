@@ -152,9 +152,12 @@ public struct PreprocessSpec: Codable, Sendable, Hashable {
                     throw .invalidTransform("convert_image_dtype supports float32 only, not \(dtype)")
                 }
                 switch stage {
-                case .uint8(let pixels, let h, let w): stage = .float(values: pixels.map { Float($0) / 255 }, height: h, width: w)
+                case .uint8(let pixels, let h, let w):
+                    stage = .float(values: pixels.map { Float($0) / 255 }, height: h, width: w)
                 case .float: break
-                case .image: throw .invalidTransform("step \(index): convert_image_dtype needs a tensor; add pil_to_tensor first")
+                case .image:
+                    throw .invalidTransform(
+                        "step \(index): convert_image_dtype needs a tensor; add pil_to_tensor first")
                 }
             case (.normalize(let mean, let std), .float(var values, let h, let w)):
                 guard mean.count == 3 || mean.count == 1, std.count == mean.count else {

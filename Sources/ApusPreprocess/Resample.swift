@@ -122,10 +122,13 @@ struct ResampleCoefficients {
 enum Resampler {
     /// Resizes like Pillow's `Image.resize((width, height), filter)` with the default box and no
     /// `reducing_gap` (which is what torchvision's `F.resize` on a PIL image calls).
-    static func resize(_ image: Image, width outW: Int, height outH: Int, interpolation: Interpolation) throws(ImageError)
+    static func resize(_ image: Image, width outW: Int, height outH: Int, interpolation: Interpolation)
+        throws(ImageError)
         -> Image
     {
-        guard outW >= 1, outH >= 1 else { throw .invalidTransform("resize to \(outW)x\(outH): height and width must be > 0") }
+        guard outW >= 1, outH >= 1 else {
+            throw .invalidTransform("resize to \(outW)x\(outH): height and width must be > 0")
+        }
         guard image.width >= 1, image.height >= 1 else {
             throw .invalidTransform("cannot resize an empty \(image.width)x\(image.height) image")
         }

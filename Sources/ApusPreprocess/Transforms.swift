@@ -21,7 +21,8 @@ public enum Transforms {
             if let maxSize {
                 guard maxSize > requested else {
                     throw .invalidTransform(
-                        "max_size = \(maxSize) must be strictly greater than the requested size for the smaller edge \(requested)")
+                        "max_size = \(maxSize) must be strictly greater than the requested size for the smaller edge \(requested)"
+                    )
                 }
                 if newLong > maxSize {
                     newShort = Int(Double(maxSize * newShort) / Double(newLong))
@@ -41,7 +42,9 @@ public enum Transforms {
 
     /// torchvision `F.resize` on a PIL image: Pillow resampling (always antialiased for PIL
     /// input), returning the image itself when the size does not change.
-    public static func resize(_ image: Image, size: [Int], interpolation: Interpolation = .bilinear, maxSize: Int? = nil)
+    public static func resize(
+        _ image: Image, size: [Int], interpolation: Interpolation = .bilinear, maxSize: Int? = nil
+    )
         throws(ImageError) -> Image
     {
         let (h, w) = try resizedSize(width: image.width, height: image.height, size: size, maxSize: maxSize)
@@ -71,7 +74,9 @@ public enum Transforms {
     {
         let w = image.width + left + right, h = image.height + top + bottom
         let (area, overflow) = w.multipliedReportingOverflow(by: h)
-        guard !overflow, area <= Int(Int32.max) / 3 else { throw .invalidTransform("padded size \(w)x\(h) is too large") }
+        guard !overflow, area <= Int(Int32.max) / 3 else {
+            throw .invalidTransform("padded size \(w)x\(h) is too large")
+        }
         var out = [UInt8](repeating: fill, count: area * 3)
         let rowBytes = image.width * 3
         image.pixels.withUnsafeBufferPointer { src in

@@ -35,14 +35,17 @@ func readNPY(_ url: URL) throws -> NPYArray {
     let count = shape.reduce(1, *)
     let body = Array(bytes[(10 + headerLength)...])
     if header.contains("'descr': '|u1'") {
-        guard body.count == count else { throw NPYError(description: "npy body has \(body.count) bytes, expected \(count)") }
+        guard body.count == count else {
+            throw NPYError(description: "npy body has \(body.count) bytes, expected \(count)")
+        }
         return NPYArray(shape: shape, uint8: body)
     }
     if header.contains("'descr': '<f4'") {
         guard body.count == count * 4 else { throw NPYError(description: "npy body size mismatch") }
         var values = [Float](repeating: 0, count: count)
         for i in 0..<count {
-            let bits = UInt32(body[4 * i]) | UInt32(body[4 * i + 1]) << 8 | UInt32(body[4 * i + 2]) << 16
+            let bits =
+                UInt32(body[4 * i]) | UInt32(body[4 * i + 1]) << 8 | UInt32(body[4 * i + 2]) << 16
                 | UInt32(body[4 * i + 3]) << 24
             values[i] = Float(bitPattern: bits)
         }
@@ -77,7 +80,8 @@ struct Fixtures: Sendable {
 
     var manifest: Manifest {
         get throws {
-            try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: directory.appendingPathComponent("manifest.json")))
+            try JSONDecoder().decode(
+                Manifest.self, from: Data(contentsOf: directory.appendingPathComponent("manifest.json")))
         }
     }
 

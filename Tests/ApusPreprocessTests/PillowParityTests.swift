@@ -20,7 +20,9 @@ import Testing
             #expect(decoded.width == expected.width && decoded.height == expected.height, "\(entry.name) size")
             guard decoded.pixels.count == expected.pixels.count else { continue }
             let different = zip(decoded.pixels, expected.pixels).filter { $0 != $1 }.count
-            #expect(different == 0, "\(entry.name) (\(entry.mode)): \(different) of \(expected.pixels.count) samples differ")
+            #expect(
+                different == 0, "\(entry.name) (\(entry.mode)): \(different) of \(expected.pixels.count) samples differ"
+            )
         }
     }
 
