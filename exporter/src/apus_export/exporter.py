@@ -38,7 +38,8 @@ def export(module: torch.nn.Module, example_inputs: Any, path: str | os.PathLike
            weights_dtype: str = "float32", output_kind: str | None = "logits",
            input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
            dynamic_batch: bool = False, metadata: dict[str, str] | None = None, *,
-           name: str | None = None, opset_version: int = DEFAULT_OPSET) -> dict:
+           name: str | None = None, opset_version: int = DEFAULT_OPSET,
+           onnx_path: str | os.PathLike | None = None) -> dict:
     """Export `module` to the `.apus` artifact at `path`; returns the header that was written.
 
     example_inputs: a tensor or a tuple of tensors (the module's positional inputs).
@@ -57,6 +58,8 @@ def export(module: torch.nn.Module, example_inputs: Any, path: str | os.PathLike
     metadata: extra string -> string entries for the header's metadata.
     name: the graph name (default: the module's class name).
     opset_version: the ONNX opset requested from torch.onnx.export.
+    onnx_path: if given, the intermediate ONNX model is also saved there (weights in
+        `<onnx_path>.data`), e.g. to compare with other runtimes.
     """
     if not isinstance(module, torch.nn.Module):
         raise ExportError(f"module must be a torch.nn.Module, got {type(module).__name__}")
@@ -82,10 +85,16 @@ def export(module: torch.nn.Module, example_inputs: Any, path: str | os.PathLike
         output_names = _names(output_names, len(example_outputs), default_output, "output_names")
 
         with tempfile.TemporaryDirectory(prefix="apus-export-") as work:
-            onnx_path = os.path.join(work, "model.onnx")
-            _torch_export(module, inputs, onnx_path, input_names, output_names, dynamic_batch,
+            exported = os.path.join(work, "model.onnx")
+            _torch_export(module, inputs, exported, input_names, output_names, dynamic_batch,
                           opset_version)
-            model = onnx.load(onnx_path, load_external_data=True)
+            model = onnx.load(exported, load_external_data=True)
+            if onnx_path is not None:
+                saved = onnx.ModelProto()
+                saved.CopyFrom(model)  # saving with external data rewrites the proto in place
+                onnx.save(saved, os.fspath(onnx_path), save_as_external_data=True,
+                          all_tensors_to_one_file=True,
+                          location=os.path.basename(os.fspath(onnx_path)) + ".data")
             converted = artifact.convert_model(model, name or type(module).__name__)
             if converted.input_names != input_names:
                 raise ExportError(f"the exported graph's inputs are {converted.input_names}, expected "
