@@ -26,9 +26,10 @@ def _parse(argv):
     parser.add_argument("-o", "--output", required=True, help="the .apus file to write")
     parser.add_argument("--weights-file", help="state dict (torch.save) to load into the model; "
                         "without it the weights are random (seeded)")
-    parser.add_argument("--weights", default="DEFAULT",
+    parser.add_argument("--weights", default=None,
                         help="the torchvision weights entry whose preset transforms and categories "
-                             "are used (DEFAULT, IMAGENET1K_V1, ...) or 'none' for neither")
+                             "are used (DEFAULT, IMAGENET1K_V1, ...) or 'none' for neither; by default "
+                             "the entry whose checkpoint file name equals --weights-file's, else DEFAULT")
     parser.add_argument("--weights-dtype", choices=["float32", "float16"], default="float32")
     parser.add_argument("--golden", type=int, default=3, help="number of golden examples (default 3)")
     parser.add_argument("--batch", type=int, default=1, help="batch size of the example input")
@@ -55,6 +56,18 @@ def _load_state_dict(path: str) -> dict:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ExportError(f"{path}: expected a state dict (name -> tensor), got {type(state).__name__}")
     return state
+
+
+def _entry_for_file(enum, weights_file: str | None):
+    """The weights entry whose download URL names the same checkpoint file (torchvision file names
+    carry a hash prefix, so equal names mean the same checkpoint)."""
+    if not weights_file:
+        return None
+    base = os.path.basename(weights_file)
+    for entry in enum:
+        if os.path.basename(getattr(entry, "url", "")) == base:
+            return entry
+    return None
 
 
 def run(argv=None) -> int:
@@ -85,13 +98,16 @@ def run(argv=None) -> int:
 
     preprocess = labels = None
     image_size = 224
-    if args.weights.lower() != "none":
+    if (args.weights or "").lower() != "none":
         try:
             enum = torchvision.models.get_model_weights(name)
         except (ValueError, KeyError):
             raise ExportError(f"torchvision has no weights metadata for {name}; use --weights none") from None
         try:
-            entry = enum[args.weights] if args.weights != "DEFAULT" else enum.DEFAULT
+            if args.weights is None:
+                entry = _entry_for_file(enum, args.weights_file) or enum.DEFAULT
+            else:
+                entry = enum[args.weights] if args.weights != "DEFAULT" else enum.DEFAULT
         except KeyError:
             choices = ", ".join(["DEFAULT", *enum.__members__])
             raise ExportError(f"{name} has no weights entry {args.weights!r} (choices: {choices})") from None
@@ -101,6 +117,7 @@ def run(argv=None) -> int:
         if isinstance(crop, (list, tuple)) and crop:
             image_size = int(crop[0])
         metadata["torchvision_weights"] = str(entry)
+        print(f"preprocessing and labels from {entry}", file=sys.stderr)
 
     generator = torch.Generator().manual_seed(args.seed)
     example = torch.randn((args.batch, 3, image_size, image_size), generator=generator)
