@@ -15,6 +15,10 @@ if [[ -x scripts/fetch-demo-assets.sh ]]; then
     export APUS_DEMO_DIR
 fi
 swift build -c release --product apus
+# The README demo must keep working: PyTorch's top-1 for these photos.
+demo_output="$(bash scripts/demo.sh)"
+echo "$demo_output"
+grep -q "Egyptian cat" <<<"$demo_output" && grep -q "espresso" <<<"$demo_output"
 swift test -c release "$@"
 "$APUS_PYTHON" -m pip install -q --disable-pip-version-check ./exporter
 "$APUS_PYTHON" -m pytest exporter/tests -q
