@@ -211,9 +211,9 @@ public enum ArtifactWriter {
         let bytes = [UInt8](data)
         let result: Result<String, ArtifactError> = bytes.withUnsafeBytes { buffer in
             if let bad = firstInvalidUTF8Offset(buffer) { return .failure(.invalidUTF8(offset: bad)) }
-            var parser = JSONParser(bytes: buffer, maxDepth: 32)
-            if let (depth, offset) = jsonNestingDepth(buffer, limit: 32) {
-                return .failure(.jsonTooDeep(depth: depth, limit: 32, offset: offset))
+            var parser = JSONParser(bytes: buffer, maxDepth: 63)
+            if let (depth, offset) = jsonNestingDepth(buffer, limit: 63) {
+                return .failure(.jsonTooDeep(depth: depth, limit: 63, offset: offset))
             }
             do {
                 _ = try parser.parseDocument()
