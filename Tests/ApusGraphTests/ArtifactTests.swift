@@ -226,4 +226,34 @@ import Testing
         let notJSON = ArtifactContents(graph: Graph(), preprocessJSON: Data("{\"steps\": [".utf8))
         #expect(throws: ArtifactError.self) { try ArtifactWriter.encodedData(notJSON) }
     }
+
+    @Test func fileErrorsAndEmptyArtifact() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("apus-artifact-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func readError(_ url: URL) -> ArtifactError? {
+            do {
+                _ = try ArtifactReader.read(contentsOf: url)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let missing = folder.appendingPathComponent("missing.apus")
+        #expect(readError(missing).map { if case .io(_, "open", ENOENT) = $0 { true } else { false } } == true)
+        #expect(readError(folder).map { if case .notARegularFile = $0 { true } else { false } } == true)
+        let tiny = folder.appendingPathComponent("tiny.apus")
+        try Data("APUS".utf8).write(to: tiny)
+        #expect(readError(tiny).map { if case .tooShort(4, 16) = $0 { true } else { false } } == true)
+        // No tensors at all: the data section is empty and the file ends at the padded header.
+        let empty = folder.appendingPathComponent("empty.apus")
+        try ArtifactWriter.write(ArtifactContents(graph: Graph()), to: empty)
+        let artifact = try ArtifactReader.read(contentsOf: empty, options: .init(verifyChecksum: true))
+        #expect(artifact.dataSHA256 == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(artifact.graph.nodes.isEmpty && artifact.graph.initializers.isEmpty)
+        #expect(try Data(contentsOf: empty).count % 64 == 0)
+        // Writing over an existing file replaces it.
+        try ArtifactWriter.write(Self.richContents(), to: empty)
+        #expect(try ArtifactReader.read(contentsOf: empty).graph.name == "rich")
+    }
 }
