@@ -23,9 +23,12 @@ mkdir -p "$work/corpus" "$work/seeds" "$work/crashes"
 echo "== building the fuzz target (debug, -sanitize=fuzzer,address)"
 # -parse-as-library: main.swift has no top-level code; its @_cdecl("ArtifactReaderFuzz_main")
 # function is what SwiftPM links as `main`, and it starts libFuzzer's driver.
-swift build --package-path "$package" -c debug \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library 2>&1 |
-    grep -vE "ld.gold: warning: Cannot export local symbol" || true
+if ! swift build --package-path "$package" -c debug \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library >"$work/build.log" 2>&1; then
+    grep -vE "ld.gold: warning: Cannot export local symbol" "$work/build.log" >&2
+    echo "== build failed" >&2
+    exit 1
+fi
 binary="$(swift build --package-path "$package" -c debug -Xswiftc -sanitize=fuzzer,address \
     -Xswiftc -parse-as-library --show-bin-path)/ArtifactReaderFuzz"
 [ -x "$binary" ] || { echo "build failed: $binary missing" >&2; exit 1; }
