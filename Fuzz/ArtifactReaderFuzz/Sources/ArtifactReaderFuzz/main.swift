@@ -13,6 +13,9 @@ import Foundation
     import Glibc
 #endif
 
+/// `APUS_FUZZ_EXPLAIN=1`: print why each input was refused (run the binary on single files).
+let explain = ProcessInfo.processInfo.environment["APUS_FUZZ_EXPLAIN"] != nil
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     let data = count > 0 && start != nil ? Data(bytes: start.unsafelyUnwrapped, count: count) : Data()
@@ -20,9 +23,11 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     do {
         artifact = try ArtifactReader.read(data: data, options: .init(verifyChecksum: true))
     } catch {
-        _ = error.description  // error descriptions must not trap either
+        let description = error.description  // error descriptions must not trap either
+        if explain { printError("refused: \(description)\n") }
         return 0
     }
+    if explain { printError("accepted: \(artifact.graph.nodes.count) nodes, \(artifact.goldens.count) goldens\n") }
     do {
         let first = try ArtifactWriter.encodedData(ArtifactContents(artifact))
         let reread = try ArtifactReader.read(data: first, options: .init(verifyChecksum: true))
