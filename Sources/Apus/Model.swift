@@ -27,11 +27,26 @@ public final class Model: Sendable {
         public var maxCachedPlans: Int
         /// Whether to optimize the graph (fold BatchNorm, fuse activations) at load.
         public var optimize: Bool
+        /// What an `.apus` file must prove at load.
+        public var verify: Verification
+
+        /// Checks an `.apus` artifact proves about itself at load.
+        public struct Verification: OptionSet, Sendable {
+            public let rawValue: Int
+            public init(rawValue: Int) { self.rawValue = rawValue }
+            /// The SHA-256 of the data section matches the header.
+            public static let checksum = Verification(rawValue: 1)
+            /// Every golden example reproduces its stored outputs within its tolerance.
+            public static let golden = Verification(rawValue: 2)
+            /// Both.
+            public static let all: Verification = [.checksum, .golden]
+        }
 
         public init(
             threadCount: Int? = nil, memoryBudget: Int = 16 << 30, maxConcurrentRuns: Int = 4,
-            maxCachedPlans: Int = 8, optimize: Bool = true
+            maxCachedPlans: Int = 8, optimize: Bool = true, verify: Verification = []
         ) {
+            self.verify = verify
             self.threadCount = threadCount
             self.memoryBudget = memoryBudget
             self.maxConcurrentRuns = maxConcurrentRuns
@@ -54,6 +69,10 @@ public final class Model: Sendable {
     public let preprocessing: PreprocessSpec?
     /// Class names, one per output column, when known.
     public let labels: [String]?
+    /// Example inputs with reference outputs stored in the artifact (empty for ONNX files).
+    public let goldens: [GoldenExample]
+    /// The artifact's metadata (producer, versions, source model, …); empty for ONNX files.
+    public let metadata: [String: String]
     /// Whether the first output holds logits (``classify(imageData:top:)`` applies softmax) or
     /// probabilities.
     public let outputKind: OutputKind
@@ -67,25 +86,81 @@ public final class Model: Sendable {
         case probabilities
     }
 
-    /// Loads a model file (`.onnx`, with external data beside it).
+    /// Loads a model file: an `.apus` artifact (memory-mapped; its preprocessing, labels and
+    /// goldens come with it) or an `.onnx` file (with external data beside it).
     ///
     /// - Parameters:
-    ///   - preprocessing: the image pipeline for ``classify(imageData:top:)``.
-    ///   - labels: class names for ``classify(imageData:top:)``.
+    ///   - preprocessing: the image pipeline for ``classify(imageData:top:source:)``; overrides the artifact's.
+    ///   - labels: class names; override the artifact's.
+    ///   - outputKind: whether the first output is logits or probabilities; overrides the artifact's.
     /// - Throws: ``ModelError`` saying what is wrong and where.
     public convenience init(
         contentsOf url: URL, preprocessing: PreprocessSpec? = nil, labels: [String]? = nil,
-        outputKind: OutputKind = .logits, options: Options = .init()
+        outputKind: OutputKind? = nil, options: Options = .init()
     ) throws(ModelError) {
-        let graph: Graph
-        do {
-            graph = try ONNXReader.read(contentsOf: url)
-        } catch {
-            throw .onnx(url.path, error)
+        if Self.isArtifact(url) {
+            let artifact: Artifact
+            do {
+                var readOptions = ArtifactReader.Options()
+                readOptions.verifyChecksum = options.verify.contains(.checksum)
+                artifact = try ArtifactReader.read(contentsOf: url, options: readOptions)
+            } catch {
+                throw .artifact(url.path, error)
+            }
+            var spec = preprocessing
+            if spec == nil, let json = artifact.preprocessJSON {
+                do {
+                    spec = try JSONDecoder().decode(PreprocessSpec.self, from: json)
+                } catch {
+                    throw .io(url.path, "invalid preprocess spec: \(error)")
+                }
+            }
+            let kind = outputKind ?? OutputKind(rawValue: artifact.outputKind ?? "logits") ?? .logits
+            var graph = artifact.graph
+            if artifact.float16Weights { graph = try Self.upcastFloat16Initializers(graph) }
+            try self.init(
+                graph: graph, preprocessing: spec, labels: labels ?? artifact.labels, outputKind: kind,
+                goldens: artifact.goldens, metadata: artifact.metadata, options: options, url: url)
+            if options.verify.contains(.golden) {
+                for report in try verifyGoldens() where !report.passed {
+                    throw .goldenMismatch(report)
+                }
+            }
+        } else {
+            let graph: Graph
+            do {
+                graph = try ONNXReader.read(contentsOf: url)
+            } catch {
+                throw .onnx(url.path, error)
+            }
+            try self.init(
+                graph: graph, preprocessing: preprocessing, labels: labels, outputKind: outputKind ?? .logits,
+                options: options, url: url)
         }
-        try self.init(
-            graph: graph, preprocessing: preprocessing, labels: labels, outputKind: outputKind, options: options,
-            url: url)
+    }
+
+    /// Whether the file starts with the `.apus` magic.
+    static func isArtifact(_ url: URL) -> Bool {
+        guard let handle = try? FileHandle(forReadingFrom: url) else { return false }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: 4)) == Data("APUS".utf8)
+    }
+
+    /// Converts float16-stored weights back to float32 (the `float16_weights` artifact option).
+    static func upcastFloat16Initializers(_ graph: Graph) throws(ModelError) -> Graph {
+        var graph = graph
+        for (name, tensor) in graph.initializers where tensor.dtype == .float16 {
+            do {
+                let converted = try Tensor(zeros: tensor.shape, dtype: .float32)
+                convertFloat16ToFloat32(
+                    tensor.rawPointer.assumingMemoryBound(to: UInt16.self), converted.pointer(as: Float.self),
+                    count: tensor.elementCount)
+                graph.initializers[name] = converted
+            } catch {
+                throw .io(name, "cannot convert float16 weights: \(error)")
+            }
+        }
+        return graph
     }
 
     /// Prepares an in-memory graph.
@@ -93,8 +168,10 @@ public final class Model: Sendable {
     /// - Throws: ``ModelError/graph(_:)`` for invalid graphs or unsupported operators.
     public init(
         graph: Graph, preprocessing: PreprocessSpec? = nil, labels: [String]? = nil, outputKind: OutputKind = .logits,
-        options: Options = .init(), url: URL? = nil
+        goldens: [GoldenExample] = [], metadata: [String: String] = [:], options: Options = .init(), url: URL? = nil
     ) throws(ModelError) {
+        self.goldens = goldens
+        self.metadata = metadata
         self.preprocessing = preprocessing
         self.labels = labels
         self.outputKind = outputKind
@@ -141,6 +218,10 @@ public final class Model: Sendable {
 public enum ModelError: Error, Sendable, CustomStringConvertible {
     /// The ONNX file at this path could not be read.
     case onnx(String, ONNXError)
+    /// The `.apus` file at this path could not be read or failed its checksum.
+    case artifact(String, ArtifactError)
+    /// A golden example did not reproduce its stored output.
+    case goldenMismatch(GoldenReport)
     /// The graph is invalid, unsupported, or a run failed (the error names the node or input).
     case graph(GraphError)
     /// The file could not be read at all.
@@ -155,6 +236,8 @@ public enum ModelError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .onnx(let path, let error): "\(path): \(error)"
+        case .artifact(let path, let error): "\(path): \(error)"
+        case .goldenMismatch(let report): "golden check failed: \(report)"
         case .graph(let error): "\(error)"
         case .io(let path, let reason): "\(path): \(reason)"
         case .image(let source, let error): "\(source): \(error)"

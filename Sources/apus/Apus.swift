@@ -8,7 +8,10 @@ struct ApusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apus",
         abstract: "Run and inspect PyTorch-exported models on the CPU.",
-        subcommands: [ClassifyCommand.self, RunCommand.self, InspectCommand.self, PreprocessCommand.self]
+        subcommands: [
+            ClassifyCommand.self, RunCommand.self, InspectCommand.self, ConvertCommand.self, VerifyCommand.self,
+            PreprocessCommand.self,
+        ]
     )
 }
 
@@ -177,6 +180,26 @@ struct InspectCommand: ParsableCommand {
         print("parameters: \(summary.parameterCount) (\(formatBytes(summary.parameterBytes)))")
         let shapes = summary.inputShapes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
         print(String(format: "FLOPs: %.3f G at %@", Double(summary.flops) / 1e9, shapes))
+        if !model.metadata.isEmpty {
+            print("metadata:")
+            for (key, value) in model.metadata.sorted(by: { $0.key < $1.key }) { print("  \(key): \(value)") }
+        }
+        if let spec = model.preprocessing {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print("preprocessing: \(String(decoding: try encoder.encode(spec), as: UTF8.self))")
+        }
+        if let labels = model.labels {
+            print("labels: \(labels.count) (\(labels.prefix(3).joined(separator: ", "))\(labels.count > 3 ? ", …" : ""))")
+        }
+        if !model.goldens.isEmpty {
+            let sources = Set(model.goldens.map(\.source)).sorted().joined(separator: ", ")
+            let tolerance = model.goldens[0].tolerance
+            print("goldens: \(model.goldens.count) from \(sources) (tolerance relative \(tolerance.relative), absolute \(tolerance.absolute))")
+        }
+        if load.model.hasSuffix(".apus"), let artifact = try? ArtifactReader.read(contentsOf: URL(filePath: load.model)) {
+            print("format: apus \(artifact.formatVersion), data sha256 \(artifact.dataSHA256)")
+        }
         print("threads: \(model.threadCount)")
         if let blas = Model.blasInfo {
             print("OpenBLAS: core \(blas.coreName) (\(blas.coreTypeSource.rawValue)\(blas.requestedCoreType.map { ", requested \($0)" } ?? "")), \(blas.library)")

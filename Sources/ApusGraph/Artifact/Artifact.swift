@@ -56,6 +56,8 @@ public struct ArtifactContents: Sendable {
     public var goldens: [GoldenExample]
     /// Free-form string metadata (producer, versions, source model, creation time, …).
     public var metadata: [String: String]
+    /// Whether float16 initializers are float32 weights stored at half size (`float16_weights`).
+    public var float16Weights = false
 
     public init(
         graph: Graph, preprocessJSON: Data? = nil, labels: [String]? = nil, outputKind: String? = nil,
@@ -74,6 +76,7 @@ public struct ArtifactContents: Sendable {
         self.init(
             graph: artifact.graph, preprocessJSON: artifact.preprocessJSON, labels: artifact.labels,
             outputKind: artifact.outputKind, goldens: artifact.goldens, metadata: artifact.metadata)
+        float16Weights = artifact.float16Weights
     }
 }
 
@@ -93,6 +96,9 @@ public struct Artifact: Sendable {
     public var labels: [String]?
     /// `"logits"` or `"probabilities"` (or another producer-defined kind), or `nil`.
     public var outputKind: String?
+    /// Whether float16 initializers are float32 weights stored at half size (header field
+    /// `float16_weights`); loaders convert them back to float32.
+    public var float16Weights: Bool = false
     /// Example inputs with reference outputs.
     public var goldens: [GoldenExample]
     /// Free-form string metadata.

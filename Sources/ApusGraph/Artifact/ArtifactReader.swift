@@ -182,7 +182,7 @@ public enum ArtifactReader {
         let dataSection = TensorStorage(wrapping: dataBase, byteCount: header.dataLength, owner: owner)
         let artifact = Artifact(
             graph: graph, preprocessJSON: preprocessJSON, labels: header.labels, outputKind: header.outputKind,
-            goldens: goldens, metadata: header.metadata, dataSHA256: header.dataSHA256,
+            float16Weights: header.float16Weights, goldens: goldens, metadata: header.metadata, dataSHA256: header.dataSHA256,
             formatVersion: header.formatVersion, dataSection: dataSection)
 
         // 7. Optional integrity check.
@@ -622,6 +622,7 @@ struct HeaderSchema {
     var hasPreprocess: Bool
     var labels: [String]?
     var outputKind: String?
+    var float16Weights: Bool
     var goldens: [PendingGolden]
     var metadata: [String: String]
     var dataSHA256: String
@@ -671,6 +672,13 @@ struct HeaderSchema {
         labels = try Field.optional(members, "labels").map { v throws(ArtifactError) in try Field.strings(v, "labels") }
         outputKind = try Field.optional(members, "output_kind").map { v throws(ArtifactError) in
             try Field.string(v, "output_kind")
+        }
+        float16Weights = false
+        if let flag = Field.optional(members, "float16_weights") {
+            guard case .bool(let value) = flag else {
+                throw .wrongType("float16_weights", expected: "a boolean", actual: flag.kindName)
+            }
+            float16Weights = value
         }
         goldens = []
         if let goldenValue = Field.optional(members, "golden") {

@@ -185,6 +185,7 @@ public enum ArtifactWriter {
         }
         if let labels = contents.labels { parts.append("  \"labels\": \(JSONText.strings(labels))") }
         if let outputKind = contents.outputKind { parts.append("  \"output_kind\": \(JSONText.string(outputKind))") }
+        if contents.float16Weights { parts.append("  \"float16_weights\": true") }
         if !goldensJSON.isEmpty {
             parts.append("  \"golden\": [\n    " + goldensJSON.joined(separator: ",\n    ") + "\n  ]")
         }

@@ -1,0 +1,152 @@
+import Apus
+import ApusOps
+import ApusPreprocess
+import ArgumentParser
+import Foundation
+
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Convert an ONNX model into one .apus artifact with preprocessing, labels and goldens.")
+
+    @Argument(help: "The .onnx model.")
+    var model: String
+
+    @Option(name: .shortAndLong, help: "The .apus file to write.")
+    var output: String
+
+    @Option(help: "Class names, one per line.")
+    var labels: String?
+
+    @Option(help: "Preprocessing spec JSON.")
+    var preprocess: String?
+
+    @Option(name: .customLong("golden-input"), help: "NAME=FILE.npy; the n-th occurrence of each name forms example n.")
+    var goldenInputs: [String] = []
+
+    @Option(help: "Storage type of the weights: float32 or float16 (half the size, upcast at load).")
+    var weights: String = "float32"
+
+    @Option(help: "What the first output holds: logits or probabilities.")
+    var outputKind: String = "logits"
+
+    func run() throws {
+        guard weights == "float32" || weights == "float16" else {
+            throw ValidationError("--weights must be float32 or float16, got \(weights)")
+        }
+        guard Model.OutputKind(rawValue: outputKind) != nil else {
+            throw ValidationError("--output-kind must be logits or probabilities")
+        }
+        let source = URL(filePath: model)
+        let optimized = try Optimizer.optimize(Topology.sorted(ONNXReader.read(contentsOf: source)))
+        var stored = optimized
+        var float16Count = 0
+        if weights == "float16" {
+            for (name, tensor) in stored.initializers where tensor.dtype == .float32 && tensor.elementCount >= 256 {
+                let half = try Tensor(zeros: tensor.shape, dtype: .float16)
+                convertFloat32ToFloat16(
+                    tensor.pointer(as: Float.self), half.rawPointer.assumingMemoryBound(to: UInt16.self),
+                    count: tensor.elementCount)
+                stored.initializers[name] = half
+                float16Count += 1
+            }
+        }
+        var labelList: [String]?
+        if let labels {
+            labelList = try String(contentsOfFile: labels, encoding: .utf8).split(
+                separator: "\n", omittingEmptySubsequences: false
+            ).map(String.init)
+            if labelList?.last == "" { labelList?.removeLast() }
+        }
+        var preprocessJSON: Data?
+        if let preprocess {
+            let data = try Data(contentsOf: URL(filePath: preprocess))
+            _ = try JSONDecoder().decode(PreprocessSpec.self, from: data)  // refuse a spec Apus cannot apply
+            preprocessJSON = data
+        }
+        // Goldens are computed by Apus on the graph as stored (after any float16 rounding).
+        var goldens: [GoldenExample] = []
+        if !goldenInputs.isEmpty {
+            var examples: [[String: Tensor]] = []
+            var occurrences: [String: Int] = [:]
+            for entry in goldenInputs {
+                guard let separator = entry.firstIndex(of: "=") else {
+                    throw ValidationError("--golden-input expects NAME=FILE.npy, got '\(entry)'")
+                }
+                let name = String(entry[..<separator])
+                let index = occurrences[name, default: 0]
+                occurrences[name] = index + 1
+                while examples.count <= index { examples.append([:]) }
+                examples[index][name] = try Tensor(contentsOfNPY: URL(filePath: String(entry[entry.index(after: separator)...])))
+            }
+            var runnable = stored
+            if float16Count > 0 {
+                for (name, tensor) in runnable.initializers where tensor.dtype == .float16 {
+                    let full = try Tensor(zeros: tensor.shape, dtype: .float32)
+                    convertFloat16ToFloat32(
+                        tensor.rawPointer.assumingMemoryBound(to: UInt16.self), full.pointer(as: Float.self),
+                        count: tensor.elementCount)
+                    runnable.initializers[name] = full
+                }
+            }
+            let reference = try Model(graph: runnable, options: .init(optimize: false))
+            for inputs in examples {
+                let outputs = try reference.run(inputs)
+                goldens.append(
+                    GoldenExample(inputs: inputs, outputs: outputs, tolerance: (relative: 1e-5, absolute: 1e-6), source: "apus"))
+            }
+        }
+        var metadata = [
+            "producer": "apus convert",
+            "source": source.lastPathComponent,
+            "created": ISO8601DateFormatter().string(from: Date()),
+            "weights_dtype": weights,
+        ]
+        if float16Count > 0 { metadata["float16_tensors"] = String(float16Count) }
+        var contents = ArtifactContents(
+            graph: stored, preprocessJSON: preprocessJSON, labels: labelList, outputKind: outputKind, goldens: goldens,
+            metadata: metadata)
+        contents.float16Weights = float16Count > 0
+        try ArtifactWriter.write(contents, to: URL(filePath: output))
+        let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        print(
+            "wrote \(output): \(formatBytes(size)), \(stored.nodes.count) nodes, \(stored.initializers.count) tensors, "
+                + "\(goldens.count) golden example(s) computed by Apus")
+    }
+}
+
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check an artifact's SHA-256 and re-run its golden examples; exit 1 on any mismatch.")
+
+    @Argument(help: "The .apus artifact.")
+    var model: String
+
+    @Option(help: "Intra-op threads.")
+    var threads: Int?
+
+    func run() throws {
+        let url = URL(filePath: model)
+        var failed = false
+        do {
+            var options = ArtifactReader.Options()
+            options.verifyChecksum = true
+            let artifact = try ArtifactReader.read(contentsOf: url, options: options)
+            print("checksum: sha256 \(artifact.dataSHA256) ok")
+        } catch {
+            print("checksum: FAILED: \(error)")
+            failed = true
+        }
+        if !failed {
+            let model = try Model(contentsOf: url, options: .init(threadCount: threads))
+            if model.goldens.isEmpty { print("goldens: none stored") }
+            for report in try model.verifyGoldens() {
+                print(report)
+                if !report.passed { failed = true }
+            }
+        }
+        if failed { throw ExitCode(1) }
+        print("verified")
+    }
+}
