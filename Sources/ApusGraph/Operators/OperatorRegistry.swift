@@ -123,6 +123,12 @@ public enum OperatorRegistry {
         "Unsqueeze": { node, _ throws(OperatorError) in try Unsqueeze(node: node) },
 
         // (end of shape section)
+
+        // MARK: Additional operators (moreops)
+        "Resize": { node, opset throws(OperatorError) in try ResizeOperator(node: node, opset: opset) },
+        "Upsample": { node, opset throws(OperatorError) in try ResizeOperator.upsample(node: node, opset: opset) },
+
+        // (end of moreops section)
     ]
 
     /// Fused operators Apus's optimizer produces (domain ``Node/apusDomain``).
