@@ -127,6 +127,22 @@ public enum OperatorRegistry {
         // MARK: Additional operators (moreops)
         "Resize": { node, opset throws(OperatorError) in try ResizeOperator(node: node, opset: opset) },
         "Upsample": { node, opset throws(OperatorError) in try ResizeOperator.upsample(node: node, opset: opset) },
+        "PRelu": { _, opset throws(OperatorError) in PRelu(opset: opset) },
+        "ArgMax": { node, _ throws(OperatorError) in try ArgExtremum(node: node, largest: true) },
+        "ArgMin": { node, _ throws(OperatorError) in try ArgExtremum(node: node, largest: false) },
+        "TopK": { node, opset throws(OperatorError) in try TopK(node: node, opset: opset) },
+        "Mod": { node, _ throws(OperatorError) in try Mod(node: node) },
+        "Hardmax": { node, opset throws(OperatorError) in try Hardmax(node: node, opset: opset) },
+        "ReduceLogSum": { node, opset throws(OperatorError) in
+            try LogReduce(node: node, opset: opset, exponentiate: false)
+        },
+        "ReduceLogSumExp": { node, opset throws(OperatorError) in
+            try LogReduce(node: node, opset: opset, exponentiate: true)
+        },
+        "IsInf": { node, _ throws(OperatorError) in try FloatClassify.isInf(node: node) },
+        "IsNaN": { _, _ throws(OperatorError) in FloatClassify(name: "IsNaN") { $0.isNaN } },
+        "ThresholdedRelu": { node, _ throws(OperatorError) in try FloatMap.thresholdedRelu(node: node) },
+        "Shrink": { node, _ throws(OperatorError) in try FloatMap.shrink(node: node) },
 
         // (end of moreops section)
     ]
