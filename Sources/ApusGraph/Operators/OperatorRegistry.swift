@@ -143,6 +143,7 @@ public enum OperatorRegistry {
         "IsNaN": { _, _ throws(OperatorError) in FloatClassify(name: "IsNaN") { $0.isNaN } },
         "ThresholdedRelu": { node, _ throws(OperatorError) in try FloatMap.thresholdedRelu(node: node) },
         "Shrink": { node, _ throws(OperatorError) in try FloatMap.shrink(node: node) },
+        "ConvTranspose": { node, _ throws(OperatorError) in try ConvTranspose(node: node) },
 
         // (end of moreops section)
     ]
