@@ -144,6 +144,9 @@ public enum OperatorRegistry {
         "ThresholdedRelu": { node, _ throws(OperatorError) in try FloatMap.thresholdedRelu(node: node) },
         "Shrink": { node, _ throws(OperatorError) in try FloatMap.shrink(node: node) },
         "ConvTranspose": { node, _ throws(OperatorError) in try ConvTranspose(node: node) },
+        "DepthToSpace": { node, _ throws(OperatorError) in try SpaceDepth(node: node, toSpace: true) },
+        "SpaceToDepth": { node, _ throws(OperatorError) in try SpaceDepth(node: node, toSpace: false) },
+        "Trilu": { node, _ throws(OperatorError) in try Trilu(node: node) },
 
         // (end of moreops section)
     ]
