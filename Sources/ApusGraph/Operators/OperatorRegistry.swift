@@ -147,6 +147,9 @@ public enum OperatorRegistry {
         "DepthToSpace": { node, _ throws(OperatorError) in try SpaceDepth(node: node, toSpace: true) },
         "SpaceToDepth": { node, _ throws(OperatorError) in try SpaceDepth(node: node, toSpace: false) },
         "Trilu": { node, _ throws(OperatorError) in try Trilu(node: node) },
+        "ScatterElements": { node, _ throws(OperatorError) in try ScatterElements(node: node) },
+        "Scatter": { node, _ throws(OperatorError) in try ScatterElements(node: node) },
+        "ScatterND": { node, _ throws(OperatorError) in try ScatterND(node: node) },
 
         // (end of moreops section)
     ]
