@@ -123,6 +123,35 @@ public enum OperatorRegistry {
         "Unsqueeze": { node, _ throws(OperatorError) in try Unsqueeze(node: node) },
 
         // (end of shape section)
+
+        // MARK: Additional operators (moreops)
+        "Resize": { node, opset throws(OperatorError) in try ResizeOperator(node: node, opset: opset) },
+        "Upsample": { node, opset throws(OperatorError) in try ResizeOperator.upsample(node: node, opset: opset) },
+        "PRelu": { _, opset throws(OperatorError) in PRelu(opset: opset) },
+        "ArgMax": { node, _ throws(OperatorError) in try ArgExtremum(node: node, largest: true) },
+        "ArgMin": { node, _ throws(OperatorError) in try ArgExtremum(node: node, largest: false) },
+        "TopK": { node, opset throws(OperatorError) in try TopK(node: node, opset: opset) },
+        "Mod": { node, _ throws(OperatorError) in try Mod(node: node) },
+        "Hardmax": { node, opset throws(OperatorError) in try Hardmax(node: node, opset: opset) },
+        "ReduceLogSum": { node, opset throws(OperatorError) in
+            try LogReduce(node: node, opset: opset, exponentiate: false)
+        },
+        "ReduceLogSumExp": { node, opset throws(OperatorError) in
+            try LogReduce(node: node, opset: opset, exponentiate: true)
+        },
+        "IsInf": { node, _ throws(OperatorError) in try FloatClassify.isInf(node: node) },
+        "IsNaN": { _, _ throws(OperatorError) in FloatClassify(name: "IsNaN") { $0.isNaN } },
+        "ThresholdedRelu": { node, _ throws(OperatorError) in try FloatMap.thresholdedRelu(node: node) },
+        "Shrink": { node, _ throws(OperatorError) in try FloatMap.shrink(node: node) },
+        "ConvTranspose": { node, _ throws(OperatorError) in try ConvTranspose(node: node) },
+        "DepthToSpace": { node, _ throws(OperatorError) in try SpaceDepth(node: node, toSpace: true) },
+        "SpaceToDepth": { node, _ throws(OperatorError) in try SpaceDepth(node: node, toSpace: false) },
+        "Trilu": { node, _ throws(OperatorError) in try Trilu(node: node) },
+        "ScatterElements": { node, _ throws(OperatorError) in try ScatterElements(node: node) },
+        "Scatter": { node, _ throws(OperatorError) in try ScatterElements(node: node) },
+        "ScatterND": { node, _ throws(OperatorError) in try ScatterND(node: node) },
+
+        // (end of moreops section)
     ]
 
     /// Fused operators Apus's optimizer produces (domain ``Node/apusDomain``).
