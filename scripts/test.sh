@@ -14,6 +14,9 @@ if [[ -x scripts/fetch-demo-assets.sh ]]; then
     APUS_DEMO_DIR="$(bash scripts/fetch-demo-assets.sh)"
     export APUS_DEMO_DIR
 fi
+APUS_ARTIFACT_FIXTURES="$(bash scripts/fixtures/artifacts/cached.sh)"
+APUS_DEMO_ARTIFACT="$(bash scripts/demo.sh --print-artifact)"
+export APUS_ARTIFACT_FIXTURES APUS_DEMO_ARTIFACT
 swift build -c release --product apus
 # The README demo must keep working: PyTorch's top-1 for these photos.
 demo_output="$(bash scripts/demo.sh)"

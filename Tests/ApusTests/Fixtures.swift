@@ -11,6 +11,14 @@ enum Fixtures {
     /// Folder of the README demo's assets (pretrained MobileNetV2, photos, PyTorch's top-5).
     static let demoDirectory: URL? = ProcessInfo.processInfo.environment["APUS_DEMO_DIR"].map { URL(filePath: $0) }
 
+    /// Folder of `.apus` files written by the Python exporter (scripts/fixtures/artifacts/cached.sh).
+    static let artifactsDirectory: URL? = ProcessInfo.processInfo.environment["APUS_ARTIFACT_FIXTURES"].map {
+        URL(filePath: $0)
+    }
+
+    /// The README demo's artifact: pretrained MobileNetV2 exported by apus-export.
+    static let demoArtifact: URL? = ProcessInfo.processInfo.environment["APUS_DEMO_ARTIFACT"].map { URL(filePath: $0) }
+
     /// Whether a missing fixture must fail the run (in CI) instead of skipping the test.
     static let required = ProcessInfo.processInfo.environment["CI"] != nil
 
