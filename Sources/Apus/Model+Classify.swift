@@ -17,7 +17,8 @@ extension Model {
     /// model receives.
     ///
     /// - Throws: ``ModelError/noPreprocessing`` or ``ModelError/image(_:_:)``.
-    public func preprocess(imageData: Data, source: String = "image", decoding: DecodeOptions = .init()) throws(ModelError)
+    public func preprocess(imageData: Data, source: String = "image", decoding: DecodeOptions = .init())
+        throws(ModelError)
         -> Tensor
     {
         guard let preprocessing else { throw .noPreprocessing }
@@ -46,7 +47,8 @@ extension Model {
     /// Classifies encoded image bytes (JPEG or PNG).
     ///
     /// - Throws: ``ModelError`` for undecodable images and model errors.
-    public func classify(imageData: Data, top: Int = 5, source: String = "image") throws(ModelError) -> [Classification] {
+    public func classify(imageData: Data, top: Int = 5, source: String = "image") throws(ModelError) -> [Classification]
+    {
         let input = try preprocess(imageData: imageData, source: source)
         guard let inputName = inputs.first?.name, let outputName = outputs.first?.name else {
             throw .notAClassifier("the model declares no inputs or outputs")
@@ -76,7 +78,9 @@ extension Model {
             }
             for index in probabilities.indices { probabilities[index] = Float(Double(probabilities[index]) / sum) }
         }
-        let order = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
+        let order = probabilities.indices.sorted {
+            probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1)
+        }
         return order.prefix(max(0, top)).map { index in
             let label = labels.flatMap { index < $0.count ? $0[index] : nil } ?? String(index)
             return Classification(index: index, label: label, probability: probabilities[index])

@@ -73,8 +73,10 @@ extension Model {
             case .uint8: tensor.withUnsafeBufferPointer(as: UInt8.self) { $0.map(Float.init) }
             case .bool: tensor.withUnsafeBufferPointer(as: Bool.self) { $0.map { $0 ? 1 : 0 } }
             case .float16:
-                UnsafeBufferPointer(start: tensor.rawPointer.assumingMemoryBound(to: UInt16.self), count: tensor.elementCount)
-                    .map { float32(fromFloat16Bits: $0) }
+                UnsafeBufferPointer(
+                    start: tensor.rawPointer.assumingMemoryBound(to: UInt16.self), count: tensor.elementCount
+                )
+                .map { float32(fromFloat16Bits: $0) }
             }
         }
         let a = values(actual)

@@ -66,7 +66,9 @@ extension Model {
             case "Gemm", "FusedGemm", "MatMul":
                 if let a = inputs.first ?? nil {
                     let transA = (try? node.int("transA", default: 0)) ?? 0
-                    let k = a.shape.rank == 0 ? 1 : (transA == 1 && a.shape.rank == 2 ? a.shape[0] : a.shape[a.shape.rank - 1])
+                    let k =
+                        a.shape.rank == 0
+                        ? 1 : (transA == 1 && a.shape.rank == 2 ? a.shape[0] : a.shape[a.shape.rank - 1])
                     flops = 2 * outFact.shape.elementCount * k
                 }
             default: break

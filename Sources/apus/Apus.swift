@@ -32,8 +32,10 @@ struct LoadOptions: ParsableArguments {
     func load() throws -> Model {
         var labelList: [String]?
         if let labels {
-            labelList = try String(contentsOfFile: labels, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
-                .map(String.init)
+            labelList = try String(contentsOfFile: labels, encoding: .utf8).split(
+                separator: "\n", omittingEmptySubsequences: false
+            )
+            .map(String.init)
             if labelList?.last == "" { labelList?.removeLast() }
         }
         var spec: PreprocessSpec?
@@ -41,13 +43,15 @@ struct LoadOptions: ParsableArguments {
             spec = try JSONDecoder().decode(PreprocessSpec.self, from: Data(contentsOf: URL(filePath: preprocess)))
         }
         return try Model(
-            contentsOf: URL(filePath: model), preprocessing: spec, labels: labelList, options: .init(threadCount: threads))
+            contentsOf: URL(filePath: model), preprocessing: spec, labels: labelList,
+            options: .init(threadCount: threads))
     }
 }
 
 struct ClassifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "classify", abstract: "Classify images with the model's own preprocessing and print the top classes.")
+        commandName: "classify",
+        abstract: "Classify images with the model's own preprocessing and print the top classes.")
 
     @OptionGroup var load: LoadOptions
 
@@ -68,7 +72,9 @@ struct ClassifyCommand: ParsableCommand {
             if json {
                 results.append([
                     "image": image,
-                    "top": classes.map { ["index": $0.index, "label": $0.label, "probability": Double($0.probability)] },
+                    "top": classes.map {
+                        ["index": $0.index, "label": $0.label, "probability": Double($0.probability)]
+                    },
                 ])
             } else {
                 print(image)
@@ -145,7 +151,9 @@ struct RunCommand: ParsableCommand {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         for output in model.outputs {
             guard let tensor = outputs[output.name] else { continue }
-            let safeName = output.name.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." ? $0 : "_" }
+            let safeName = output.name.map {
+                $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." ? $0 : "_"
+            }
             let url = directory.appending(path: String(safeName) + ".npy")
             try tensor.writeNPY(to: url)
             print("\(output.name): \(tensor.dtype) \(tensor.shape) -> \(url.path)")
@@ -178,7 +186,8 @@ struct InspectCommand: ParsableCommand {
             print("  \(op.padding(toLength: 24, withPad: " ", startingAt: 0)) \(count)")
         }
         print("parameters: \(summary.parameterCount) (\(formatBytes(summary.parameterBytes)))")
-        let shapes = summary.inputShapes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+        let shapes = summary.inputShapes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+            separator: ", ")
         print(String(format: "FLOPs: %.3f G at %@", Double(summary.flops) / 1e9, shapes))
         if !model.metadata.isEmpty {
             print("metadata:")
@@ -190,19 +199,25 @@ struct InspectCommand: ParsableCommand {
             print("preprocessing: \(String(decoding: try encoder.encode(spec), as: UTF8.self))")
         }
         if let labels = model.labels {
-            print("labels: \(labels.count) (\(labels.prefix(3).joined(separator: ", "))\(labels.count > 3 ? ", …" : ""))")
+            print(
+                "labels: \(labels.count) (\(labels.prefix(3).joined(separator: ", "))\(labels.count > 3 ? ", …" : ""))")
         }
         if !model.goldens.isEmpty {
             let sources = Set(model.goldens.map(\.source)).sorted().joined(separator: ", ")
             let tolerance = model.goldens[0].tolerance
-            print("goldens: \(model.goldens.count) from \(sources) (tolerance relative \(tolerance.relative), absolute \(tolerance.absolute))")
+            print(
+                "goldens: \(model.goldens.count) from \(sources) (tolerance relative \(tolerance.relative), absolute \(tolerance.absolute))"
+            )
         }
-        if load.model.hasSuffix(".apus"), let artifact = try? ArtifactReader.read(contentsOf: URL(filePath: load.model)) {
+        if load.model.hasSuffix(".apus"), let artifact = try? ArtifactReader.read(contentsOf: URL(filePath: load.model))
+        {
             print("format: apus \(artifact.formatVersion), data sha256 \(artifact.dataSHA256)")
         }
         print("threads: \(model.threadCount)")
         if let blas = Model.blasInfo {
-            print("OpenBLAS: core \(blas.coreName) (\(blas.coreTypeSource.rawValue)\(blas.requestedCoreType.map { ", requested \($0)" } ?? "")), \(blas.library)")
+            print(
+                "OpenBLAS: core \(blas.coreName) (\(blas.coreTypeSource.rawValue)\(blas.requestedCoreType.map { ", requested \($0)" } ?? "")), \(blas.library)"
+            )
         }
     }
 }

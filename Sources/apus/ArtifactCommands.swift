@@ -77,7 +77,8 @@ struct ConvertCommand: ParsableCommand {
                 let index = occurrences[name, default: 0]
                 occurrences[name] = index + 1
                 while examples.count <= index { examples.append([:]) }
-                examples[index][name] = try Tensor(contentsOfNPY: URL(filePath: String(entry[entry.index(after: separator)...])))
+                examples[index][name] = try Tensor(
+                    contentsOfNPY: URL(filePath: String(entry[entry.index(after: separator)...])))
             }
             var runnable = stored
             if float16Count > 0 {
@@ -93,7 +94,8 @@ struct ConvertCommand: ParsableCommand {
             for inputs in examples {
                 let outputs = try reference.run(inputs)
                 goldens.append(
-                    GoldenExample(inputs: inputs, outputs: outputs, tolerance: (relative: 1e-5, absolute: 1e-6), source: "apus"))
+                    GoldenExample(
+                        inputs: inputs, outputs: outputs, tolerance: (relative: 1e-5, absolute: 1e-6), source: "apus"))
             }
         }
         var metadata = [

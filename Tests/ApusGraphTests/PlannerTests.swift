@@ -69,7 +69,9 @@ import Testing
         #expect {
             try runner.run(["x": wrongType, "w": w2])
         } throws: { error in
-            guard case GraphError.inputDTypeMismatch("x", expected: .float32, actual: .int64) = error else { return false }
+            guard case GraphError.inputDTypeMismatch("x", expected: .float32, actual: .int64) = error else {
+                return false
+            }
             return true
         }
     }

@@ -14,7 +14,9 @@ import Testing
         for line in text[start.upperBound...].split(separator: "\n") {
             if line.hasPrefix("## ") { break }
             let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard line.hasPrefix("|"), let first = cells.first, first != "operator", !first.hasPrefix("---") else { continue }
+            guard line.hasPrefix("|"), let first = cells.first, first != "operator", !first.hasPrefix("---") else {
+                continue
+            }
             names.insert(first)
         }
         return names
@@ -23,8 +25,11 @@ import Testing
     @Test func everyRegisteredOperatorIsDocumented() throws {
         let documented = try Self.documentedOperators(section: "## Default domain")
         let registered = Set(OperatorRegistry.onnx.keys)
-        #expect(registered.subtracting(documented).isEmpty, "undocumented: \(registered.subtracting(documented).sorted())")
-        #expect(documented.subtracting(registered).isEmpty, "documented but not registered: \(documented.subtracting(registered).sorted())")
+        #expect(
+            registered.subtracting(documented).isEmpty, "undocumented: \(registered.subtracting(documented).sorted())")
+        #expect(
+            documented.subtracting(registered).isEmpty,
+            "documented but not registered: \(documented.subtracting(registered).sorted())")
     }
 
     @Test func everyFusedOperatorIsDocumented() throws {

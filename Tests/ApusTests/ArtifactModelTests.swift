@@ -42,7 +42,8 @@ import Testing
         let single = try #require(model.run([name: one])[model.outputs[0].name])
         // Three copies of the same image must give three copies of the same row.
         let values = try one.scalars(as: Float.self)
-        let batch = Tensor(shape: Shape([3] + Array(one.shape.dimensions.dropFirst())), scalars: values + values + values)
+        let batch = Tensor(
+            shape: Shape([3] + Array(one.shape.dimensions.dropFirst())), scalars: values + values + values)
         let rows = try #require(model.run([name: batch])[model.outputs[0].name])
         #expect(rows.shape == [3, 1000])
         let expected = try single.scalars(as: Float.self)

@@ -40,11 +40,14 @@ import Testing
             let input = try model.preprocess(imageData: Data(contentsOf: url))
             let torchInput = try Tensor(contentsOfNPY: directory.appending(path: reference.input))
             #expect(input.shape == torchInput.shape)
-            let difference = zip(try input.scalars(as: Float.self), try torchInput.scalars(as: Float.self))
+            let difference =
+                zip(try input.scalars(as: Float.self), try torchInput.scalars(as: Float.self))
                 .map { abs($0 - $1) }.max() ?? .infinity
             #expect(difference <= 1e-6, "\(photo): preprocessed tensor differs from torchvision's by \(difference)")
             let top = try model.classify(imageAt: url, top: 5)
-            #expect(top.map(\.index) == reference.top5.map(\.index), "\(photo): \(top.map(\.label)) vs \(reference.top5.map(\.label))")
+            #expect(
+                top.map(\.index) == reference.top5.map(\.index),
+                "\(photo): \(top.map(\.label)) vs \(reference.top5.map(\.label))")
             for (mine, theirs) in zip(top, reference.top5) {
                 #expect(abs(Double(mine.probability) - theirs.probability) < 1e-4)
             }

@@ -27,7 +27,9 @@ enum Fixtures {
         guard let directory = modelsDirectory,
             let entries = try? FileManager.default.contentsOfDirectory(atPath: directory.path)
         else { return [] }
-        return entries.filter { FileManager.default.fileExists(atPath: directory.appending(path: "\($0)/model.onnx").path) }
-            .sorted()
+        return entries.filter {
+            FileManager.default.fileExists(atPath: directory.appending(path: "\($0)/model.onnx").path)
+        }
+        .sorted()
     }()
 }

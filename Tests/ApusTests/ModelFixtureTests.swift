@@ -29,7 +29,8 @@ import Testing
         let t = try expected.scalars(as: Float.self)
         let scale = t.map(abs).max() ?? 0
         let maxError = zip(a, t).map { abs($0 - $1) }.max() ?? 0
-        #expect(maxError.isFinite && maxError <= Self.relativeTolerance * scale,
+        #expect(
+            maxError.isFinite && maxError <= Self.relativeTolerance * scale,
             "\(name): max |apus - torch| = \(maxError), max |torch| = \(scale)")
         let batch = expected.shape.count > 1 ? expected.shape[0] : 1
         let classes = t.count / max(batch, 1)
@@ -39,6 +40,8 @@ import Testing
             let torchTop = Array(top(t[row * classes..<(row + 1) * classes]))
             #expect(apusTop == torchTop, "\(name) row \(row): top-5 \(apusTop) vs PyTorch \(torchTop)")
         }
-        print("model-accuracy \(name): max_abs_error=\(maxError) max_abs_torch=\(scale) relative=\(maxError / max(scale, .leastNormalMagnitude))")
+        print(
+            "model-accuracy \(name): max_abs_error=\(maxError) max_abs_torch=\(scale) relative=\(maxError / max(scale, .leastNormalMagnitude))"
+        )
     }
 }

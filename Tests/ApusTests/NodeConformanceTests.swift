@@ -38,7 +38,8 @@ import Testing
         var result: [(String, URL)] = []
         for (suite, root) in roots {
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { continue }
-            for name in names.sorted() where FileManager.default.fileExists(atPath: root.appending(path: "\(name)/model.onnx").path) {
+            for name in names.sorted()
+            where FileManager.default.fileExists(atPath: root.appending(path: "\(name)/model.onnx").path) {
                 result.append((suite, root.appending(path: name)))
             }
         }
@@ -103,7 +104,9 @@ import Testing
             }
             for (name, reference) in expected {
                 guard let actual = outputs[name] else { return (opTypes, .failed("\(set): output '\(name)' missing")) }
-                if let mismatch = compare(actual, reference) { return (opTypes, .failed("\(set) '\(name)': \(mismatch)")) }
+                if let mismatch = compare(actual, reference) {
+                    return (opTypes, .failed("\(set) '\(name)': \(mismatch)"))
+                }
             }
         }
         return (opTypes, .passed)
@@ -150,13 +153,16 @@ import Testing
             let known = Self.knownFailures[result.name]
             switch (result.outcome, known) {
             case (.failed(let reason), nil): unexpected.append("\(result.suite)/\(result.name): \(reason)")
-            case (.passed, .some): unexpected.append("\(result.suite)/\(result.name) passes but is listed as a known failure")
+            case (.passed, .some):
+                unexpected.append("\(result.suite)/\(result.name) passes but is listed as a known failure")
             default: break
             }
         }
         let passed = results.filter { $0.outcome == .passed }.count
         let failed = results.filter { if case .failed = $0.outcome { true } else { false } }.count
-        print("onnx-node-tests: \(passed) passed, \(failed) failed, \(results.count - passed - failed) unsupported, \(results.count) total")
+        print(
+            "onnx-node-tests: \(passed) passed, \(failed) failed, \(results.count - passed - failed) unsupported, \(results.count) total"
+        )
         if let path = ProcessInfo.processInfo.environment["APUS_CONFORMANCE_REPORT"] {
             try Self.report(results).write(toFile: path, atomically: true, encoding: .utf8)
         }
@@ -191,10 +197,14 @@ import Testing
             guard case .unsupported(let reason) = result.outcome else { continue }
             var key = reason
             if key.hasPrefix("operators ") { key = "operator not implemented: " + key.dropFirst("operators ".count) }
-            if key.hasPrefix("reader: ") { key = "reader: " + (key.contains("data type") ? "unsupported data type" : "unsupported feature") }
+            if key.hasPrefix("reader: ") {
+                key = "reader: " + (key.contains("data type") ? "unsupported data type" : "unsupported feature")
+            }
             reasons[String(key.prefix(90)), default: 0] += 1
         }
-        let reasonLines = reasons.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "| \($0.key) | \($0.value) |" }
+        let reasonLines = reasons.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map {
+            "| \($0.key) | \($0.value) |"
+        }
         return """
             Overall: \(passed) of \(results.count) node tests pass (\(String(format: "%.1f", 100 * Double(passed) / Double(max(results.count, 1))))%); \
             \(passed) of \(ran) tests whose operators, dtypes and attributes Apus supports.

@@ -27,7 +27,9 @@ import Testing
     }
 
     func fixtureModel() -> String? {
-        guard Fixtures.modelNames.contains("squeezenet1_1"), let directory = Fixtures.modelsDirectory else { return nil }
+        guard Fixtures.modelNames.contains("squeezenet1_1"), let directory = Fixtures.modelsDirectory else {
+            return nil
+        }
         return directory.appending(path: "squeezenet1_1/model.onnx").path
     }
 

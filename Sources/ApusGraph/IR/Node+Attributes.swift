@@ -11,7 +11,9 @@ extension Node {
     /// An integer attribute, or `nil` when absent.
     public func int(_ name: String) throws(OperatorError) -> Int? {
         guard let attribute = attributes[name] else { return nil }
-        guard case .int(let value) = attribute else { throw .wrongAttributeKind(name, expected: "int", actual: attribute.kindName) }
+        guard case .int(let value) = attribute else {
+            throw .wrongAttributeKind(name, expected: "int", actual: attribute.kindName)
+        }
         return value
     }
 
@@ -33,7 +35,9 @@ extension Node {
     /// A string attribute, or `nil` when absent.
     public func string(_ name: String) throws(OperatorError) -> String? {
         guard let attribute = attributes[name] else { return nil }
-        guard case .string(let value) = attribute else { throw .wrongAttributeKind(name, expected: "string", actual: attribute.kindName) }
+        guard case .string(let value) = attribute else {
+            throw .wrongAttributeKind(name, expected: "string", actual: attribute.kindName)
+        }
         return value
     }
 
@@ -45,21 +49,27 @@ extension Node {
     /// An integer-list attribute, or `nil` when absent.
     public func ints(_ name: String) throws(OperatorError) -> [Int]? {
         guard let attribute = attributes[name] else { return nil }
-        guard case .ints(let value) = attribute else { throw .wrongAttributeKind(name, expected: "ints", actual: attribute.kindName) }
+        guard case .ints(let value) = attribute else {
+            throw .wrongAttributeKind(name, expected: "ints", actual: attribute.kindName)
+        }
         return value
     }
 
     /// A float-list attribute, or `nil` when absent.
     public func floats(_ name: String) throws(OperatorError) -> [Float]? {
         guard let attribute = attributes[name] else { return nil }
-        guard case .floats(let value) = attribute else { throw .wrongAttributeKind(name, expected: "floats", actual: attribute.kindName) }
+        guard case .floats(let value) = attribute else {
+            throw .wrongAttributeKind(name, expected: "floats", actual: attribute.kindName)
+        }
         return value
     }
 
     /// A tensor attribute, or `nil` when absent.
     public func tensor(_ name: String) throws(OperatorError) -> Tensor? {
         guard let attribute = attributes[name] else { return nil }
-        guard case .tensor(let value) = attribute else { throw .wrongAttributeKind(name, expected: "tensor", actual: attribute.kindName) }
+        guard case .tensor(let value) = attribute else {
+            throw .wrongAttributeKind(name, expected: "tensor", actual: attribute.kindName)
+        }
         return value
     }
 }

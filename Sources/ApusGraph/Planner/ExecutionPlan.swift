@@ -157,7 +157,8 @@ final class Arena: @unchecked Sendable {
         var values: [Tensor] = []
         for value in plan.arenaValues {
             do {
-                values.append(try Tensor(shape: value.shape, dtype: value.dtype, storage: storage, byteOffset: value.offset))
+                values.append(
+                    try Tensor(shape: value.shape, dtype: value.dtype, storage: storage, byteOffset: value.offset))
             } catch {
                 throw .limitExceeded("arena value '\(value.name)': \(error)")
             }

@@ -36,7 +36,8 @@ public enum GraphError: Error, Sendable, CustomStringConvertible {
             "unsupported operators: "
                 + byType.sorted { $0.key < $1.key }.map { type, nodes in
                     let shown = nodes.prefix(3).joined(separator: ", ")
-                    return "\(type) (\(nodes.count) node\(nodes.count == 1 ? "" : "s"): \(shown)\(nodes.count > 3 ? ", …" : ""))"
+                    return
+                        "\(type) (\(nodes.count) node\(nodes.count == 1 ? "" : "s"): \(shown)\(nodes.count > 3 ? ", …" : ""))"
                 }.joined(separator: "; ")
         case .node(let name, let opType, let error): "node '\(name)' (\(opType)): \(error)"
         case .undefinedValue(let value, let node): "node '\(node)' reads value '\(value)', which nothing produces"

@@ -75,7 +75,8 @@ public enum Planner {
                 let offset = allocator.allocate(bytes)
                 arenaIndex[key] = arenaValues.count
                 outputs.append(arenaValues.count)
-                arenaValues.append(ArenaValue(name: key, shape: fact.shape, dtype: fact.dtype, offset: offset, byteCount: bytes))
+                arenaValues.append(
+                    ArenaValue(name: key, shape: fact.shape, dtype: fact.dtype, offset: offset, byteCount: bytes))
                 if lastUse[key] == nil && !outputNames.contains(key) { lastUse[key] = stepIndex }
             }
             var slots: [Slot?] = []
@@ -94,10 +95,14 @@ public enum Planner {
             }
             let inputFacts = entry.inputs.map { $0.isEmpty ? nil : state.facts[$0] }
             workspace = max(workspace, entry.op.workspaceByteCount(for: inputFacts, threadCount: options.threadCount))
-            steps.append(Step(nodeName: entry.node.name, opType: entry.node.opType, op: entry.op, inputs: slots, outputs: outputs))
+            steps.append(
+                Step(
+                    nodeName: entry.node.name, opType: entry.node.opType, op: entry.op, inputs: slots, outputs: outputs)
+            )
             // Free values whose last reader is this step (after the outputs were placed, so an
             // output never aliases an input of the same step).
-            for name in Set(entry.inputs + entry.outputs.enumerated().map { $1.isEmpty ? "\(entry.node.name)#unused\($0)" : $1 })
+            for name in Set(
+                entry.inputs + entry.outputs.enumerated().map { $1.isEmpty ? "\(entry.node.name)#unused\($0)" : $1 })
             where lastUse[name] == stepIndex && !outputNames.contains(name) {
                 if let index = arenaIndex[name] {
                     allocator.free(offset: arenaValues[index].offset, byteCount: arenaValues[index].byteCount)
@@ -196,7 +201,8 @@ public enum Planner {
                         let bytes = fact.shape.elementCount * fact.dtype.byteSize
                         foldedBytes += bytes
                         guard foldedBytes <= options.memoryBudget else {
-                            throw .memoryBudgetExceeded(needed: foldedBytes, budget: options.memoryBudget, at: "node '\(node.name)'")
+                            throw .memoryBudgetExceeded(
+                                needed: foldedBytes, budget: options.memoryBudget, at: "node '\(node.name)'")
                         }
                         do {
                             outputs.append(try Tensor(zeros: fact.shape, dtype: fact.dtype))
@@ -274,7 +280,9 @@ struct ArenaAllocator {
         let size = max(64, (byteCount + 63) / 64 * 64)
         var index = freeBlocks.firstIndex { $0.offset > offset } ?? freeBlocks.count
         freeBlocks.insert((offset, size), at: index)
-        if index + 1 < freeBlocks.count, freeBlocks[index].offset + freeBlocks[index].size == freeBlocks[index + 1].offset {
+        if index + 1 < freeBlocks.count,
+            freeBlocks[index].offset + freeBlocks[index].size == freeBlocks[index + 1].offset
+        {
             freeBlocks[index].size += freeBlocks[index + 1].size
             freeBlocks.remove(at: index + 1)
         }

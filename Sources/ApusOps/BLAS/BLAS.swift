@@ -42,7 +42,9 @@ public enum BLAS {
     /// Why OpenBLAS could not be loaded.
     public struct LoadError: Error, Sendable, CustomStringConvertible {
         public var reason: String
-        public var description: String { "cannot load OpenBLAS: \(reason) (install libopenblas0, e.g. apt install libopenblas-dev)" }
+        public var description: String {
+            "cannot load OpenBLAS: \(reason) (install libopenblas0, e.g. apt install libopenblas-dev)"
+        }
     }
 
     struct Functions: @unchecked Sendable {
