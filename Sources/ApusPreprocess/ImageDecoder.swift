@@ -88,7 +88,9 @@ public enum ImageDecoder {
     }
 
     /// Turns a C decoder status into the matching ``ImageError``.
-    static func check(_ status: apus_codec_status, _ result: apus_decode_result, format: ImageFormat, options: DecodeOptions)
+    static func check(
+        _ status: apus_codec_status, _ result: apus_decode_result, format: ImageFormat, options: DecodeOptions
+    )
         throws(ImageError)
     {
         let message = withUnsafeBytes(of: result.message) { bytes in

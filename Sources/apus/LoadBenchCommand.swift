@@ -6,7 +6,8 @@ import Foundation
 /// scripts/bench/large_model.py).
 struct LoadBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "load-bench", abstract: "Time loading a model and its first run; print VmRSS.", shouldDisplay: false)
+        commandName: "load-bench", abstract: "Time loading a model and its first run; print VmRSS.",
+        shouldDisplay: false)
 
     @Argument(help: "Model file (.apus or .onnx).")
     var model: String

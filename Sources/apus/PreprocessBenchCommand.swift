@@ -44,7 +44,8 @@ struct PreprocessBenchCommand: ParsableCommand {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
         times.sort()
-        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        let median =
+            times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         print("shape \(tensor.shape.dimensions) \(tensor.dtype)")
         print(String(format: "median_ms %.2f", median))
         print(String(format: "min_ms %.2f max_ms %.2f runs %d", times[0], times[times.count - 1], times.count))

@@ -55,7 +55,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     path = make_image(4000, 3000, 90, args.noise)
-    transform = torchvision.models.ResNet50_Weights.IMAGENET1K_V2.transforms()
+    transform = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.transforms()  # resize 256, crop 224
     print(f"image: {path} ({path.stat().st_size / 1e6:.2f} MB)")
     print(f"uptime: {os.popen('uptime').read().strip()}")
 
