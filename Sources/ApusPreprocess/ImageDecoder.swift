@@ -54,24 +54,46 @@ public enum ImageDecoder {
         }
         var settings = Self.cOptions(options)
         var result = apus_decode_result()
-        let status = data.withUnsafeBytes { raw -> apus_codec_status in
-            let base = raw.bindMemory(to: UInt8.self).baseAddress
-            guard let base else { return APUS_CODEC_NOT_IMAGE }
-            switch format {
-            case .jpeg: return apus_decode_jpeg(base, raw.count, &settings, &result)
-            case .png: return apus_decode_png(base, raw.count, &settings, &result)
+        let image: Image
+        switch format {
+        case .jpeg:
+            // Scanlines go straight into the Swift array (no second image-sized buffer and copy).
+            let sink = FullImageSink()
+            let context = Unmanaged.passUnretained(sink).toOpaque()
+            let status = data.withUnsafeBytes { raw -> apus_codec_status in
+                guard let base = raw.bindMemory(to: UInt8.self).baseAddress else { return APUS_CODEC_NOT_IMAGE }
+                return apus_decode_jpeg_rows(
+                    base, raw.count, &settings, &result, 16,
+                    { context, width, height in
+                        guard let context else { return 1 }
+                        Unmanaged<FullImageSink>.fromOpaque(context).takeUnretainedValue()
+                            .begin(width: Int(width), height: Int(height))
+                        return 0
+                    },
+                    { context, first, count, rows, stride in
+                        guard let context, let rows else { return }
+                        Unmanaged<FullImageSink>.fromOpaque(context).takeUnretainedValue()
+                            .rows(rows, first: Int(first), count: Int(count), stride: stride)
+                    }, context)
             }
+            withExtendedLifetime(sink) {}
+            try check(status, result, format: format, options: options)
+            image = Image(uncheckedWidth: sink.width, height: sink.height, pixels: sink.pixels)
+        case .png:
+            let status = data.withUnsafeBytes { raw -> apus_codec_status in
+                guard let base = raw.bindMemory(to: UInt8.self).baseAddress else { return APUS_CODEC_NOT_IMAGE }
+                return apus_decode_png(base, raw.count, &settings, &result)
+            }
+            try check(status, result, format: format, options: options)
+            let width = Int(result.width)
+            let height = Int(result.height)
+            guard let pixelPointer = result.pixels else {
+                throw .outOfMemory(format: format, reason: "decoder returned no pixels")
+            }
+            defer { apus_free(pixelPointer) }
+            let pixels = [UInt8](UnsafeBufferPointer(start: pixelPointer, count: width * height * 3))
+            image = Image(uncheckedWidth: width, height: height, pixels: pixels)
         }
-        try check(status, result, format: format, options: options)
-        let width = Int(result.width)
-        let height = Int(result.height)
-        guard let pixelPointer = result.pixels else {
-            throw .outOfMemory(format: format, reason: "decoder returned no pixels")
-        }
-        defer { apus_free(pixelPointer) }
-        let count = width * height * 3
-        let pixels = [UInt8](UnsafeBufferPointer(start: pixelPointer, count: count))
-        let image = Image(uncheckedWidth: width, height: height, pixels: pixels)
         guard options.applyEXIFOrientation else { return image }
         let orientation = EXIF.orientation(in: data, format: format) ?? 1
         return image.transposed(forEXIFOrientation: orientation)
@@ -111,6 +133,26 @@ public enum ImageDecoder {
         case APUS_CODEC_TOO_MANY_SCANS: throw .tooManyScans(limit: options.maxProgressiveScans)
         case APUS_CODEC_BAD_CRC: throw .badChecksum(format: format, offset: offset, reason: message)
         default: throw .corrupt(format: format, offset: offset, reason: message)
+        }
+    }
+}
+
+/// Collects a streamed JPEG's scanlines into the image's sample array.
+private final class FullImageSink {
+    var pixels: [UInt8] = []
+    var width = 0
+    var height = 0
+
+    func begin(width: Int, height: Int) {
+        self.width = width
+        self.height = height
+        pixels = [UInt8](repeating: 0, count: width * height * 3)
+    }
+
+    func rows(_ rows: UnsafePointer<UInt8>, first: Int, count: Int, stride: Int) {
+        pixels.withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            (base + first * stride).update(from: rows, count: count * stride)
         }
     }
 }

@@ -272,38 +272,6 @@ static apus_codec_status decode_jpeg_core(const uint8_t *data, size_t size, cons
     return APUS_CODEC_OK;
 }
 
-typedef struct {
-    uint8_t *output;
-    int width;
-} apus_full_image;
-
-static int full_image_begin(void *context, int width, int height) {
-    apus_full_image *image = context;
-    size_t bytes = (size_t)width * (size_t)height * 3;
-    image->output = malloc(bytes > 0 ? bytes : 1);
-    image->width = width;
-    return image->output == NULL;
-}
-
-static void full_image_rows(void *context, int first_row, int row_count, const uint8_t *rows, size_t stride) {
-    apus_full_image *image = context;
-    memcpy(image->output + (size_t)first_row * stride, rows, stride * (size_t)row_count);
-}
-
-apus_codec_status apus_decode_jpeg(const uint8_t *data, size_t size, const apus_decode_options *options,
-                                   apus_decode_result *result) {
-    apus_full_image image = {NULL, 0};
-    apus_jpeg_sink sink = {full_image_begin, full_image_rows, &image};
-    apus_codec_status status = decode_jpeg_core(data, size, options, result, 16, &sink);
-    if (status != APUS_CODEC_OK) {
-        free(image.output);
-        result->pixels = NULL;
-        return status;
-    }
-    result->pixels = image.output;
-    return APUS_CODEC_OK;
-}
-
 apus_codec_status apus_decode_jpeg_rows(const uint8_t *data, size_t size, const apus_decode_options *options,
                                         apus_decode_result *result, int batch_rows, apus_jpeg_begin_callback begin,
                                         apus_jpeg_rows_callback rows, void *context) {

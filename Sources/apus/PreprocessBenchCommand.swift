@@ -23,6 +23,9 @@ struct PreprocessBenchCommand: ParsableCommand {
     @Flag(help: "Time the separate steps (decode, then apply) instead of the fused path.")
     var separate = false
 
+    @Flag(help: "Time decoding only (ImageDecoder.decode); no tensor is computed.")
+    var decodeOnly = false
+
     func run() throws {
         let pipeline: PreprocessSpec
         if let spec {
@@ -33,6 +36,10 @@ struct PreprocessBenchCommand: ParsableCommand {
         let url = URL(filePath: image)
         func once() throws -> Tensor {
             let data = try Data(contentsOf: url)
+            if decodeOnly {
+                let image = try ImageDecoder.decode(data: data)
+                return try Tensor(shape: [1, 1, 1, 1], checkedScalars: [Float(image.pixels[0])])
+            }
             if separate { return try pipeline.apply(to: ImageDecoder.decode(data: data)) }
             return try pipeline.apply(toImageData: data)
         }

@@ -30,13 +30,11 @@ typedef struct {
     int width;
     int height;
     int source_channels;         // channels in the file (1, 2, 3 or 4)
-    uint8_t *pixels;             // malloc'd RGB, width*height*3 bytes; caller frees with apus_free
+    uint8_t *pixels;             // PNG: malloc'd RGB, width*height*3 bytes, freed with apus_free; JPEG: NULL
     long error_offset;           // byte offset reached in the input when an error happened, or -1
     char message[200];
 } apus_decode_result;
 
-apus_codec_status apus_decode_jpeg(const uint8_t *data, size_t size, const apus_decode_options *options,
-                                   apus_decode_result *result);
 apus_codec_status apus_decode_png(const uint8_t *data, size_t size, const apus_decode_options *options,
                                   apus_decode_result *result);
 void apus_free(void *pointer);
@@ -49,8 +47,9 @@ typedef int (*apus_jpeg_begin_callback)(void *context, int width, int height);
 typedef void (*apus_jpeg_rows_callback)(void *context, int first_row, int row_count, const uint8_t *rows,
                                         size_t stride);
 
-/// Decodes like apus_decode_jpeg (same checks, settings and errors) but hands the RGB scanlines
-/// to `rows` in batches of up to `batch_rows` instead of keeping the image; result->pixels is NULL.
+/// Decodes a JPEG as Pillow does (islow IDCT, fancy upsampling; gray replicated, CMYK as Adobe
+/// CMYK;I) with the pixel, scan and strictness checks of `options`, handing the RGB scanlines to
+/// `rows` in batches of up to `batch_rows`; nothing image-sized is kept. result->pixels is NULL.
 apus_codec_status apus_decode_jpeg_rows(const uint8_t *data, size_t size, const apus_decode_options *options,
                                         apus_decode_result *result, int batch_rows, apus_jpeg_begin_callback begin,
                                         apus_jpeg_rows_callback rows, void *context);
