@@ -46,6 +46,9 @@ struct LoadBenchCommand: ParsableCommand {
             let runMs = Double(DispatchTime.now().uptimeNanoseconds - runStart) / 1e6
             emit(String(format: "first_run_ms %.2f", runMs))
             emit("run_rss_kb \(Self.status("VmRSS"))")
+            let secondStart = DispatchTime.now().uptimeNanoseconds
+            _ = try loaded.run(feeds)
+            emit(String(format: "second_run_ms %.2f", Double(DispatchTime.now().uptimeNanoseconds - secondStart) / 1e6))
             if let first = loaded.outputs.first, let tensor = outputs[first.name], tensor.dtype == .float32 {
                 let values = tensor.withUnsafeBufferPointer(as: Float.self) { Array($0.prefix(4)) }
                 emit("output_head \(values)")

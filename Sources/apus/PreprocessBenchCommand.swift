@@ -26,6 +26,9 @@ struct PreprocessBenchCommand: ParsableCommand {
     @Flag(help: "Time decoding only (ImageDecoder.decode); no tensor is computed.")
     var decodeOnly = false
 
+    @Flag(help: "Also print every run's time.")
+    var printTimes = false
+
     func run() throws {
         let pipeline: PreprocessSpec
         if let spec {
@@ -50,6 +53,7 @@ struct PreprocessBenchCommand: ParsableCommand {
             tensor = try once()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
+        if printTimes { print("times_ms " + times.map { String(format: "%.3f", $0) }.joined(separator: " ")) }
         times.sort()
         let median =
             times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2

@@ -6,7 +6,7 @@ Builds (once, cached in ~/.cache/apus/large-<hash>/) a wide MLP with seeded rand
 model.apus plus the intermediate model.onnx (+ model.onnx.data). Then, each in a fresh process:
 
 - apus:  `apus load-bench model.apus --sleep S` prints load time, VmRSS after load, first-run
-  latency and VmRSS after it, then sleeps so the process can be inspected;
+  latency and VmRSS after it, a second run's latency, then sleeps so the process can be inspected;
 - ORT:   a python process doing the same with onnxruntime.InferenceSession;
 - sharing: two apus processes alive at once; RSS and PSS of each from /proc/PID/smaps_rollup
   (PSS splits shared pages between the processes that map them).
@@ -77,6 +77,9 @@ t0 = time.perf_counter()
 out = session.run(None, {inp.name: x})[0]
 print(f"first_run_ms {(time.perf_counter() - t0) * 1000:.2f}", flush=True)
 print(f"run_rss_kb {rss()}", flush=True)
+t0 = time.perf_counter()
+session.run(None, {inp.name: x})
+print(f"second_run_ms {(time.perf_counter() - t0) * 1000:.2f}", flush=True)
 print(f"output_head {out.reshape(-1)[:4].tolist()}", flush=True)
 print("ready", flush=True)
 time.sleep(float(sys.argv[2]))
@@ -153,6 +156,7 @@ def main() -> None:
         med = lambda key: statistics.median(float(r[key]) for r in rows)  # noqa: E731
         print(f"{name:12s} load {med('load_ms'):8.1f} ms   RSS after load {med('load_rss_kb') / 1024:7.1f} MB   "
               f"first run {med('first_run_ms'):8.1f} ms   RSS after run {med('run_rss_kb') / 1024:7.1f} MB   "
+              f"second run {med('second_run_ms'):6.1f} ms   "
               f"(median of {len(rows)}; output head {rows[0].get('output_head')})")
 
     # Two apus processes at once: the weights are the same file pages, counted once.

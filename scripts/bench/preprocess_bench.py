@@ -5,9 +5,11 @@ Writes (once, cached) a 4000x3000 JPEG, quality 90, made by upscaling a real pho
 (scikit-image's `coffee`) with PIL, into ~/.cache/apus/prepbench-<hash>/. Then, in one run:
 
 - PIL + torchvision: `weights.transforms()(Image.open(p).convert("RGB"))` (file read included),
-  median of --runs runs after one warm-up;
-- Apus: `apus preprocess-bench IMAGE --runs N` (decode + the same preset), median as printed by
-  the Swift process, which also writes its last tensor so both results can be compared.
+  with ResNet50_Weights.IMAGENET1K_V1 (resize 256 bilinear, crop 224, normalize);
+- Apus: `apus preprocess-bench IMAGE` (file read + decode + the same preset, timed inside the Swift
+  process after a warm-up run), which also writes its last tensor so both can be compared.
+
+The sides alternate in --rounds rounds; medians over all runs of each side.
 
 Usage: python scripts/bench/preprocess_bench.py [--apus .build/release/apus] [--runs 30]
 """
@@ -49,7 +51,8 @@ def make_image(width: int, height: int, quality: int, noise: float) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--apus", default=".build/release/apus")
-    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=30, help="timed runs per side, over all rounds")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--noise", type=float, default=0.0, help="stddev of added noise (0 = plain upscale)")
     args = parser.parse_args()
 
@@ -64,26 +67,29 @@ def main() -> None:
             return transform(im.convert("RGB"))
 
     reference = pil_once()
-    pil_times = []
-    for _ in range(args.runs):
-        t0 = time.perf_counter()
-        pil_once()
-        pil_times.append((time.perf_counter() - t0) * 1000)
-
     out = path.parent / "apus_tensor.f32"
-    command = [args.apus, "preprocess-bench", str(path), "--runs", str(args.runs), "--output", str(out)]
-    text = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    print(text.strip())
-    apus_median = None
-    for line in text.splitlines():
-        if line.startswith("median_ms"):
-            apus_median = float(line.split()[1])
+    # Alternate the two sides in rounds so load from other processes hits both alike.
+    pil_times, apus_times = [], []
+    per_round = max(1, args.runs // args.rounds)
+    for _ in range(args.rounds):
+        for _ in range(per_round):
+            t0 = time.perf_counter()
+            pil_once()
+            pil_times.append((time.perf_counter() - t0) * 1000)
+        command = [args.apus, "preprocess-bench", str(path), "--runs", str(per_round), "--output", str(out),
+                   "--print-times"]
+        text = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        for line in text.splitlines():
+            if line.startswith("times_ms"):
+                apus_times += [float(v) for v in line.split()[1:]]
     ours = np.fromfile(out, dtype=np.float32).reshape(reference.shape)
     diff = float(np.abs(ours - reference.numpy()).max())
+    apus_median = statistics.median(apus_times)
     pil_median = statistics.median(pil_times)
     print(f"PIL+torchvision: median {pil_median:.1f} ms (min {min(pil_times):.1f}, max {max(pil_times):.1f}, "
           f"{args.runs} runs; Pillow {Image.__version__}, torchvision {torchvision.__version__})")
-    print(f"apus:            median {apus_median:.1f} ms")
+    print(f"apus:            median {apus_median:.1f} ms (min {min(apus_times):.1f}, max {max(apus_times):.1f}, "
+          f"{len(apus_times)} runs)")
     print(f"ratio PIL/apus:  {pil_median / apus_median:.2f}x")
     print(f"max |apus - torchvision| = {diff:.3g}")
     print(f"uptime: {os.popen('uptime').read().strip()}")
