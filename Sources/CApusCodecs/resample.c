@@ -150,16 +150,20 @@ __attribute__((target("avx2"))) static void vertical_avx2(const uint8_t *in, siz
     }
 }
 
+// Read and written with relaxed atomics: several threads may resize at once (and tests flip
+// `avx2_disabled` while other suites run; both kernels give the same bytes).
 static int avx2_state = -1;  // -1 unknown, 0 no, 1 yes
 static int avx2_disabled = 0;
 
 static int use_avx2(void) {
-    if (avx2_disabled) return 0;
-    if (avx2_state < 0) {
+    if (__atomic_load_n(&avx2_disabled, __ATOMIC_RELAXED)) return 0;
+    int state = __atomic_load_n(&avx2_state, __ATOMIC_RELAXED);
+    if (state < 0) {
         __builtin_cpu_init();
-        avx2_state = __builtin_cpu_supports("avx2") ? 1 : 0;
+        state = __builtin_cpu_supports("avx2") ? 1 : 0;
+        __atomic_store_n(&avx2_state, state, __ATOMIC_RELAXED);
     }
-    return avx2_state;
+    return state;
 }
 #else
 static int use_avx2(void) { return 0; }
@@ -167,7 +171,7 @@ static int use_avx2(void) { return 0; }
 
 int apus_resample_simd(int disable) {
 #ifdef APUS_HAVE_AVX2_KERNELS
-    avx2_disabled = disable != 0;
+    __atomic_store_n(&avx2_disabled, disable != 0, __ATOMIC_RELAXED);
 #else
     (void)disable;
 #endif
