@@ -52,21 +52,69 @@ public enum ImageDecoder {
         guard [1, 2, 4, 8].contains(options.allowDCTScaling) else {
             throw .invalidTransform("allowDCTScaling must be 1, 2, 4 or 8, not \(options.allowDCTScaling)")
         }
+        var settings = Self.cOptions(options)
+        var result = apus_decode_result()
+        let image: Image
+        switch format {
+        case .jpeg:
+            // Scanlines go straight into the Swift array (no second image-sized buffer and copy).
+            let sink = FullImageSink()
+            let context = Unmanaged.passUnretained(sink).toOpaque()
+            let status = data.withUnsafeBytes { raw -> apus_codec_status in
+                guard let base = raw.bindMemory(to: UInt8.self).baseAddress else { return APUS_CODEC_NOT_IMAGE }
+                return apus_decode_jpeg_rows(
+                    base, raw.count, &settings, &result, 16,
+                    { context, width, height in
+                        guard let context else { return 1 }
+                        Unmanaged<FullImageSink>.fromOpaque(context).takeUnretainedValue()
+                            .begin(width: Int(width), height: Int(height))
+                        return 0
+                    },
+                    { context, first, count, rows, stride in
+                        guard let context, let rows else { return }
+                        Unmanaged<FullImageSink>.fromOpaque(context).takeUnretainedValue()
+                            .rows(rows, first: Int(first), count: Int(count), stride: stride)
+                    }, context)
+            }
+            withExtendedLifetime(sink) {}
+            try check(status, result, format: format, options: options)
+            image = Image(uncheckedWidth: sink.width, height: sink.height, pixels: sink.pixels)
+        case .png:
+            let status = data.withUnsafeBytes { raw -> apus_codec_status in
+                guard let base = raw.bindMemory(to: UInt8.self).baseAddress else { return APUS_CODEC_NOT_IMAGE }
+                return apus_decode_png(base, raw.count, &settings, &result)
+            }
+            try check(status, result, format: format, options: options)
+            let width = Int(result.width)
+            let height = Int(result.height)
+            guard let pixelPointer = result.pixels else {
+                throw .outOfMemory(format: format, reason: "decoder returned no pixels")
+            }
+            defer { apus_free(pixelPointer) }
+            let pixels = [UInt8](UnsafeBufferPointer(start: pixelPointer, count: width * height * 3))
+            image = Image(uncheckedWidth: width, height: height, pixels: pixels)
+        }
+        guard options.applyEXIFOrientation else { return image }
+        let orientation = EXIF.orientation(in: data, format: format) ?? 1
+        return image.transposed(forEXIFOrientation: orientation)
+    }
+
+    static func cOptions(_ options: DecodeOptions) -> apus_decode_options {
         var cOptions = apus_decode_options(
             max_pixels: UInt64(Swift.max(0, options.maxPixels)),
             max_scans: Int32(clamping: Swift.max(1, options.maxProgressiveScans)),
             strict_warnings: options.strictJPEGWarnings ? 1 : 0,
             dct_scale_denom: Int32(options.allowDCTScaling))
         if options.maxPixels <= 0 { cOptions.max_pixels = 1 }
-        var result = apus_decode_result()
-        let status = data.withUnsafeBytes { raw -> apus_codec_status in
-            let base = raw.bindMemory(to: UInt8.self).baseAddress
-            guard let base else { return APUS_CODEC_NOT_IMAGE }
-            switch format {
-            case .jpeg: return apus_decode_jpeg(base, raw.count, &cOptions, &result)
-            case .png: return apus_decode_png(base, raw.count, &cOptions, &result)
-            }
-        }
+        return cOptions
+    }
+
+    /// Turns a C decoder status into the matching ``ImageError``.
+    static func check(
+        _ status: apus_codec_status, _ result: apus_decode_result, format: ImageFormat, options: DecodeOptions
+    )
+        throws(ImageError)
+    {
         let message = withUnsafeBytes(of: result.message) { bytes in
             String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
         }
@@ -74,7 +122,7 @@ public enum ImageDecoder {
         let width = Int(result.width)
         let height = Int(result.height)
         switch status {
-        case APUS_CODEC_OK: break
+        case APUS_CODEC_OK: return
         case APUS_CODEC_NOT_IMAGE: throw .notAnImage(reason: message)
         case APUS_CODEC_TRUNCATED: throw .truncated(format: format, offset: offset, reason: message)
         case APUS_CODEC_TOO_LARGE:
@@ -86,15 +134,25 @@ public enum ImageDecoder {
         case APUS_CODEC_BAD_CRC: throw .badChecksum(format: format, offset: offset, reason: message)
         default: throw .corrupt(format: format, offset: offset, reason: message)
         }
-        guard let pixelPointer = result.pixels else {
-            throw .outOfMemory(format: format, reason: "decoder returned no pixels")
+    }
+}
+
+/// Collects a streamed JPEG's scanlines into the image's sample array.
+private final class FullImageSink {
+    var pixels: [UInt8] = []
+    var width = 0
+    var height = 0
+
+    func begin(width: Int, height: Int) {
+        self.width = width
+        self.height = height
+        pixels = [UInt8](repeating: 0, count: width * height * 3)
+    }
+
+    func rows(_ rows: UnsafePointer<UInt8>, first: Int, count: Int, stride: Int) {
+        pixels.withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            (base + first * stride).update(from: rows, count: count * stride)
         }
-        defer { apus_free(pixelPointer) }
-        let count = width * height * 3
-        let pixels = [UInt8](UnsafeBufferPointer(start: pixelPointer, count: count))
-        let image = Image(uncheckedWidth: width, height: height, pixels: pixels)
-        guard options.applyEXIFOrientation else { return image }
-        let orientation = EXIF.orientation(in: data, format: format) ?? 1
-        return image.transposed(forEXIFOrientation: orientation)
     }
 }

@@ -133,8 +133,27 @@ public struct PreprocessSpec: Codable, Sendable, Hashable {
     ///
     /// - Throws: ``ImageError/invalidTransform(_:)`` for steps in the wrong order or bad parameters.
     public func apply(to image: Image) throws(ImageError) -> Tensor {
+        try apply(to: image, fromStep: 0)
+    }
+
+    /// Runs `steps[first...]` on `image`. A resize directly followed by a center crop computes
+    /// only the cropped window (``ResizeCropPlan``; the same bytes as resizing everything).
+    func apply(to image: Image, fromStep first: Int) throws(ImageError) -> Tensor {
         var stage = Stage.image(image)
-        for (index, step) in steps.enumerated() {
+        var index = first
+        while index < steps.count {
+            let step = steps[index]
+            defer { index += 1 }
+            if case .resize(let size, let interpolation, _, let maxSize) = step, index + 1 < steps.count,
+                case .centerCrop(let crop) = steps[index + 1], case .image(let img) = stage,
+                let plan = ResizeCropPlan(
+                    width: img.width, height: img.height, size: size, interpolation: interpolation, maxSize: maxSize,
+                    crop: crop)
+            {
+                stage = .image(plan.apply(to: img))
+                index += 1
+                continue
+            }
             switch (step, stage) {
             case (.resize(let size, let interpolation, _, let maxSize), .image(let img)):
                 stage = .image(try Transforms.resize(img, size: size, interpolation: interpolation, maxSize: maxSize))

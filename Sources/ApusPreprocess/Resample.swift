@@ -1,3 +1,4 @@
+import CApusCodecs
 import Foundation
 
 /// Resampling filter, named as torchvision's `InterpolationMode` (and mapped to the Pillow filter
@@ -12,7 +13,7 @@ public enum Interpolation: String, Codable, Sendable, Hashable, CaseIterable {
 }
 
 /// A Pillow resampling filter: the kernel and its support at scale 1 (Resample.c).
-private struct PillowFilter {
+struct PillowFilter {
     let support: Double
     let kernel: (Double) -> Double
 
@@ -113,6 +114,32 @@ struct ResampleCoefficients {
     }
 }
 
+extension ResampleCoefficients {
+    /// The kernels' form of the outputs in `outputs`: Int32 starts (minus `startOffset`, the
+    /// first source row/column present in the buffer), tap counts, and weights with a row stride
+    /// rounded up to a multiple of 4, zero past each output's taps.
+    func table(outputs: Range<Int>, startOffset: Int = 0) -> ResampleTable {
+        let stride = (taps + 3) / 4 * 4
+        var starts = [Int32](repeating: 0, count: outputs.count)
+        var counts = [Int32](repeating: 0, count: outputs.count)
+        var padded = [Int32](repeating: 0, count: outputs.count * stride)
+        for (i, o) in outputs.enumerated() {
+            starts[i] = Int32(truncatingIfNeeded: start[o] - startOffset)
+            counts[i] = Int32(truncatingIfNeeded: count[o])
+            for t in 0..<count[o] { padded[i * stride + t] = weights[o * taps + t] }
+        }
+        return ResampleTable(start: starts, count: counts, weights: padded, stride: stride)
+    }
+}
+
+/// Source windows and weights of a range of outputs, laid out for the C kernels.
+struct ResampleTable {
+    let start: [Int32]
+    let count: [Int32]
+    let weights: [Int32]
+    let stride: Int
+}
+
 /// Pillow's `clip8`: drop the 22 fraction bits (arithmetic shift, i.e. floor) and clamp to 0…255.
 @inline(__always) func clip8(_ value: Int32) -> UInt8 {
     let v = value >> precisionBits
@@ -161,7 +188,42 @@ enum Resampler {
         return Image(uncheckedWidth: outW, height: outH, pixels: current)
     }
 
+    /// Horizontal pass over `rows` of an interleaved RGB image: the AVX2 kernel (or its portable
+    /// twin) in CApusCodecs, same Int32 arithmetic as ``horizontalPassScalar(_:width:rows:outWidth:_:)``.
     static func horizontalPass(
+        _ input: [UInt8], width: Int, rows: Range<Int>, outWidth: Int, _ c: ResampleCoefficients
+    ) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: rows.count * outWidth * 3)
+        let table = c.table(outputs: 0..<outWidth)
+        input.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                guard let srcBase = src.baseAddress, let dstBase = dst.baseAddress, !rows.isEmpty else { return }
+                horizontalRows(
+                    srcBase + rows.lowerBound * width * 3, stride: width * 3, end: srcBase + src.count,
+                    rowCount: rows.count, into: dstBase, outStride: outWidth * 3, table)
+            }
+        }
+        return out
+    }
+
+    /// Runs the horizontal kernel on `rowCount` rows `stride` bytes apart.
+    static func horizontalRows(
+        _ input: UnsafePointer<UInt8>, stride: Int, end: UnsafePointer<UInt8>, rowCount: Int,
+        into output: UnsafeMutablePointer<UInt8>, outStride: Int, _ table: ResampleTable
+    ) {
+        table.start.withUnsafeBufferPointer { start in
+            table.count.withUnsafeBufferPointer { count in
+                table.weights.withUnsafeBufferPointer { weights in
+                    apus_resample_horizontal_rgb(
+                        input, stride, end, Int32(rowCount), output, outStride, Int32(table.start.count),
+                        start.baseAddress, count.baseAddress, weights.baseAddress, Int32(table.stride))
+                }
+            }
+        }
+    }
+
+    /// Plain scalar reference for ``horizontalPass(_:width:rows:outWidth:_:)``.
+    static func horizontalPassScalar(
         _ input: [UInt8], width: Int, rows: Range<Int>, outWidth: Int, _ c: ResampleCoefficients
     ) -> [UInt8] {
         let bias: Int32 = 1 << (precisionBits - 1)
@@ -195,45 +257,37 @@ enum Resampler {
         return out
     }
 
-    /// Vertical pass, SIMD across each row: every output sample is the Q22 dot product of one
-    /// column of source samples, so 16 adjacent samples share the weights. Int32 lanes with
-    /// wrapping arithmetic give exactly the scalar (and Pillow's) result.
+    /// Vertical pass: every output sample is the Q22 dot product of one column of source
+    /// samples (AVX2 kernel in CApusCodecs: Int32 lanes, the same integer operations as
+    /// ``verticalPassScalar(_:rowLength:rowOffset:outHeight:_:)``, so SIMD never changes a result).
     static func verticalPass(
         _ input: [UInt8], rowLength: Int, rowOffset: Int, outHeight: Int, _ c: ResampleCoefficients
     ) -> [UInt8] {
-        let bias: Int32 = 1 << (precisionBits - 1)
         var out = [UInt8](repeating: 0, count: outHeight * rowLength)
+        let table = c.table(outputs: 0..<outHeight, startOffset: rowOffset)
         input.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 guard let srcBase = src.baseAddress, let dstBase = dst.baseAddress else { return }
-                for yy in 0..<outHeight {
-                    let ymin = c.start[yy] - rowOffset, n = c.count[yy]
-                    let k = yy * c.taps
-                    var i = 0
-                    while i + 16 <= rowLength {
-                        var acc = SIMD16<Int32>(repeating: bias)
-                        for y in 0..<n {
-                            let raw = UnsafeRawPointer(srcBase + (ymin + y) * rowLength + i)
-                                .loadUnaligned(as: SIMD16<UInt8>.self)
-                            acc &+= SIMD16<Int32>(truncatingIfNeeded: raw) &* c.weights[k + y]
-                        }
-                        var v = acc &>> SIMD16<Int32>(repeating: precisionBits)
-                        v.replace(with: 0, where: v .< 0)
-                        v.replace(with: 255, where: v .> 255)
-                        UnsafeMutableRawPointer(dstBase + yy * rowLength + i)
-                            .storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: v), as: SIMD16<UInt8>.self)
-                        i += 16
-                    }
-                    while i < rowLength {
-                        var s = bias
-                        for y in 0..<n { s = s &+ Int32(src[(ymin + y) * rowLength + i]) &* c.weights[k + y] }
-                        dst[yy * rowLength + i] = clip8(s)
-                        i += 1
-                    }
-                }
+                verticalRows(srcBase, rowLength: rowLength, into: dstBase, outputRows: 0..<outHeight, table)
             }
         }
         return out
+    }
+
+    /// Runs the vertical kernel for `outputRows` (indices into `table`).
+    static func verticalRows(
+        _ input: UnsafePointer<UInt8>, rowLength: Int, into output: UnsafeMutablePointer<UInt8>,
+        outputRows: Range<Int>, _ table: ResampleTable
+    ) {
+        table.start.withUnsafeBufferPointer { start in
+            table.count.withUnsafeBufferPointer { count in
+                table.weights.withUnsafeBufferPointer { weights in
+                    apus_resample_vertical(
+                        input, rowLength, output, Int32(outputRows.lowerBound), Int32(outputRows.upperBound),
+                        start.baseAddress, count.baseAddress, weights.baseAddress, Int32(table.stride))
+                }
+            }
+        }
     }
 
     /// Plain scalar reference for ``verticalPass(_:rowLength:rowOffset:outHeight:_:)``.

@@ -127,14 +127,43 @@ static void apus_jpeg_progress_monitor(j_common_ptr cinfo) {
     }
 }
 
-apus_codec_status apus_decode_jpeg(const uint8_t *data, size_t size, const apus_decode_options *options,
-                                   apus_decode_result *result) {
+// Converts one scanline as libjpeg produced it (gray, RGB or CMYK) to Pillow's RGB.
+static void convert_scanline(const uint8_t *in, int components, int width, uint8_t *out) {
+    if (components == 1) {
+        for (int x = 0; x < width; x++) { out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = in[x]; }
+    } else if (components == 3) {
+        if (in != out) memcpy(out, in, (size_t)width * 3);
+    } else {
+        for (int x = 0; x < width; x++) {
+            uint8_t k = in[4 * x + 3];
+            out[3 * x] = cmyk_channel(in[4 * x], k);
+            out[3 * x + 1] = cmyk_channel(in[4 * x + 1], k);
+            out[3 * x + 2] = cmyk_channel(in[4 * x + 2], k);
+        }
+    }
+}
+
+// Bytes after the last RGB row of a batch that may be read (never used): lets SIMD kernels load
+// 16 bytes from any pixel of a row without a bounds special case.
+#define APUS_ROW_PADDING 64
+
+typedef struct {
+    apus_jpeg_begin_callback begin;
+    apus_jpeg_rows_callback rows;
+    void *context;
+} apus_jpeg_sink;
+
+// The one JPEG decode loop: header, limits, Pillow's decoder settings, then batches of RGB
+// scanlines handed to `sink`. libjpeg errors longjmp back here (never across the callbacks,
+// which run between libjpeg calls).
+static apus_codec_status decode_jpeg_core(const uint8_t *data, size_t size, const apus_decode_options *options,
+                                          apus_decode_result *result, int batch_rows, const apus_jpeg_sink *sink) {
     struct jpeg_decompress_struct cinfo;
     apus_jpeg_error err;
     apus_jpeg_progress progress;
     struct jpeg_source_mgr source;
-    uint8_t *volatile output = NULL;
-    uint8_t *volatile row = NULL;
+    uint8_t *volatile batch = NULL;
+    uint8_t *volatile raw = NULL;
 
     memset(result, 0, sizeof(*result));
     result->error_offset = -1;
@@ -151,8 +180,8 @@ apus_codec_status apus_decode_jpeg(const uint8_t *data, size_t size, const apus_
 
     if (setjmp(err.jump)) {
         jpeg_destroy_decompress(&cinfo);
-        free(output);
-        free(row);
+        free(batch);
+        free(raw);
         result->pixels = NULL;
         return err.status == APUS_CODEC_OK ? APUS_CODEC_CORRUPT : err.status;
     }
@@ -208,39 +237,48 @@ apus_codec_status apus_decode_jpeg(const uint8_t *data, size_t size, const apus_
     int components = cinfo.output_components;
     result->width = width;
     result->height = height;
-    size_t out_bytes = (size_t)width * (size_t)height * 3;
-    output = malloc(out_bytes > 0 ? out_bytes : 1);
-    row = malloc((size_t)width * (size_t)components);
-    if (output == NULL || row == NULL) {
+    if (sink->begin != NULL && sink->begin(sink->context, width, height) != 0) {
         apus_jpeg_fail((j_common_ptr)&cinfo, APUS_CODEC_OUT_OF_MEMORY, "cannot allocate the decoded image");
     }
+    if (batch_rows < 1) batch_rows = 1;
+    if (batch_rows > height) batch_rows = height;
+    size_t stride = (size_t)width * 3;
+    batch = malloc(stride * (size_t)batch_rows + APUS_ROW_PADDING);
+    // RGB scanlines are decoded in place; gray and CMYK go through one raw scanline.
+    if (components != 3) raw = malloc((size_t)width * (size_t)components);
+    if (batch == NULL || (components != 3 && raw == NULL)) {
+        apus_jpeg_fail((j_common_ptr)&cinfo, APUS_CODEC_OUT_OF_MEMORY, "cannot allocate scanline buffers");
+    }
+    memset(batch + stride * (size_t)batch_rows, 0, APUS_ROW_PADDING);
     while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW rows[1] = {row};
-        int y = (int)cinfo.output_scanline;
-        if (jpeg_read_scanlines(&cinfo, rows, 1) != 1) {
-            apus_jpeg_fail((j_common_ptr)&cinfo, APUS_CODEC_TRUNCATED, "JPEG scanline could not be read");
-        }
-        uint8_t *out = output + (size_t)y * (size_t)width * 3;
-        const uint8_t *in = row;
-        if (components == 1) {
-            for (int x = 0; x < width; x++) { out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = in[x]; }
-        } else if (components == 3) {
-            memcpy(out, in, (size_t)width * 3);
-        } else {
-            for (int x = 0; x < width; x++) {
-                uint8_t k = in[4 * x + 3];
-                out[3 * x] = cmyk_channel(in[4 * x], k);
-                out[3 * x + 1] = cmyk_channel(in[4 * x + 1], k);
-                out[3 * x + 2] = cmyk_channel(in[4 * x + 2], k);
+        int first = (int)cinfo.output_scanline;
+        int count = 0;
+        while (count < batch_rows && cinfo.output_scanline < cinfo.output_height) {
+            uint8_t *out = batch + (size_t)count * stride;
+            JSAMPROW rows[1] = {components == 3 ? out : raw};
+            if (jpeg_read_scanlines(&cinfo, rows, 1) != 1) {
+                apus_jpeg_fail((j_common_ptr)&cinfo, APUS_CODEC_TRUNCATED, "JPEG scanline could not be read");
             }
+            if (components != 3) convert_scanline(raw, components, width, out);
+            count++;
         }
+        sink->rows(sink->context, first, count, batch, stride);
     }
     // Like Pillow, the image is complete once every scanline is out: a missing EOI marker or
     // trailing bytes are not an error, so jpeg_finish_decompress is not called.
     jpeg_destroy_decompress(&cinfo);
-    free(row);
-    result->pixels = output;
+    free(batch);
+    free(raw);
     return APUS_CODEC_OK;
+}
+
+apus_codec_status apus_decode_jpeg_rows(const uint8_t *data, size_t size, const apus_decode_options *options,
+                                        apus_decode_result *result, int batch_rows, apus_jpeg_begin_callback begin,
+                                        apus_jpeg_rows_callback rows, void *context) {
+    apus_jpeg_sink sink = {begin, rows, context};
+    apus_codec_status status = decode_jpeg_core(data, size, options, result, batch_rows, &sink);
+    result->pixels = NULL;
+    return status;
 }
 
 // MARK: - PNG
