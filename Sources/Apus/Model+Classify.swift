@@ -23,8 +23,7 @@ extension Model {
     {
         guard let preprocessing else { throw .noPreprocessing }
         do {
-            let image = try ImageDecoder.decode(data: imageData, options: decoding)
-            return try preprocessing.apply(to: image)
+            return try preprocessing.apply(toImageData: imageData, options: decoding)
         } catch {
             throw .image(source, error)
         }
