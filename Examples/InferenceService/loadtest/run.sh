@@ -20,7 +20,7 @@ venv="$(bash "$root/scripts/setup-venv.sh")"
 python="$venv/bin/python"
 
 cd "$service"
-swift build -c release --product apus-serve 2>&1 | grep -E "error|Compiling apus|Build complete" | tail -3
+swift build -c release --product apus-serve 2>&1 | grep -E "error|omplete" | tail -3 || true
 binary="$(swift build -c release --show-bin-path)/apus-serve"
 
 work="$(mktemp -d)"
@@ -39,7 +39,7 @@ image.crop((left, top, left + side, top + side)).resize((224, 224), Image.BICUBI
 PY
 
 "$binary" --model-dir "$work/models" --port 0 --max-concurrency "${MAX_CONCURRENCY:-2}" \
-    --threads-per-inference 1 --queue-length "${QUEUE_LENGTH:-4}" --request-deadline 5 2>"$work/server.log" &
+    --threads-per-inference "${THREADS:-1}" --queue-length "${QUEUE_LENGTH:-4}" --request-deadline 5 2>"$work/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
 port=""

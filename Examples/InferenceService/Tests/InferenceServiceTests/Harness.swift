@@ -20,7 +20,7 @@ final class RunningServer: Sendable {
         var configuration = ServiceConfiguration(modelDirectory: directory, host: "127.0.0.1", port: 0)
         configure(&configuration)
         var logger = Logger(label: "apus-serve-test")
-        logger.logLevel = .warning
+        logger.logLevel = .critical
         let server = InferenceServer(configuration: configuration, logger: logger)
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         let group = server.makeServiceGroup(signals: []) { port in continuation.yield(port) }
