@@ -15,6 +15,7 @@ venv="$(bash "$root/scripts/setup-venv.sh")"
 python="$venv/bin/python"
 
 echo "== deploy/ manifests parse"
+"$python" -c "import yaml" 2>/dev/null || "$venv/bin/pip" install -q pyyaml >&2
 "$python" - "$root"/deploy/kubernetes/*.yaml <<'PY'
 import sys, yaml
 for path in sys.argv[1:]:

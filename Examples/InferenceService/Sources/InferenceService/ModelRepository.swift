@@ -29,7 +29,8 @@ public enum ModelRepository {
                 .filter { $0.pathExtension == "apus" }
                 .sorted { $0.lastPathComponent < $1.lastPathComponent }
         } catch {
-            logger.error("cannot list the model directory", metadata: ["path": "\(directory.path)", "error": "\(error)"])
+            logger.error(
+                "cannot list the model directory", metadata: ["path": "\(directory.path)", "error": "\(error)"])
             return [:]
         }
         var models: [String: ServedModel] = [:]

@@ -67,7 +67,8 @@ enum OpenInference {
             }
             guard let dtype = dtype(input.datatype) else {
                 throw .badRequest(
-                    "\(field): datatype '\(input.datatype)' is not supported (FP32, FP16, INT64, INT32, INT8, UINT8, BOOL)")
+                    "\(field): datatype '\(input.datatype)' is not supported (FP32, FP16, INT64, INT32, INT8, UINT8, BOOL)"
+                )
             }
             if let expected = info.dtype, expected != dtype {
                 throw .badRequest(
@@ -101,7 +102,8 @@ enum OpenInference {
             guard let data = input.data else { throw .badRequest("\(field): 'data' is missing") }
             flatten(data, into: &values)
             guard values.count == count else {
-                throw .badRequest("\(field): 'data' holds \(values.count) values but shape \(input.shape) needs \(count)")
+                throw .badRequest(
+                    "\(field): 'data' holds \(values.count) values but shape \(input.shape) needs \(count)")
             }
             inputs[input.name] = try makeTensor(values, shape: input.shape, dtype: dtype, field: field)
         }
@@ -257,7 +259,9 @@ enum OpenInference {
             case UInt8(ascii: "\""): inString = true
             case UInt8(ascii: "["), UInt8(ascii: "{"):
                 depth += 1
-                if depth > maxDepth { throw .badRequest("invalid inference request: JSON nested deeper than \(maxDepth)") }
+                if depth > maxDepth {
+                    throw .badRequest("invalid inference request: JSON nested deeper than \(maxDepth)")
+                }
             case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
             default: break
             }
@@ -278,7 +282,8 @@ enum OpenInference {
         case .valueNotFound(let type, let context): return "\(path(context)): expected \(type), found null"
         case .dataCorrupted(let context):
             let underlying = context.underlyingError.map { ": \($0)" } ?? ""
-            return "\(context.codingPath.isEmpty ? "malformed JSON" : path(context)): \(context.debugDescription)\(underlying)"
+            return
+                "\(context.codingPath.isEmpty ? "malformed JSON" : path(context)): \(context.debugDescription)\(underlying)"
         @unknown default: return "\(error)"
         }
     }

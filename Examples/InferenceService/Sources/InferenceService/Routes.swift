@@ -10,7 +10,9 @@ extension InferenceServer {
         router.get("/v2/health/live") { _, _ in json("{\"live\": true}\n") }
         router.get("/v2/health/ready") { _, _ in
             let phase = state.phase
-            return json("{\"ready\": \(phase == .ready), \"state\": \"\(phase.rawValue)\"}\n", status: phase == .ready ? .ok : .serviceUnavailable)
+            return json(
+                "{\"ready\": \(phase == .ready), \"state\": \"\(phase.rawValue)\"}\n",
+                status: phase == .ready ? .ok : .serviceUnavailable)
         }
         router.get("/v2") { _, _ in
             json("{\"name\": \"apus-serve\", \"version\": \"1\", \"extensions\": []}\n")
@@ -44,7 +46,8 @@ extension InferenceServer {
         }
         guard let served = state.models[name] else {
             if state.phase == .loading {
-                throw ServiceError(.serviceUnavailable, "models are still loading", retryAfter: configuration.retryAfterSeconds)
+                throw ServiceError(
+                    .serviceUnavailable, "models are still loading", retryAfter: configuration.retryAfterSeconds)
             }
             let known = state.models.keys.sorted().map { "'\($0)'" }.joined(separator: ", ")
             throw ServiceError(.notFound, "unknown model '\(name)'; served models: \(known)")
@@ -60,7 +63,8 @@ extension InferenceServer {
         let served = try servedModel(context, requireModel: false)
         let ready = served.model != nil && state.phase == .ready
         return json(
-            "{\"name\": \(JSONText.string(served.name)), \"ready\": \(ready)}\n", status: ready ? .ok : .serviceUnavailable)
+            "{\"name\": \(JSONText.string(served.name)), \"ready\": \(ready)}\n",
+            status: ready ? .ok : .serviceUnavailable)
     }
 
     func metadata(_ served: ServedModel) throws -> Response {
@@ -82,7 +86,8 @@ extension InferenceServer {
             text += ", \"inputs\": \(tensors(model.inputs, golden: model.goldens.first?.inputs ?? [:]))"
             text += ", \"outputs\": \(tensors(model.outputs, golden: model.goldens.first?.outputs ?? [:]))"
             text += ", \"state\": \"READY\""
-            text += ", \"parameters\": {\"golden_examples\": \(model.goldens.count), \"labels\": \(model.labels?.count ?? 0)"
+            text +=
+                ", \"parameters\": {\"golden_examples\": \(model.goldens.count), \"labels\": \(model.labels?.count ?? 0)"
             text += ", \"preprocessing\": \(model.preprocessing != nil), \"threads\": \(model.threadCount)"
             text += ", \"load_seconds\": \(String(format: "%.3f", served.loadSeconds))}"
         } else {
@@ -166,7 +171,8 @@ extension InferenceServer {
                 "model '\(served.name)' has no preprocessing spec; send tensors to /v2/models/\(served.name)/infer")
         }
         if let type = request.headers[.contentType] {
-            let mediaType = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            let mediaType =
+                type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
             guard Self.imageTypes.contains(mediaType) else {
                 throw ServiceError(.unsupportedMediaType, "content type '\(type)' is not image/jpeg or image/png")
             }
@@ -201,7 +207,8 @@ extension InferenceServer {
             let entries = classes.map {
                 "{\"index\": \($0.index), \"label\": \(JSONText.string($0.label)), \"probability\": \(JSONText.number($0.probability))}"
             }
-            return "{\"model_name\": \(JSONText.string(name)), \"predictions\": [" + entries.joined(separator: ", ") + "]}\n"
+            return "{\"model_name\": \(JSONText.string(name)), \"predictions\": [" + entries.joined(separator: ", ")
+                + "]}\n"
         }
         return json(text)
     }

@@ -8,7 +8,8 @@ import Logging
 struct ApusServe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apus-serve",
-        abstract: "Serve .apus models over HTTP (Open Inference Protocol v2, image classification, Prometheus metrics).",
+        abstract:
+            "Serve .apus models over HTTP (Open Inference Protocol v2, image classification, Prometheus metrics).",
         discussion: "Every option can also be set by the environment variable named in its help; a flag wins.")
 
     @Option(help: "Folder whose *.apus files are served (APUS_MODEL_DIR).")
@@ -27,9 +28,11 @@ struct ApusServe: AsyncParsableCommand {
     var requestDeadline: Double?
     @Option(help: "Intra-op threads per inference (APUS_THREADS_PER_INFERENCE, default 1).")
     var threadsPerInference: Int?
-    @Option(help: "Seconds a connection may take to send a request header or stay idle (APUS_HEADER_TIMEOUT, default 10).")
+    @Option(
+        help: "Seconds a connection may take to send a request header or stay idle (APUS_HEADER_TIMEOUT, default 10).")
     var headerTimeout: Double?
-    @Option(help: "Seconds readiness reports 503 after SIGTERM before the listener closes (APUS_DRAIN_DELAY, default 0).")
+    @Option(
+        help: "Seconds readiness reports 503 after SIGTERM before the listener closes (APUS_DRAIN_DELAY, default 0).")
     var drainDelay: Double?
     @Option(help: "Log level: trace, debug, info, notice, warning, error (APUS_LOG_LEVEL, default info).")
     var logLevel: String?
@@ -46,7 +49,9 @@ struct ApusServe: AsyncParsableCommand {
             throw ValidationError("give the model folder with --model-dir or APUS_MODEL_DIR")
         }
         let level = try value(logLevel, "APUS_LOG_LEVEL") ?? "info"
-        guard let parsedLevel = Logger.Level(rawValue: level) else { throw ValidationError("unknown log level '\(level)'") }
+        guard let parsedLevel = Logger.Level(rawValue: level) else {
+            throw ValidationError("unknown log level '\(level)'")
+        }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = parsedLevel
@@ -55,7 +60,8 @@ struct ApusServe: AsyncParsableCommand {
         let threads = try value(threadsPerInference, "APUS_THREADS_PER_INFERENCE") ?? 1
         let configuration = ServiceConfiguration(
             modelDirectory: URL(filePath: directory), host: try value(host, "APUS_HOST") ?? "127.0.0.1",
-            port: try value(port, "APUS_PORT") ?? 8080, maxConcurrency: try value(maxConcurrency, "APUS_MAX_CONCURRENCY"),
+            port: try value(port, "APUS_PORT") ?? 8080,
+            maxConcurrency: try value(maxConcurrency, "APUS_MAX_CONCURRENCY"),
             queueLength: try value(queueLength, "APUS_QUEUE_LENGTH") ?? 16,
             bodyLimit: try value(bodyLimit, "APUS_BODY_LIMIT") ?? 64 << 20,
             requestDeadline: .milliseconds(Int64((try value(requestDeadline, "APUS_REQUEST_DEADLINE") ?? 10) * 1000)),

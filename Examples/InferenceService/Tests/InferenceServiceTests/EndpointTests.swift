@@ -37,7 +37,8 @@ struct EndpointTests {
             let reason = try #require(metadata.json["reason"] as? String)
             #expect(reason.contains("golden"), "\(reason)")
             #expect(try await server.send(.GET, "/v2/models/broken/ready").status == 503)
-            let infer = try await server.infer("broken", #"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}"#)
+            let infer = try await server.infer(
+                "broken", #"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}"#)
             #expect(infer.status == 503)
             #expect(infer.body.contains("golden"))
             // The other models are served all the same.
@@ -61,7 +62,8 @@ struct EndpointTests {
             // y = x · W, W = [[1, 0], [0, 1], [1, 1], [2, -1]] (see Fixtures.tinyGraph).
             let flat = try await server.infer(
                 "tiny",
-                #"{"id": "req-7", "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4, 0, 0, 0, 0.5]}]}"#)
+                #"{"id": "req-7", "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4, 0, 0, 0, 0.5]}]}"#
+            )
             #expect(flat.status == 200, "\(flat.body)")
             #expect(flat.json["model_name"] as? String == "tiny")
             #expect(flat.json["id"] as? String == "req-7")
@@ -73,7 +75,8 @@ struct EndpointTests {
 
             let nested = try await server.infer(
                 "tiny",
-                #"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [[1, 2, 3, 4]]}], "outputs": [{"name": "y"}], "parameters": {}}"#)
+                #"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [[1, 2, 3, 4]]}], "outputs": [{"name": "y"}], "parameters": {}}"#
+            )
             #expect(nested.status == 200, "\(nested.body)")
             #expect((nested.json["outputs"] as? [[String: Any]])?.first?["data"] as? [Double] == [12, 1])
         }
@@ -83,16 +86,28 @@ struct EndpointTests {
         ("{\"inputs\": [", "malformed JSON"),
         (#"{"inputs": []}"#, "no inputs"),
         (#"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32"}]}"#, "'data' is missing"),
-        (#"{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP32", "data": [1, 2, 3, 4, 5]}]}"#, "does not match"),
+        (
+            #"{"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP32", "data": [1, 2, 3, 4, 5]}]}"#,
+            "does not match"
+        ),
         (#"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3]}]}"#, "holds 3 values"),
-        (#"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT64", "data": [1, 2, 3, 4]}]}"#, "does not match the model's FP32"),
+        (
+            #"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT64", "data": [1, 2, 3, 4]}]}"#,
+            "does not match the model's FP32"
+        ),
         (#"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]}"#, "not supported"),
         (#"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, "a", 3, 4]}]}"#, "not a number"),
         (#"{"inputs": [{"name": "x", "shape": [1, -4], "datatype": "FP32", "data": []}]}"#, "negative"),
         (#"{"inputs": [{"name": "z", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}"#, "no input 'z'"),
-        (#"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], "outputs": [{"name": "q"}]}"#, "no output 'q'"),
+        (
+            #"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], "outputs": [{"name": "q"}]}"#,
+            "no output 'q'"
+        ),
         (#"{"inputs": [{"shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}"#, "missing field 'name'"),
-        (#"{"inputs": [{"name": "x", "shape": [4611686018427387904, 4], "datatype": "FP32", "data": []}]}"#, "overflows"),
+        (
+            #"{"inputs": [{"name": "x", "shape": [4611686018427387904, 4], "datatype": "FP32", "data": []}]}"#,
+            "overflows"
+        ),
         ("{\"inputs\": " + String(repeating: "[", count: 100_000), "nested deeper"),
     ])
     func badInferRequestsAre400(body: String, expected: String) async throws {
@@ -107,7 +122,8 @@ struct EndpointTests {
     @Test func classifyAnImage() async throws {
         try await withServer { (server: RunningServer) async throws in
             let red = Fixtures.png(width: 16, height: 12, rgb: (250, 10, 20))
-            let reply = try await server.send(.POST, "/v1/models/colours:classify?top=2", body: red, contentType: "image/png")
+            let reply = try await server.send(
+                .POST, "/v1/models/colours:classify?top=2", body: red, contentType: "image/png")
             #expect(reply.status == 200, "\(reply.body)")
             let predictions = try #require(reply.json["predictions"] as? [[String: Any]])
             #expect(predictions.count == 2)
@@ -129,9 +145,11 @@ struct EndpointTests {
             #expect(truncated.status == 400, "\(truncated.body)")
             #expect(try await server.send(.POST, "/v1/models/colours:classify?top=0", body: red).status == 400)
             #expect(try await server.send(.POST, "/v1/models/colours:classify", body: Data()).status == 400)
-            let wrongType = try await server.send(.POST, "/v1/models/colours:classify", body: red, contentType: "text/plain")
+            let wrongType = try await server.send(
+                .POST, "/v1/models/colours:classify", body: red, contentType: "text/plain")
             #expect(wrongType.status == 415)
-            let noPreprocessing = try await server.send(.POST, "/v1/models/tiny:classify", body: red, contentType: "image/png")
+            let noPreprocessing = try await server.send(
+                .POST, "/v1/models/tiny:classify", body: red, contentType: "image/png")
             #expect(noPreprocessing.status == 400)
             #expect(noPreprocessing.body.contains("preprocessing"))
         }
@@ -141,7 +159,9 @@ struct EndpointTests {
         try await withServer({ $0.bodyLimit = 1024 }) { (server: RunningServer) async throws in
             let big = Data(repeating: 0x20, count: 4096)
             #expect(try await server.send(.POST, "/v2/models/tiny/infer", body: big).status == 413)
-            #expect(try await server.send(.POST, "/v1/models/colours:classify", body: big, contentType: "image/png").status == 413)
+            #expect(
+                try await server.send(.POST, "/v1/models/colours:classify", body: big, contentType: "image/png").status
+                    == 413)
             // The server is still healthy afterwards.
             #expect(try await server.send(.GET, "/v2/health/live").status == 200)
         }
@@ -149,8 +169,11 @@ struct EndpointTests {
 
     @Test func metricsInPrometheusFormat() async throws {
         try await withServer { (server: RunningServer) async throws in
-            _ = try await server.infer("tiny", #"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}"#)
-            _ = try await server.send(.POST, "/v1/models/colours:classify", body: Fixtures.png(width: 8, height: 8, rgb: (0, 0, 255)), contentType: "image/png")
+            _ = try await server.infer(
+                "tiny", #"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}"#)
+            _ = try await server.send(
+                .POST, "/v1/models/colours:classify", body: Fixtures.png(width: 8, height: 8, rgb: (0, 0, 255)),
+                contentType: "image/png")
             _ = try await server.send(.GET, "/v2/models/nope")
             let reply = try await server.send(.GET, "/metrics")
             #expect(reply.status == 200)

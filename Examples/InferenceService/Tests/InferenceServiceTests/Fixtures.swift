@@ -28,7 +28,9 @@ enum Fixtures {
     static func classifier() -> ArtifactContents {
         let graph = Graph(
             name: "colours",
-            inputs: [ValueInfo(name: "image", dtype: .float32, dimensions: [.fixed(1), .fixed(3), .fixed(8), .fixed(8)])],
+            inputs: [
+                ValueInfo(name: "image", dtype: .float32, dimensions: [.fixed(1), .fixed(3), .fixed(8), .fixed(8)])
+            ],
             outputs: [ValueInfo(name: "logits", dtype: .float32, dimensions: [.fixed(1), .fixed(3)])],
             nodes: [
                 Node(name: "pool", opType: "GlobalAveragePool", inputs: ["image"], outputs: ["pooled"]),
@@ -54,7 +56,8 @@ enum Fixtures {
     static func slow(steps: Int = 48) -> ArtifactContents {
         var nodes = [Node(name: "expand", opType: "Expand", inputs: ["x", "shape"], outputs: ["h0"])]
         for step in 0..<steps {
-            nodes.append(Node(name: "mm\(step)", opType: "MatMul", inputs: ["h\(step)", "W"], outputs: ["h\(step + 1)"]))
+            nodes.append(
+                Node(name: "mm\(step)", opType: "MatMul", inputs: ["h\(step)", "W"], outputs: ["h\(step + 1)"]))
         }
         nodes.append(Node(name: "head", opType: "MatMul", inputs: ["h\(steps)", "V"], outputs: ["y"]))
         let graph = Graph(

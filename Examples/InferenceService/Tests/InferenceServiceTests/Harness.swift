@@ -56,7 +56,8 @@ final class RunningServer: Sendable {
         _ method: HTTPMethod, _ path: String, body: Data? = nil, contentType: String? = nil,
         headers extra: [(String, String)] = []
     ) async throws -> Reply {
-        try await Reply.send(method, "http://127.0.0.1:\(port)\(path)", body: body, contentType: contentType, headers: extra)
+        try await Reply.send(
+            method, "http://127.0.0.1:\(port)\(path)", body: body, contentType: contentType, headers: extra)
     }
 
     func infer(_ model: String, _ json: String) async throws -> Reply {

@@ -120,7 +120,9 @@ struct ReliabilityTests {
         let bound = try #require(port, "no port in the log:\n\(log)")
         let base = "http://127.0.0.1:\(bound)"
         let readyDeadline = ContinuousClock.now + .seconds(60)
-        while (try? await Reply.send(.GET, base + "/v2/health/ready"))?.status != 200, ContinuousClock.now < readyDeadline {
+        while (try? await Reply.send(.GET, base + "/v2/health/ready"))?.status != 200,
+            ContinuousClock.now < readyDeadline
+        {
             try await Task.sleep(for: .milliseconds(20))
         }
         let timing = try await Reply.send(.POST, base + "/v2/models/slow/infer", body: Data(Self.slowRequest.utf8))
@@ -161,7 +163,9 @@ func connect(port: Int) throws -> Int32 {
     address.sin_port = in_port_t(UInt16(port).bigEndian)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     let result = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     guard result == 0 else {
         close(fd)
