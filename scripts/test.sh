@@ -25,3 +25,5 @@ grep -q "Egyptian cat" <<<"$demo_output" && grep -q "espresso" <<<"$demo_output"
 swift test -c release "$@"
 "$APUS_PYTHON" -m pip install -q --disable-pip-version-check ./exporter
 "$APUS_PYTHON" -m pytest exporter/tests -q
+# The example inference service: real server, real HTTP, tritonclient as an independent client.
+bash scripts/test-service.sh
