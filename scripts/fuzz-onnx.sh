@@ -43,16 +43,17 @@ binary="$(swift build --package-path "$package" -c debug -Xswiftc -sanitize=fuzz
 if [ -z "$(ls -A "$work/seeds")" ]; then
     if [ -d "$testdata" ]; then
         echo "== copying up to $seed_count small node-test models (< 4 KB) and their tensors as seeds"
-        n=0
-        # Sorted, so the seed set is the same on every machine with the same test data.
-        for model in $(find "$testdata" -mindepth 2 -maxdepth 2 -name model.onnx -size -4k | sort); do
-            [ "$n" -lt "$seed_count" ] || break
+        # Sorted, then every k-th, so the seeds span all operators (not just the first letters of
+        # the alphabet) and are the same on every machine with the same test data.
+        models=$(find "$testdata" -mindepth 2 -maxdepth 2 -name model.onnx -size -4k | sort)
+        total=$(echo "$models" | grep -c . || true)
+        for model in $(echo "$models" | awk -v n="$seed_count" -v t="$total" \
+            't <= n || int((NR - 1) * n / t) != int(NR * n / t)'); do
             name="$(basename "$(dirname "$model")")"
             cp "$model" "$work/seeds/$name.onnx"
             for pb in "$(dirname "$model")"/test_data_set_0/*.pb; do
                 [ -f "$pb" ] && [ "$(stat -c %s "$pb")" -le "$max_len" ] && cp "$pb" "$work/seeds/$name.$(basename "$pb")"
             done
-            n=$((n + 1))
         done
         echo "   $(ls "$work/seeds" | wc -l) seed files"
     else
