@@ -4,8 +4,9 @@
 // Every input goes to `ImageDecoder.decode(data:options:)` (JPEG via libjpeg, PNG via libpng, both
 // in Sources/CApusCodecs) with the pixel limit lowered to 4,000,000 so that one execution stays
 // within libFuzzer's memory limits; an image that decodes is then run through torchvision's
-// classification preprocessing (resize 256 → center crop 224 → normalize), with the interpolation
-// chosen by the input's length so that every resampling filter is exercised. Any thrown error is
+// classification preprocessing (resize → center crop → normalize; 32 → 24 rather than 256 → 224,
+// which runs the same code ~60× faster in a debug ASan build), with the interpolation chosen by
+// the input's length so that every resampling filter is exercised. Any thrown error is
 // a pass: only a trap, an ASan report, a leak, a hang or an allocation above libFuzzer's limits fails.
 import ApusPreprocess
 import CFuzzerDriver
@@ -21,7 +22,11 @@ let decodeOptions: DecodeOptions = {
     return options
 }()
 
-let pipelines = Interpolation.allCases.map { PreprocessSpec.imageClassification(cropSize: 224, interpolation: $0) }
+/// Output side of the preprocessing.
+let cropSize = 24
+let pipelines = Interpolation.allCases.map {
+    PreprocessSpec.imageClassification(cropSize: cropSize, resizeSize: 32, interpolation: $0)
+}
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
@@ -37,9 +42,10 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     let pipeline = pipelines[count % pipelines.count]
     do {
         let tensor = try pipeline.apply(to: image)
-        guard tensor.shape.dimensions == [1, 3, 224, 224], tensor.dtype == .float32 else {
+        guard tensor.shape.dimensions == [1, 3, cropSize, cropSize], tensor.dtype == .float32 else {
             printError(
-                "preprocessing returned \(tensor.dtype) \(tensor.shape.dimensions), not float32 [1, 3, 224, 224]\n")
+                "preprocessing returned \(tensor.dtype) \(tensor.shape.dimensions), not float32 [1, 3, \(cropSize), \(cropSize)]\n"
+            )
             abort()
         }
         if explain { printError("decoded \(image.width)x\(image.height), preprocessed\n") }
