@@ -31,11 +31,18 @@ final class ExternalDataReader {
         for file in openFiles.values { close(file.descriptor) }
     }
 
-    /// Reads `byteCount` bytes described by the `external_data` entries of `tensor` into `destination`.
-    func read(
-        into destination: UnsafeMutableRawPointer, byteCount: Int, tensor: String,
-        entries: [(key: String, value: String)]
-    ) throws(ONNXError) {
+    /// Where a tensor's external bytes are, checked against the file; see ``slice(byteCount:tensor:entries:)``.
+    struct Slice {
+        var descriptor: Int32
+        var offset: Int
+        var byteCount: Int
+        var tensor: String
+        var location: String
+    }
+
+    /// Resolves and checks the `external_data` entries of `tensor` (location, containment, offset
+    /// + `byteCount` inside the file) without reading, so the caller can validate before allocating.
+    func slice(byteCount: Int, tensor: String, entries: [(key: String, value: String)]) throws(ONNXError) -> Slice {
         var location: String?
         var offset = 0
         var length: Int?
@@ -67,9 +74,20 @@ final class ExternalDataReader {
         guard !overflow, end <= file.size else {
             throw failure("offset \(offset) + length \(byteCount) runs past the end of the \(file.size)-byte file")
         }
+        return Slice(
+            descriptor: file.descriptor, offset: offset, byteCount: byteCount, tensor: tensor, location: location)
+    }
+
+    /// Reads the bytes of a checked `slice` into `destination` (at least `slice.byteCount` bytes).
+    func read(_ slice: Slice, into destination: UnsafeMutableRawPointer) throws(ONNXError) {
+        func failure(_ reason: String) -> ONNXError {
+            .externalData(tensor: slice.tensor, location: slice.location, reason: reason)
+        }
+        let byteCount = slice.byteCount
+        let offset = slice.offset
         var done = 0
         while done < byteCount {
-            let result = pread(file.descriptor, destination + done, byteCount - done, off_t(offset + done))
+            let result = pread(slice.descriptor, destination + done, byteCount - done, off_t(offset + done))
             if result < 0 {
                 if errno == EINTR { continue }
                 throw failure("read failed: \(String(cString: strerror(errno)))")

@@ -136,6 +136,37 @@ struct TensorBuilder {
                 tensor: name, reason: "\(fields.otherDataField) is not valid for data type \(dtype)")
         }
 
+        // Check that the data present matches the declared size before allocating it, so that a
+        // few bytes claiming a huge tensor are refused without allocating (RELIABILITY.md point 2).
+        var externalSlice: ExternalDataReader.Slice?
+        if external {
+            guard let externalData else {
+                throw .externalData(
+                    tensor: name, location: fields.externalData.first { $0.key == "location" }?.value ?? "",
+                    reason: "no base directory to resolve external data against")
+            }
+            externalSlice = try externalData.slice(byteCount: byteCount, tensor: name, entries: fields.externalData)
+        } else if let raw = fields.rawData {
+            guard raw.count == byteCount else {
+                throw .dataLengthMismatch(
+                    tensor: name, field: "raw_data bytes", expected: byteCount, actual: raw.count)
+            }
+        } else if !fields.floatData.isEmpty {
+            guard dtype == .float32 else {
+                throw .invalidTensorData(tensor: name, reason: "float_data is not valid for data type \(dtype)")
+            }
+            try checkCount(fields.floatData.count, count, name: name, field: "float_data elements")
+        } else if !fields.int64Data.isEmpty {
+            guard dtype == .int64 else {
+                throw .invalidTensorData(tensor: name, reason: "int64_data is not valid for data type \(dtype)")
+            }
+            try checkCount(fields.int64Data.count, count, name: name, field: "int64_data elements")
+        } else if !fields.int32Data.isEmpty {
+            try checkCount(fields.int32Data.count, count, name: name, field: "int32_data elements")
+        } else if count != 0 {
+            throw .dataLengthMismatch(tensor: name, field: "data elements", expected: count, actual: 0)
+        }
+
         // Every size is checked above, before this allocation.
         let tensor: Tensor
         do {
@@ -145,38 +176,18 @@ struct TensorBuilder {
         }
         let destination = tensor.rawPointer
 
-        if external {
-            guard let externalData else {
-                throw .externalData(
-                    tensor: name, location: fields.externalData.first { $0.key == "location" }?.value ?? "",
-                    reason: "no base directory to resolve external data against")
-            }
-            try externalData.read(into: destination, byteCount: byteCount, tensor: name, entries: fields.externalData)
+        if let externalSlice, let externalData {
+            try externalData.read(externalSlice, into: destination)
         } else if let raw = fields.rawData {
-            guard raw.count == byteCount else {
-                throw .dataLengthMismatch(
-                    tensor: name, field: "raw_data bytes", expected: byteCount, actual: raw.count)
-            }
             if byteCount > 0, let base = buffer.baseAddress {
                 destination.copyMemory(from: base + raw.lowerBound, byteCount: byteCount)
             }
         } else if !fields.floatData.isEmpty {
-            guard dtype == .float32 else {
-                throw .invalidTensorData(tensor: name, reason: "float_data is not valid for data type \(dtype)")
-            }
-            try checkCount(fields.floatData.count, count, name: name, field: "float_data elements")
             copyBytes(of: fields.floatData, to: destination)
         } else if !fields.int64Data.isEmpty {
-            guard dtype == .int64 else {
-                throw .invalidTensorData(tensor: name, reason: "int64_data is not valid for data type \(dtype)")
-            }
-            try checkCount(fields.int64Data.count, count, name: name, field: "int64_data elements")
             copyBytes(of: fields.int64Data, to: destination)
         } else if !fields.int32Data.isEmpty {
-            try checkCount(fields.int32Data.count, count, name: name, field: "int32_data elements")
             try copyInt32Data(fields.int32Data, dtype: dtype, to: destination, name: name)
-        } else if count != 0 {
-            throw .dataLengthMismatch(tensor: name, field: "data elements", expected: count, actual: 0)
         }
 
         if dtype == .bool {

@@ -1,0 +1,2 @@
+// Intentionally empty: SwiftPM needs a source file for the header-only module.
+#include "fuzzer_driver.h"
