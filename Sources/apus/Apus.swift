@@ -7,7 +7,7 @@ struct ApusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apus",
         abstract: "Run and inspect PyTorch-exported models on the CPU.",
-        subcommands: [RunCommand.self, InspectCommand.self]
+        subcommands: [RunCommand.self, InspectCommand.self, BenchCommand.self]
     )
 }
 
