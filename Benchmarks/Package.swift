@@ -18,6 +18,16 @@ let package = Package(
             ],
             path: "Benchmarks/Kernels",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        )
+        ),
+        .executableTarget(
+            name: "ModelRun",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Apus", package: "Apus"),
+                .product(name: "ApusTensor", package: "Apus"),
+            ],
+            path: "Benchmarks/ModelRun",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )

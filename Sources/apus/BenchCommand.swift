@@ -77,10 +77,14 @@ struct BenchCommand: ParsableCommand {
         _ = try model.run(feeds)
         let firstSeconds = BenchClock.now() - firstStart
         let firstResultSinceProcessStart = processStart.map { BenchClock.wallNow() - $0 }
-        if !json {
+        let firstLine = String(format: "first run: %.2f ms (includes planning)", firstSeconds * 1e3)
+        if json {
+            // Announced at once on stderr, so that a caller can time process start → first result.
+            FileHandle.standardError.write(Data((firstLine + "\n").utf8))
+        } else {
             print("model: \(self.model)")
             print(String(format: "load: %.2f ms", loadSeconds * 1e3))
-            print(String(format: "first run: %.2f ms (includes planning)", firstSeconds * 1e3))
+            print(firstLine)
             fflush(nil)
         }
 
@@ -117,6 +121,7 @@ struct BenchCommand: ParsableCommand {
             firstResultSinceProcessStartMilliseconds: firstResultSinceProcessStart.map { $0 * 1e3 },
             runs: latencies.count,
             warmup: warmup,
+            latenciesMilliseconds: latencies.map { $0 * 1e3 },
             medianMilliseconds: stats.median * 1e3,
             meanMilliseconds: stats.mean * 1e3,
             p90Milliseconds: stats.percentile(0.90) * 1e3,
@@ -305,6 +310,8 @@ struct BenchReport: Codable {
     var firstResultSinceProcessStartMilliseconds: Double?
     var runs: Int
     var warmup: Int
+    /// Every measured run, in order.
+    var latenciesMilliseconds: [Double]
     var medianMilliseconds: Double
     var meanMilliseconds: Double
     var p90Milliseconds: Double
