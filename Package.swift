@@ -26,7 +26,10 @@ let package = Package(
         .target(name: "ApusOps", dependencies: ["ApusTensor", "CBLAS", "CApusSupport"]),
         .target(name: "ApusGraph", dependencies: ["ApusTensor", "ApusOps"]),
         // libjpeg/libpng report errors by longjmp; this C target keeps that inside C.
-        .target(name: "CApusCodecs", dependencies: ["CJPEG", "CPNG"], path: "Sources/CApusCodecs"),
+        .target(
+            name: "CApusCodecs", dependencies: ["CJPEG", "CPNG"], path: "Sources/CApusCodecs",
+            // The C sources include the headers directly (not via the module maps), so link explicitly.
+            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
         .target(name: "ApusPreprocess", dependencies: ["ApusTensor", "CApusCodecs"]),
         .target(name: "Apus", dependencies: ["ApusTensor", "ApusOps", "ApusGraph", "ApusPreprocess", "CApusSupport"]),
         .executableTarget(

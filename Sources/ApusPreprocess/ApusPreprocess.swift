@@ -1,1 +1,1 @@
-import ApusTensor
+@_exported import ApusTensor

@@ -28,7 +28,8 @@ public final class GraphRunner: Sendable {
     /// The runner's settings.
     public let options: Options
     let operators: [any Operator]
-    private let cache = Mutex<[(key: [Shape], plan: ExecutionPlan)]>([])
+    private let cache = Mutex<[(key: PlanKey, plan: ExecutionPlan)]>([])
+    private let valueKeyedInputs = Mutex<Set<Int>>([])
 
     /// Validates and prepares `graph`.
     ///
@@ -104,8 +105,13 @@ public final class GraphRunner: Sendable {
     }
 
     /// The plan for these inputs' shapes, made on first use and cached.
+    ///
+    /// Small inputs that decide shapes (a `Reshape` target fed by the caller, say) are
+    /// treated as constants: the first time planning needs such an input's value, the runner
+    /// learns to key plans by that input's value as well as its shape.
     public func plan(for inputs: [Tensor]) throws(GraphError) -> ExecutionPlan {
-        let key = inputs.map(\.shape)
+        let keyed = valueKeyedInputs.withLock { $0 }
+        let key = PlanKey(inputs: inputs, valueKeyed: keyed)
         if let plan = cache.withLock({ entries -> ExecutionPlan? in
             guard let index = entries.firstIndex(where: { $0.key == key }) else { return nil }
             let entry = entries.remove(at: index)
@@ -114,17 +120,70 @@ public final class GraphRunner: Sendable {
         }) {
             return plan
         }
-        let facts = inputs.map { ValueFact(dtype: $0.dtype, shape: $0.shape) }
-        let plan = try Planner.plan(graph: graph, operators: operators, inputFacts: facts, options: options.plan)
+        let plan: ExecutionPlan
+        do {
+            plan = try makePlan(for: inputs, valueKeyed: keyed)
+        } catch GraphError.node(let name, let opType, .notConstant(let position)) {
+            // Retry once with every small input bound by value.
+            let candidates = Set(
+                inputs.indices.filter {
+                    inputs[$0].elementCount <= Self.maxValueKeyedElements
+                })
+            guard !candidates.isSubset(of: keyed) else {
+                throw .node(name: name, opType: opType, .notConstant(input: position))
+            }
+            let widened = keyed.union(candidates)
+            valueKeyedInputs.withLock { $0.formUnion(candidates) }
+            return try self.plan(for: inputs, widenedTo: widened)
+        }
+        store(plan, for: key)
+        return plan
+    }
+
+    /// Inputs of at most this many elements may be bound by value when planning needs them.
+    public static let maxValueKeyedElements = 64
+
+    private func plan(for inputs: [Tensor], widenedTo keyed: Set<Int>) throws(GraphError) -> ExecutionPlan {
+        let plan = try makePlan(for: inputs, valueKeyed: keyed)
+        store(plan, for: PlanKey(inputs: inputs, valueKeyed: keyed))
+        return plan
+    }
+
+    private func makePlan(for inputs: [Tensor], valueKeyed: Set<Int>) throws(GraphError) -> ExecutionPlan {
+        var facts: [ValueFact] = []
+        for (index, tensor) in inputs.enumerated() {
+            // Bound inputs are copied: the plan outlives the caller's tensor, which may be reused.
+            let constant = valueKeyed.contains(index) ? try? tensor.copy() : nil
+            facts.append(ValueFact(dtype: tensor.dtype, shape: tensor.shape, constant: constant))
+        }
+        return try Planner.plan(graph: graph, operators: operators, inputFacts: facts, options: options.plan)
+    }
+
+    private func store(_ plan: ExecutionPlan, for key: PlanKey) {
         cache.withLock { entries in
             if !entries.contains(where: { $0.key == key }) { entries.append((key, plan)) }
             if entries.count > options.maxCachedPlans { entries.removeFirst(entries.count - options.maxCachedPlans) }
         }
-        return plan
     }
 
     /// Infers the facts of every value for the given input facts (no kernels run except folding).
     public func inferFacts(inputFacts: [ValueFact]) throws(GraphError) -> [String: ValueFact] {
         try Planner.inferFacts(graph: graph, operators: operators, inputFacts: inputFacts, options: options.plan)
+    }
+}
+
+/// What a plan depends on: every input's shape, and the values of inputs bound by value.
+struct PlanKey: Hashable, Sendable {
+    var shapes: [Shape]
+    var values: [Int: [UInt8]]
+
+    init(inputs: [Tensor], valueKeyed: Set<Int>) {
+        shapes = inputs.map(\.shape)
+        var values: [Int: [UInt8]] = [:]
+        for index in valueKeyed where index < inputs.count {
+            let tensor = inputs[index]
+            values[index] = Array(UnsafeRawBufferPointer(start: tensor.rawPointer, count: tensor.byteCount))
+        }
+        self.values = values
     }
 }

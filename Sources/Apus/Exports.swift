@@ -1,0 +1,3 @@
+// `import Apus` gives users the tensor type and the graph types without further imports.
+@_exported import ApusGraph
+@_exported import ApusTensor

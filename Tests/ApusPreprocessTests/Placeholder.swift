@@ -1,4 +1,0 @@
-import Testing
-@testable import ApusPreprocess
-
-@Test func ApusPreprocessBuilds() {}
