@@ -206,12 +206,22 @@ def prepare_peer_files(arch: str, batches: list[int], cache: Path) -> dict:
 # Processes
 
 
+def merged_env(extra: dict | None) -> dict:
+    """os.environ with `extra` applied; the key "__clear__" lists variables to remove."""
+    env = dict(os.environ)
+    for key, value in (extra or {}).items():
+        if key == "__clear__":
+            for name in value:
+                env.pop(name, None)
+        else:
+            env[key] = value
+    return env
+
+
 def spawn_timed(cmd: list, env: dict | None = None) -> dict:
     """Runs cmd; returns stdout, the time from spawn to its "first run" line on stderr, and
     the child's peak RSS."""
-    full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
+    full_env = merged_env(env)
     t0 = time.perf_counter()
     proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=full_env, text=True)
@@ -245,18 +255,27 @@ class Engine:
 
 
 class ApusEngine(Engine):
+    # OPENBLAS_* variables the caller's environment had; removed from Apus's processes unless
+    # --keep-openblas-env, so that Apus picks the OpenBLAS core itself as it does for a user who
+    # set nothing (a preset OPENBLAS_CORETYPE wins over Apus's choice by design).
+    clear_openblas = True
+
     def __init__(self, name: str, label: str, binary: Path):
         super().__init__(name, label)
         self.binary = binary
 
+    def env(self) -> dict:
+        return {"__clear__": [k for k in os.environ if k.startswith("OPENBLAS_")]} if self.clear_openblas else {}
+
     def bench_cmd(self, cfg, seconds, warmup):
         return ([self.binary, "bench", cfg["onnx"], "--threads", cfg["threads"], "--batch", cfg["batch"],
                  "--input", f"{cfg['input_name']}={cfg['input']}", "--warmup", warmup, "--seconds", seconds,
-                 "--json"], {})
+                 "--json"], self.env())
 
     def run_output(self, cfg, out_dir: Path) -> Path:
         run([self.binary, "run", cfg["onnx"], "--threads", cfg["threads"], "--input",
-             f"{cfg['input_name']}={cfg['input']}", "--output-dir", out_dir], stdout=subprocess.DEVNULL)
+             f"{cfg['input_name']}={cfg['input']}", "--output-dir", out_dir], stdout=subprocess.DEVNULL,
+            env=merged_env(self.env()))
         safe = "".join(c if c.isalnum() or c in "_-." else "_" for c in cfg["output_name"])
         return out_dir / f"{safe}.npy"
 
@@ -325,8 +344,11 @@ def main() -> int:
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--wait-quiet", type=float, default=0,
                         help="before measuring, wait (up to 15 min) until the 1-minute load average is below this")
+    parser.add_argument("--keep-openblas-env", action="store_true",
+                        help="leave OPENBLAS_* variables of this environment in Apus's processes")
     parser.add_argument("--out", default=str(ROOT / "Docs" / "benchmarks"))
     args = parser.parse_args()
+    ApusEngine.clear_openblas = not args.keep_openblas_env
 
     models = args.models.split(",") if args.models else (["resnet18"] if args.quick else ALL_MODELS)
     batches = [int(b) for b in args.batches.split(",")] if args.batches else ([1] if args.quick else [1, 8])
@@ -382,6 +404,8 @@ def main() -> int:
                                 "state_dict": peer["state_dict"]})
 
     machine = machine_info()
+    machine["openblas_env"] = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}
+    machine["openblas_env_cleared_for_apus"] = ApusEngine.clear_openblas
 
     # Agreement, before any timing: one run per engine, model and batch (threads: the first).
     agreement = []
@@ -425,16 +449,14 @@ def main() -> int:
     sgemm = {}
     blas_core = None
     if apus_engines:
-        probe = spawn_timed(apus_engines[0].bench_cmd(configs[0], 0.05, 0)[0])
+        probe = spawn_timed(*apus_engines[0].bench_cmd(configs[0], 0.05, 0))
         blas_core = json.loads(probe["stdout"]).get("openBLASCore")
     cc = shutil.which("cc") or shutil.which("clang") or shutil.which("gcc")
     if cc:
         sgemm_bin = cache / "sgemm_ref"
         run([cc, "-O2", "-o", sgemm_bin, HERE / "sgemm_ref.c", "-ldl"])
         shapes = [f"{m},{n},{k}" for m, n, k in (SGEMM_SHAPES[:2] if args.quick else SGEMM_SHAPES)]
-        env = {**os.environ}
-        if blas_core:
-            env["OPENBLAS_CORETYPE"] = blas_core
+        env = sgemm_env(blas_core)
         for t in sorted(set(threads) | {1}):
             result = subprocess.run([sgemm_bin, t, 5 if args.quick else 15, *shapes], check=True,
                                     capture_output=True, text=True, env=env)
@@ -489,7 +511,7 @@ def main() -> int:
             if cfg["model"] in PROFILE_MODELS and cfg["batch"] == 1:
                 cmd = [apus.binary, "bench", cfg["onnx"], "--threads", cfg["threads"], "--input",
                        f"{cfg['input_name']}={cfg['input']}", "--runs", 20, "--json", "--profile"]
-                result = spawn_timed(cmd)
+                result = spawn_timed(cmd, apus.env())
                 profiles[(cfg["model"], cfg["threads"])] = json.loads(result["stdout"])
 
     # Conv efficiency against sgemm at the same shapes.
@@ -509,6 +531,14 @@ def main() -> int:
     return 0
 
 
+def sgemm_env(blas_core) -> dict:
+    """The reference program's environment: Apus's, with the OpenBLAS core Apus reported."""
+    env = merged_env(ApusEngine("apus", "", Path()).env())
+    if blas_core:
+        env["OPENBLAS_CORETYPE"] = blas_core
+    return env
+
+
 def conv_efficiency(profiles: dict, cache: Path, blas_core, cc) -> list[dict]:
     """For each profile: Apus's dense convolutions (groups 1) against sgemm of the same GEMM shapes,
     timed by the reference program on 1 thread and on the profile's thread count."""
@@ -516,9 +546,7 @@ def conv_efficiency(profiles: dict, cache: Path, blas_core, cc) -> list[dict]:
     if not cc:
         return out
     sgemm_bin = cache / "sgemm_ref"
-    env = {**os.environ}
-    if blas_core:
-        env["OPENBLAS_CORETYPE"] = blas_core
+    env = sgemm_env(blas_core)
     for (model, threads), profile in sorted(profiles.items()):
         convs = [n for n in profile["profile"]["nodes"] if n.get("gemm") and n["gemm"]["groups"] == 1]
         if not convs:
@@ -610,6 +638,11 @@ def write_markdown(report: dict, engines: list[Engine], plots: list[str], out_di
     lines.append(f"- CPU: {m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, {m['memory']}")
     lines.append(f"- flags: {' '.join(m['flags'])}")
     lines.append(f"- OpenBLAS core used by Apus: {report['blas_core']}")
+    if m.get("openblas_env"):
+        preset = ", ".join(f"{k}={v}" for k, v in m["openblas_env"].items())
+        what = "removed for Apus's processes (Apus chose the core)" if m.get("openblas_env_cleared_for_apus") \
+            else "kept for Apus's processes"
+        lines.append(f"- this environment presets {preset}: {what}")
     lines.append(f"- kernel {m['kernel']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
     la = m["load_average_at_start"]
     lines.append(f"- load average at start: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")

@@ -104,7 +104,8 @@ struct BenchCommand: ParsableCommand {
 
         var profileReport: ProfileReport?
         if profile {
-            profileReport = try runProfile(model: model, feeds: feeds, summary: summary, iterations: max(3, latencies.count))
+            profileReport = try runProfile(
+                model: model, feeds: feeds, summary: summary, iterations: max(3, latencies.count))
         }
 
         let report = BenchReport(
@@ -158,7 +159,8 @@ struct BenchCommand: ParsableCommand {
         var generator = SplitMix64(seed: 0x61_7075_73)
         for input in model.inputs where feeds[input.name] == nil {
             guard let dimensions = input.dimensions else {
-                throw ValidationError("input '\(input.name)' has no declared shape; give it with --input \(input.name)=FILE.npy")
+                throw ValidationError(
+                    "input '\(input.name)' has no declared shape; give it with --input \(input.name)=FILE.npy")
             }
             let dtype = input.dtype ?? .float32
             guard dtype == .float32 else {
@@ -244,13 +246,17 @@ struct BenchCommand: ParsableCommand {
         guard positions > 0, channels > 0, output[0] > 0 else { return nil }
         let reduction = flops / (2 * output[0] * channels * positions)
         if node.inputs.count > 1, let weight = graph.initializers[node.inputs[1]], weight.shape.rank == 4 {
-            return .init(m: channels / max(1, group), n: positions, k: weight.shape.dimensions.dropFirst().reduce(1, *), groups: group)
+            return .init(
+                m: channels / max(1, group), n: positions, k: weight.shape.dimensions.dropFirst().reduce(1, *),
+                groups: group)
         }
         return .init(m: channels / max(1, group), n: positions, k: reduction, groups: group)
     }
 
     func printText(_ report: BenchReport) {
-        print("input: " + report.inputShapes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        print(
+            "input: "
+                + report.inputShapes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         print("machine: \(report.cpu ?? "unknown CPU") [\(report.cpuFlags.joined(separator: " "))]")
         print("threads: \(report.threads)")
         if let core = report.openBLASCore {
@@ -279,7 +285,9 @@ struct BenchCommand: ParsableCommand {
                     + String(format: " %6d %9.3f %6.1f%% ", type.count, type.milliseconds, type.share * 100) + rate)
         }
         print("slowest nodes:")
-        print("  #    op type          node                                           ms   share   GFLOP/s  GEMM M×N×K (groups)")
+        print(
+            "  #    op type          node                                           ms   share   GFLOP/s  GEMM M×N×K (groups)"
+        )
         for node in profile.nodes.sorted(by: { $0.milliseconds > $1.milliseconds }).prefix(top) {
             let rate = node.gflopsPerSecond.map { String(format: "%9.1f", $0) } ?? "        -"
             let share = profile.nodeSumMilliseconds > 0 ? node.milliseconds / profile.nodeSumMilliseconds * 100 : 0

@@ -190,7 +190,10 @@ let benchmarks: @Sendable () -> Void = {
     // Memory-bound kernels on a ResNet-sized activation.
     let activationCount = 1 * 64 * 56 * 56
     let elementwise = Lazy {
-        (Buffer(count: activationCount, seed: 9), Buffer(count: activationCount, seed: 10), Buffer(count: activationCount, seed: 11))
+        (
+            Buffer(count: activationCount, seed: 9), Buffer(count: activationCount, seed: 10),
+            Buffer(count: activationCount, seed: 11)
+        )
     }
     for threads in [1, 2] {
         let layout = BroadcastLayout(operandDimensions: [[1, 64, 56, 56], [1, 64, 56, 56]])

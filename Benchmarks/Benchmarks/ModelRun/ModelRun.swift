@@ -28,7 +28,9 @@ let benchmarks: @Sendable () -> Void = {
             Benchmark(
                 "Model.run \(name)",
                 configuration: .init(
-                    metrics: [.wallClock, .cpuTotal, .throughput, .mallocCountTotal, .mallocBytesCount, .peakMemoryResident],
+                    metrics: [
+                        .wallClock, .cpuTotal, .throughput, .mallocCountTotal, .mallocBytesCount, .peakMemoryResident,
+                    ],
                     tags: ["threads": "\(threads)"], timeUnits: .milliseconds, warmupIterations: 3,
                     maxDuration: .seconds(5), maxIterations: 200)
             ) { benchmark in
