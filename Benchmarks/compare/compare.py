@@ -89,16 +89,13 @@ def machine_info() -> dict:
     except (OSError, IndexError):
         swift = "unknown"
     versions = {"swift": swift, "python": platform.python_version(), "numpy": np.__version__}
-    try:
-        import onnxruntime
-        versions["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        pass
-    try:
-        import torch
-        versions["torch"] = torch.__version__
-    except ImportError:
-        pass
+    # Package metadata only: this process stays small (no torch or onnxruntime imported here).
+    from importlib import metadata
+    for package in ["onnxruntime", "torch", "torchvision"]:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
     mem = ""
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -159,16 +156,26 @@ def cache_root() -> Path:
 
 
 def prepare_peer_files(arch: str, batches: list[int], cache: Path) -> dict:
-    """State dict for PyTorch; for batch > 1 a symbolic-batch ONNX model, input and output."""
+    """State dict for PyTorch; for batch > 1 a symbolic-batch ONNX model, input and output.
+    Made in a child process, so that this one never imports torch (a large parent would slow
+    every spawn)."""
+    folder = cache / arch
+    state_dict = folder / "state_dict.pt"
+    dyn = folder / "dynbatch" / "model.onnx"
+    needs_dyn = any(b > 1 for b in batches)
+    missing_batches = [b for b in batches if b > 1 and not (folder / f"output_b{b}.npy").exists()]
+    if not (state_dict.exists() and (not needs_dyn or dyn.exists()) and not missing_batches):
+        run([sys.executable, __file__, "--prepare", arch, "--batches", ",".join(map(str, batches))],
+            stdout=sys.stderr)
+    return {"state_dict": state_dict, "dyn_onnx": dyn if needs_dyn else None, "folder": folder}
+
+
+def make_peer_files(arch: str, batches: list[int], cache: Path) -> None:
     folder = cache / arch
     folder.mkdir(parents=True, exist_ok=True)
     state_dict = folder / "state_dict.pt"
     dyn = folder / "dynbatch" / "model.onnx"
     needs_dyn = any(b > 1 for b in batches)
-    missing_batches = [b for b in batches if b > 1 and not (folder / f"output_b{b}.npy").exists()]
-    if state_dict.exists() and (not needs_dyn or dyn.exists()) and not missing_batches:
-        return {"state_dict": state_dict, "dyn_onnx": dyn if needs_dyn else None, "folder": folder}
-
     sys.path.insert(0, str(FIXTURE_SCRIPTS))
     import make_models  # the fixtures' own builder: same architecture, seeds and randomisation
     import torch
@@ -199,7 +206,6 @@ def prepare_peer_files(arch: str, batches: list[int], cache: Path) -> dict:
         make_models.export(model, fx, example, str(work / "model.onnx"))
         shutil.rmtree(dyn.parent, ignore_errors=True)
         os.replace(work, dyn.parent)
-    return {"state_dict": state_dict, "dyn_onnx": dyn if needs_dyn else None, "folder": folder}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,8 +353,12 @@ def main() -> int:
     parser.add_argument("--keep-openblas-env", action="store_true",
                         help="leave OPENBLAS_* variables of this environment in Apus's processes")
     parser.add_argument("--out", default=str(ROOT / "Docs" / "benchmarks"))
+    parser.add_argument("--prepare", help=argparse.SUPPRESS)
     args = parser.parse_args()
     ApusEngine.clear_openblas = not args.keep_openblas_env
+    if args.prepare:
+        make_peer_files(args.prepare, [int(b) for b in (args.batches or "1").split(",")], cache_root())
+        return 0
 
     models = args.models.split(",") if args.models else (["resnet18"] if args.quick else ALL_MODELS)
     batches = [int(b) for b in args.batches.split(",")] if args.batches else ([1] if args.quick else [1, 8])
@@ -458,7 +468,7 @@ def main() -> int:
         shapes = [f"{m},{n},{k}" for m, n, k in (SGEMM_SHAPES[:2] if args.quick else SGEMM_SHAPES)]
         env = sgemm_env(blas_core)
         for t in sorted(set(threads) | {1}):
-            result = subprocess.run([sgemm_bin, t, 5 if args.quick else 15, *shapes], check=True,
+            result = subprocess.run([str(sgemm_bin), str(t), str(5 if args.quick else 15), *shapes], check=True,
                                     capture_output=True, text=True, env=env)
             sgemm[t] = json.loads(result.stdout)
             log(f"sgemm reference, {t} thread(s): " + ", ".join(
@@ -478,7 +488,7 @@ def main() -> int:
                 entry = samples.setdefault(key, {"latencies": [], "cold": [], "rss": [], "load": [], "first": []})
                 entry["latencies"].extend(data["latenciesMilliseconds"])
                 entry["cold"].append(result["cold_s"] * 1e3 if result["cold_s"] is not None else float("nan"))
-                entry["rss"].append(result["peak_rss"])
+                entry["rss"].append(data.get("peakRSSBytes") or result["peak_rss"])
                 entry["load"].append(data.get("loadMilliseconds", float("nan")))
                 entry["first"].append(data.get("firstRunMilliseconds", float("nan")))
                 if "version" in data:
@@ -554,7 +564,7 @@ def conv_efficiency(profiles: dict, cache: Path, blas_core, cc) -> list[dict]:
         shapes = sorted({(n["gemm"]["m"], n["gemm"]["n"], n["gemm"]["k"]) for n in convs})
         ref = {}
         for t in sorted({1, threads}):
-            result = subprocess.run([sgemm_bin, t, 9, *[f"{m},{n},{k}" for m, n, k in shapes]], check=True,
+            result = subprocess.run([str(sgemm_bin), str(t), "9", *[f"{m},{n},{k}" for m, n, k in shapes]], check=True,
                                     capture_output=True, text=True, env=env)
             ref[t] = {(s["m"], s["n"], s["k"]): s["median_s"] * 1e3 for s in json.loads(result.stdout)["shapes"]}
         conv_ms = sum(n["milliseconds"] for n in convs)
@@ -651,8 +661,8 @@ def write_markdown(report: dict, engines: list[Engine], plots: list[str], out_di
               f"Every engine runs in its own process; {s['rounds']} rounds with the engine order rotated each "
               f"round; each process loads the model, runs once (cold start = process spawn → that first result), "
               f"warms up {s['warmup']} runs, then runs for {s['seconds']} s. Median and p99 are over the pooled "
-              "runs of all rounds; cold start is the median over rounds; peak RSS is the largest ru_maxrss of the "
-              "child processes (for the Python peers this includes the interpreter and the framework). "
+              "runs of all rounds; cold start is the median over rounds; peak RSS is the largest VmHWM of the "
+              "engine's processes (for the Python peers this includes the interpreter and the framework). "
               "Apus = `apus bench` of the release build with the default target (x86-64 baseline, SSE2) and "
               "\"Apus (native)\" = built with `-Xswiftc -target-cpu -Xswiftc native`. ONNX Runtime: default graph "
               "optimizations, intra_op_num_threads = threads, inter 1, sequential. PyTorch: eager, "

@@ -21,6 +21,16 @@ import time
 T_START = time.perf_counter()
 
 
+def peak_rss_bytes() -> int:
+    """VmHWM of this process (ru_maxrss would keep the pre-exec image of a large parent)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("engine", choices=["ort", "torch"])
@@ -105,6 +115,7 @@ def main() -> int:
         "loadMilliseconds": load_s * 1e3,
         "firstRunMilliseconds": first_s * 1e3,
         "latenciesMilliseconds": [v * 1e3 for v in latencies],
+        "peakRSSBytes": peak_rss_bytes(),
         "pid": os.getpid(),
     }))
     return 0

@@ -455,8 +455,16 @@ enum MachineInfo {
         return interesting.filter { flags.contains($0) }
     }
 
-    /// Peak resident set size of this process (`getrusage` ru_maxrss).
+    /// Peak resident set size of this process: `VmHWM` of /proc/self/status where there is one
+    /// (`getrusage`'s ru_maxrss keeps the high-water mark of the process image before `exec`, so
+    /// a process spawned by a large parent would report the parent's size), else ru_maxrss.
     static func peakRSSBytes() -> Int {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+        {
+            return kilobytes * 1024
+        }
         var usage = rusage()
         #if os(Linux)
             getrusage(RUSAGE_SELF.rawValue, &usage)

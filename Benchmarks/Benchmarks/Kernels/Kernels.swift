@@ -127,6 +127,15 @@ let benchmarks: @Sendable () -> Void = {
         return
     }
 
+    // The harness's own cost per iteration: mallocs and time of an empty measured region, to
+    // subtract from the rows below.
+    Benchmark("baseline (empty iteration)") { benchmark in
+        benchmark.startMeasurement()
+        let elapsed = seconds {}
+        benchmark.stopMeasurement()
+        blackHole(elapsed)
+    }
+
     // OpenBLAS sgemm, single-threaded as Apus runs it: the reference the convolutions are held to.
     for shape in resnet50GemmShapes {
         let flops = 2 * shape.m * shape.n * shape.k
