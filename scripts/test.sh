@@ -16,3 +16,5 @@ if [[ -x scripts/fetch-demo-assets.sh ]]; then
 fi
 swift build -c release --product apus
 swift test -c release "$@"
+"$APUS_PYTHON" -m pip install -q --disable-pip-version-check ./exporter
+"$APUS_PYTHON" -m pytest exporter/tests -q

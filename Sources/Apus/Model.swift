@@ -1,5 +1,6 @@
 import ApusGraph
 import ApusOps
+import ApusPreprocess
 import ApusTensor
 import Foundation
 
@@ -49,25 +50,54 @@ public final class Model: Sendable {
     public let threadCount: Int
     /// Where the model was loaded from.
     public let url: URL?
+    /// The image preprocessing the model was validated with, when known.
+    public let preprocessing: PreprocessSpec?
+    /// Class names, one per output column, when known.
+    public let labels: [String]?
+    /// Whether the first output holds logits (``classify(imageData:top:)`` applies softmax) or
+    /// probabilities.
+    public let outputKind: OutputKind
     let runner: GraphRunner
+
+    /// What a classifier's output holds.
+    public enum OutputKind: String, Sendable {
+        /// Unnormalized scores: ``Model/classify(imageData:top:)`` applies softmax.
+        case logits
+        /// Probabilities, used as they are.
+        case probabilities
+    }
 
     /// Loads a model file (`.onnx`, with external data beside it).
     ///
+    /// - Parameters:
+    ///   - preprocessing: the image pipeline for ``classify(imageData:top:)``.
+    ///   - labels: class names for ``classify(imageData:top:)``.
     /// - Throws: ``ModelError`` saying what is wrong and where.
-    public convenience init(contentsOf url: URL, options: Options = .init()) throws(ModelError) {
+    public convenience init(
+        contentsOf url: URL, preprocessing: PreprocessSpec? = nil, labels: [String]? = nil,
+        outputKind: OutputKind = .logits, options: Options = .init()
+    ) throws(ModelError) {
         let graph: Graph
         do {
             graph = try ONNXReader.read(contentsOf: url)
         } catch {
             throw .onnx(url.path, error)
         }
-        try self.init(graph: graph, options: options, url: url)
+        try self.init(
+            graph: graph, preprocessing: preprocessing, labels: labels, outputKind: outputKind, options: options,
+            url: url)
     }
 
     /// Prepares an in-memory graph.
     ///
     /// - Throws: ``ModelError/graph(_:)`` for invalid graphs or unsupported operators.
-    public init(graph: Graph, options: Options = .init(), url: URL? = nil) throws(ModelError) {
+    public init(
+        graph: Graph, preprocessing: PreprocessSpec? = nil, labels: [String]? = nil, outputKind: OutputKind = .logits,
+        options: Options = .init(), url: URL? = nil
+    ) throws(ModelError) {
+        self.preprocessing = preprocessing
+        self.labels = labels
+        self.outputKind = outputKind
         let threads = options.threadCount.map { max(1, $0) } ?? CPUAvailability.usableCPUCount()
         let planOptions = PlanOptions(
             threadCount: threads, memoryBudget: options.memoryBudget, maxConcurrentRuns: options.maxConcurrentRuns)
@@ -115,12 +145,21 @@ public enum ModelError: Error, Sendable, CustomStringConvertible {
     case graph(GraphError)
     /// The file could not be read at all.
     case io(String, String)
+    /// An image could not be decoded or preprocessed.
+    case image(String, ImageError)
+    /// The model has no preprocessing spec, so it cannot classify images.
+    case noPreprocessing
+    /// The model's output does not look like class scores.
+    case notAClassifier(String)
 
     public var description: String {
         switch self {
         case .onnx(let path, let error): "\(path): \(error)"
         case .graph(let error): "\(error)"
         case .io(let path, let reason): "\(path): \(reason)"
+        case .image(let source, let error): "\(source): \(error)"
+        case .noPreprocessing: "the model has no preprocessing spec; give one to classify images"
+        case .notAClassifier(let reason): "not a classifier: \(reason)"
         }
     }
 }

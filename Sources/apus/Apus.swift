@@ -1,4 +1,5 @@
 import Apus
+import ApusPreprocess
 import ArgumentParser
 import Foundation
 
@@ -7,7 +8,7 @@ struct ApusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apus",
         abstract: "Run and inspect PyTorch-exported models on the CPU.",
-        subcommands: [RunCommand.self, InspectCommand.self, BenchCommand.self]
+        subcommands: [ClassifyCommand.self, RunCommand.self, InspectCommand.self, PreprocessCommand.self, BenchCommand.self]
     )
 }
 
@@ -19,8 +20,94 @@ struct LoadOptions: ParsableArguments {
     @Option(help: "Intra-op threads (default: the CPUs this process may use).")
     var threads: Int?
 
+    @Option(help: "Class names, one per line (for models without labels).")
+    var labels: String?
+
+    @Option(help: "Preprocessing spec JSON (for models without one).")
+    var preprocess: String?
+
     func load() throws -> Model {
-        try Model(contentsOf: URL(filePath: model), options: .init(threadCount: threads))
+        var labelList: [String]?
+        if let labels {
+            labelList = try String(contentsOfFile: labels, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+                .map(String.init)
+            if labelList?.last == "" { labelList?.removeLast() }
+        }
+        var spec: PreprocessSpec?
+        if let preprocess {
+            spec = try JSONDecoder().decode(PreprocessSpec.self, from: Data(contentsOf: URL(filePath: preprocess)))
+        }
+        return try Model(
+            contentsOf: URL(filePath: model), preprocessing: spec, labels: labelList, options: .init(threadCount: threads))
+    }
+}
+
+struct ClassifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "classify", abstract: "Classify images with the model's own preprocessing and print the top classes.")
+
+    @OptionGroup var load: LoadOptions
+
+    @Argument(help: "JPEG or PNG images.")
+    var images: [String]
+
+    @Option(help: "How many classes to print per image.")
+    var top: Int = 5
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let model = try load.load()
+        var results: [[String: Any]] = []
+        for image in images {
+            let classes = try model.classify(imageAt: URL(filePath: image), top: top)
+            if json {
+                results.append([
+                    "image": image,
+                    "top": classes.map { ["index": $0.index, "label": $0.label, "probability": Double($0.probability)] },
+                ])
+            } else {
+                print(image)
+                for item in classes {
+                    print(String(format: "  %6.2f%%  %4d  %@", Double(item.probability) * 100, item.index, item.label))
+                }
+            }
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+}
+
+struct PreprocessCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "preprocess", abstract: "Write the exact tensor the model receives for an image, as .npy.")
+
+    @Argument(help: "A preprocessing spec (.json) or a model with one.")
+    var specOrModel: String
+
+    @Argument(help: "A JPEG or PNG image.")
+    var image: String
+
+    @Option(name: .shortAndLong, help: "Output .npy file.")
+    var output: String
+
+    func run() throws {
+        let spec: PreprocessSpec
+        if specOrModel.hasSuffix(".json") {
+            spec = try JSONDecoder().decode(PreprocessSpec.self, from: Data(contentsOf: URL(filePath: specOrModel)))
+        } else {
+            guard let own = try Model(contentsOf: URL(filePath: specOrModel)).preprocessing else {
+                throw ValidationError("\(specOrModel) has no preprocessing spec")
+            }
+            spec = own
+        }
+        let decoded = try ImageDecoder.decode(data: Data(contentsOf: URL(filePath: image)))
+        let tensor = try spec.apply(to: decoded)
+        try tensor.writeNPY(to: URL(filePath: output))
+        print("\(image): \(tensor.dtype) \(tensor.shape) -> \(output)")
     }
 }
 
