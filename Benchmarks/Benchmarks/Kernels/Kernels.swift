@@ -120,8 +120,11 @@ let benchmarks: @Sendable () -> Void = {
         metrics: [.wallClock, .cpuTotal, .throughput, .mallocCountTotal, megaflopsPerSecond, megabytesPerSecond],
         timeUnits: .microseconds, warmupIterations: 3, maxDuration: .seconds(2), maxIterations: 1000)
 
+    // The OpenBLAS core goes into the sgemm rows' tags: a preset OPENBLAS_CORETYPE wins over
+    // Apus's choice, and these machines' environment may preset a slower one.
+    let blasCore: String
     do {
-        try BLAS.load()
+        blasCore = try BLAS.load().coreName
     } catch {
         print("skipping the kernel benchmarks: \(error)")
         return
@@ -147,7 +150,7 @@ let benchmarks: @Sendable () -> Void = {
         }
         Benchmark(
             "sgemm \(shape.m)x\(shape.n)x\(shape.k)",
-            configuration: .init(tags: ["flops": "\(flops)"])
+            configuration: .init(tags: ["flops": "\(flops)", "core": blasCore])
         ) { benchmark in
             let (a, b, c) = data.get
             benchmark.startMeasurement()
