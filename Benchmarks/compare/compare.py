@@ -516,6 +516,8 @@ def main() -> int:
                 "peak_rss_bytes": int(max(entry["rss"])),
             })
 
+    machine["load_average_after_rounds"] = os.getloadavg()
+
     # Profiles.
     profiles = {}
     if not args.no_profile and apus_engines:
@@ -659,7 +661,11 @@ def write_markdown(report: dict, engines: list[Engine], plots: list[str], out_di
         lines.append(f"- this environment presets {preset}: {what}")
     lines.append(f"- kernel {m['kernel']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
     la = m["load_average_at_start"]
-    lines.append(f"- load average at start: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
+    lines.append(f"- load average (1, 5, 15 min) when measuring started: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
+    if m.get("load_average_after_rounds"):
+        lb = m["load_average_after_rounds"]
+        lines.append(f"- load average after the timed rounds: {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f} (this run itself "
+                     "keeps about 1–2 busy; more means other work shared the machine)")
     s = report["settings"]
     lines += ["", "## Method", "",
               f"Every engine runs in its own process; {s['rounds']} rounds with the engine order rotated each "
