@@ -650,6 +650,13 @@ def write_markdown(report: dict, engines: list[Engine], plots: list[str], out_di
                  f"{' --quick' if report['settings']['quick'] else ''}` in one run "
                  f"({report['elapsed_s'] / 60:.0f} min). Compare speeds only within one run: machines differ "
                  f"between sessions.")
+    la0 = m["load_average_at_start"][0]
+    if la0 >= 1.0:
+        lines += ["", f"**Warning: measured while the machine was busy with other work (1-minute load average "
+                  f"{la0:.1f} at the start on {m['usable_cpus']} CPUs). Latencies are inflated and ratios noisy, "
+                  "the 2-thread PyTorch rows most of all (its OpenMP threads spin against the other load); the "
+                  "per-node profiles below ran last, when the machine was quieter. Re-run with `--wait-quiet 0.5` "
+                  "on a quiet machine for numbers to quote.**"]
     lines += ["", "## Machine", ""]
     lines.append(f"- CPU: {m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, {m['memory']}")
     lines.append(f"- flags: {' '.join(m['flags'])}")
