@@ -9,8 +9,8 @@ struct ApusCommand: ParsableCommand {
         commandName: "apus",
         abstract: "Run and inspect PyTorch-exported models on the CPU.",
         subcommands: [
-            ClassifyCommand.self, RunCommand.self, InspectCommand.self, ConvertCommand.self, VerifyCommand.self,
-            PreprocessCommand.self, PreprocessBenchCommand.self, LoadBenchCommand.self,
+            ClassifyCommand.self, RunCommand.self, InspectCommand.self, BenchCommand.self, ConvertCommand.self,
+            VerifyCommand.self, PreprocessCommand.self, PreprocessBenchCommand.self, LoadBenchCommand.self,
         ]
     )
 }
