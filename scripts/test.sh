@@ -25,5 +25,7 @@ grep -q "Egyptian cat" <<<"$demo_output" && grep -q "espresso" <<<"$demo_output"
 swift test -c release "$@"
 "$APUS_PYTHON" -m pip install -q --disable-pip-version-check ./exporter
 "$APUS_PYTHON" -m pytest exporter/tests -q
+# The side-by-side benchmark in quick mode (fails if any engine disagrees with PyTorch).
+bash scripts/bench-quick.sh
 # The example inference service: real server, real HTTP, tritonclient as an independent client.
 bash scripts/test-service.sh
