@@ -10,7 +10,7 @@ struct ApusCommand: ParsableCommand {
         abstract: "Run and inspect PyTorch-exported models on the CPU.",
         subcommands: [
             ClassifyCommand.self, RunCommand.self, InspectCommand.self, ConvertCommand.self, VerifyCommand.self,
-            PreprocessCommand.self,
+            PreprocessCommand.self, ProfileCommand.self,
         ]
     )
 }
