@@ -50,7 +50,7 @@ def main():
                 if a.ops: cmd.append("--ops")
                 r = json.loads(subprocess.check_output(cmd, text=True).strip().splitlines()[-1])
                 label = os.path.basename(binary)
-                print(f"{m:16} {th:>3} {om:8.2f} {op:8.2f} {r['median_ms']:9.2f} {r['p99_ms']:9.2f} {r['median_ms']/om:6.2f} {omin:8.2f} {r['min_ms']:8.2f} {r['min_ms']/omin:6.2f} {r['cpu_ms']:7.2f}  {label} {r['blas']}", flush=True)
+                print(f"{m:16} {th:>3} {om:8.2f} {op:8.2f} {r['median_ms']:9.2f} {r['p99_ms']:9.2f} {r['median_ms']/om:6.2f} {omin:8.2f} {r.get('min_ms', float('nan')):8.2f} {r.get('min_ms', float('nan'))/omin:6.2f} {r.get('cpu_ms', float('nan')):7.2f}  {label} {r['blas']}", flush=True)
                 if a.ops:
                     print("    " + ", ".join(f"{k} {v:.2f}" for k, v in r["ops_ms"].items()))
 
