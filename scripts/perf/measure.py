@@ -22,10 +22,12 @@ def ort_latency(model, x, threads, runs, warmup=5):
     name = s.get_inputs()[0].name
     for _ in range(warmup): s.run(None, {name: x})
     t = []
+    c0 = time.process_time()
     for _ in range(runs):
         a = time.perf_counter(); s.run(None, {name: x}); t.append((time.perf_counter() - a) * 1e3)
+    cpu = (time.process_time() - c0) * 1e3 / runs
     t.sort()
-    return t[len(t) // 2], t[min(len(t) - 1, int(np.ceil(len(t) * 0.99)) - 1)], t[0]
+    return t[len(t) // 2], t[min(len(t) - 1, int(np.ceil(len(t) * 0.99)) - 1)], t[0], cpu
 
 def main():
     p = argparse.ArgumentParser()
@@ -38,19 +40,19 @@ def main():
     a = p.parse_args()
     root = fixtures()
     print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
-    print(f"{'model':16} {'thr':>3} {'ORT med':>8} {'ORT p99':>8} {'Apus med':>9} {'Apus p99':>9} {'ratio':>6} {'ORT min':>8} {'Apus min':>8} {'ratio':>6} {'cpu ms':>7}")
+    print(f"{'model':16} {'thr':>3} {'ORT med':>8} {'ORT p99':>8} {'Apus med':>9} {'Apus p99':>9} {'ratio':>6} {'ORT min':>8} {'Apus min':>8} {'ratio':>6} {'ORT cpu':>7} {'Apuscpu':>7} {'ratio':>6}")
     for m in a.models.split(","):
         onnx = os.path.join(root, m, "model.onnx")
         npy = os.path.join(root, m, "input_0.npy")
         x = np.load(npy)
         for th in [int(t) for t in a.threads.split(",")]:
-            om, op, omin = (float("nan"),) * 3 if a.no_ort else ort_latency(onnx, x, th, a.runs)
+            om, op, omin, ocpu = (float("nan"),) * 4 if a.no_ort else ort_latency(onnx, x, th, a.runs)
             for binary in a.apus.split(","):
                 cmd = [binary, "profile", onnx, "--threads", str(th), "--runs", str(a.runs), "--input", npy, "--json"]
                 if a.ops: cmd.append("--ops")
                 r = json.loads(subprocess.check_output(cmd, text=True).strip().splitlines()[-1])
                 label = os.path.basename(binary)
-                print(f"{m:16} {th:>3} {om:8.2f} {op:8.2f} {r['median_ms']:9.2f} {r['p99_ms']:9.2f} {r['median_ms']/om:6.2f} {omin:8.2f} {r.get('min_ms', float('nan')):8.2f} {r.get('min_ms', float('nan'))/omin:6.2f} {r.get('cpu_ms', float('nan')):7.2f}  {label} {r['blas']}", flush=True)
+                print(f"{m:16} {th:>3} {om:8.2f} {op:8.2f} {r['median_ms']:9.2f} {r['p99_ms']:9.2f} {r['median_ms']/om:6.2f} {omin:8.2f} {r.get('min_ms', float('nan')):8.2f} {r.get('min_ms', float('nan'))/omin:6.2f} {ocpu:7.2f} {r.get('cpu_ms', float('nan')):7.2f} {r.get('cpu_ms', float('nan'))/ocpu:6.2f}  {label} {r['blas']}", flush=True)
                 if a.ops:
                     print("    " + ", ".join(f"{k} {v:.2f}" for k, v in r["ops_ms"].items()))
 
