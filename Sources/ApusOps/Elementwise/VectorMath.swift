@@ -5,17 +5,18 @@
 /// 2 ulp of `expf` over the clamped range, far below the tolerance of model outputs, and it runs
 /// sixteen lanes at once instead of sixteen library calls.
 enum VectorMath {
-    /// Largest argument whose exponential is finite in float32 (the result for larger ones).
-    static let expHigh: Float = 88.376_26
+    /// Arguments from here up give +∞ (2¹²⁸ built in the exponent bits), so that sigmoid reaches
+    /// exactly 0 at −∞; a few arguments just below ln(Float.greatestFiniteMagnitude) overflow
+    /// early, which no activation can tell.
+    static let expHigh: Float = 88.722_84
     /// Smallest argument whose exponential is still a normal float32 (smaller ones are clamped).
     static let expLow: Float = -87.336_54
 
-    /// `exp(x)` lane by lane; arguments are clamped to [``expLow``, ``expHigh``]; NaN stays NaN.
+    /// `exp(x)` lane by lane; arguments are clamped to [``expLow``, ``expHigh``]; NaN stays NaN
+    /// (the comparisons are false for it, and NaN carries through the arithmetic).
     @inline(__always)
     static func exp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        let isNaN = x .!= x
-        var v = x.replacing(with: 0, where: isNaN)
-        v = v.replacing(with: expLow, where: v .< expLow).replacing(with: expHigh, where: v .> expHigh)
+        let v = x.replacing(with: expLow, where: x .< expLow).replacing(with: expHigh, where: x .> expHigh)
         // Adding 1.5·2²³ rounds to an integer (to nearest even) and leaves it in the low mantissa
         // bits: no float↔int conversion, which Swift's generic SIMD code would do lane by lane.
         let shifted = v * 1.442_695_04 + 12_582_912
@@ -33,19 +34,18 @@ enum VectorMath {
         p = p * r2 + r + 1
         let exponent = (unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- (0x4B40_0000 - 127)) &<< 23
         let scale = unsafeBitCast(exponent, to: SIMD16<Float>.self)
-        return (p * scale).replacing(with: x, where: isNaN)
+        return p * scale
     }
 
-    /// `1 / (1 + exp(-x))` lane by lane; 0 below −88.4 (where the true value is subnormal),
-    /// so that −∞ gives 0 as the scalar form does.
+    /// `1 / (1 + exp(-x))` lane by lane.
     @inline(__always)
     static func sigmoid(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        (1 / (1 + exp(-x))).replacing(with: 0, where: x .< -expHigh)
+        1 / (1 + exp(-x))
     }
 
     /// `x · sigmoid(x)` (SiLU, also called Swish) lane by lane.
     @inline(__always)
     static func silu(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        x * sigmoid(x)
+        x / (1 + exp(-x))
     }
 }
