@@ -23,8 +23,7 @@ enum FoldBatchNorm {
             let channels = weight.shape[0]
             let params = bn.inputs[1...4].map { graph.initializers[$0] }
             guard params.allSatisfy({ $0?.dtype == .float32 && $0?.elementCount == channels }) else { continue }
-            let bias: Tensor? =
-                conv.inputs.count > 2 && !conv.inputs[2].isEmpty ? graph.initializers[conv.inputs[2]] : nil
+            let bias: Tensor? = conv.inputs.count > 2 && !conv.inputs[2].isEmpty ? graph.initializers[conv.inputs[2]] : nil
             if conv.inputs.count > 2, !conv.inputs[2].isEmpty {
                 guard let bias, bias.dtype == .float32, bias.elementCount == channels else { continue }
             }

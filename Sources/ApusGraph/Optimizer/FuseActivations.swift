@@ -18,8 +18,7 @@ enum FuseActivations {
         case "Relu", "Sigmoid", "HardSwish", "Tanh":
             return node.inputs.count == 1 ? (node.opType, []) : nil
         case "HardSigmoid":
-            guard let alpha = try? node.float("alpha", default: 0.2), let beta = try? node.float("beta", default: 0.5)
-            else {
+            guard let alpha = try? node.float("alpha", default: 0.2), let beta = try? node.float("beta", default: 0.5) else {
                 return nil
             }
             return ("HardSigmoid", [alpha, beta])
@@ -31,8 +30,7 @@ enum FuseActivations {
             var high = Float.greatestFiniteMagnitude
             if let value = try? node.float("min") { low = value }
             if let value = try? node.float("max") { high = value }
-            for (position, bound) in [(1, 0), (2, 1)]
-            where node.inputs.count > position && !node.inputs[position].isEmpty {
+            for (position, bound) in [(1, 0), (2, 1)] where node.inputs.count > position && !node.inputs[position].isEmpty {
                 guard let tensor = graph.initializers[node.inputs[position]], tensor.dtype == .float32,
                     tensor.elementCount == 1, let value = try? tensor.scalars(as: Float.self).first
                 else { return nil }
@@ -50,8 +48,7 @@ enum FuseActivations {
         let index = GraphIndex(graph)
         for (producerIndex, producer) in graph.nodes.enumerated() {
             let isConv = producer.domain.isEmpty && producer.opType == "Conv"
-            let isFusedConv =
-                producer.domain == Node.apusDomain && producer.opType == "FusedConv"
+            let isFusedConv = producer.domain == Node.apusDomain && producer.opType == "FusedConv"
                 && producer.attributes["activation"] == nil
             let isGemm = producer.domain.isEmpty && producer.opType == "Gemm"
             guard isConv || isFusedConv || isGemm, let output = producer.outputs.first,
@@ -89,11 +86,8 @@ enum FuseActivations {
                     index.soleConsumer(of: convOutput) == addIndex
                 else { continue }
                 let conv = graph.nodes[convIndex]
-                guard
-                    conv.domain.isEmpty && conv.opType == "Conv"
-                        || conv.domain == Node.apusDomain
-                            && conv.opType == "FusedConv" && conv.attributes["activation"] == nil
-                            && conv.inputs.count < 4
+                guard conv.domain.isEmpty && conv.opType == "Conv" || conv.domain == Node.apusDomain
+                    && conv.opType == "FusedConv" && conv.attributes["activation"] == nil && conv.inputs.count < 4
                 else { continue }
                 var fused = conv
                 fused.domain = Node.apusDomain

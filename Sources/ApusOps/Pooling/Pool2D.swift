@@ -99,7 +99,8 @@ public enum Pool2D {
         if kind == .max && g.dilationHeight == 1 && g.dilationWidth == 1 {
             context.parallelFor(planes) { plane in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, g.inputWidth)) { rowMax in
-                    runMaxPlane(g, input + plane * inPlane, output + plane * outPlane, rowMax: rowMax.baseAddress!)
+                    guard let rowMax = rowMax.baseAddress else { return }
+                    runMaxPlane(g, input + plane * inPlane, output + plane * outPlane, rowMax: rowMax)
                 }
             }
             return
