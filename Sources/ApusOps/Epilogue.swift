@@ -21,6 +21,8 @@ public enum FusedActivation: Sendable, Hashable {
     case hardSwish
     /// `x` if `x >= 0`, else `alpha * x`.
     case leakyRelu(alpha: Float)
+    /// `x * sigmoid(x)` (SiLU or Swish; `Mul(x, Sigmoid(x))` in exported graphs).
+    case silu
 
     /// The activation named like its ONNX operator, with its attributes as `parameters`:
     /// `Clip` takes `[min, max]` (either may be missing: ±infinity), `HardSigmoid` `[alpha, beta]`
@@ -52,6 +54,9 @@ public enum FusedActivation: Sendable, Hashable {
         case "LeakyRelu":
             guard parameters.count <= 1 else { return nil }
             self = .leakyRelu(alpha: parameters.first ?? 0.01)
+        case "SiLU":
+            guard parameters.isEmpty else { return nil }
+            self = .silu
         default:
             return nil
         }
@@ -65,14 +70,16 @@ public enum FusedActivation: Sendable, Hashable {
         // `x > 0 ? x : 0` keeps NaN as NaN like ONNX's max(0, x) in numpy.
         case .relu: return x < 0 ? 0 : x
         case .clip(let low, let high): return x < low ? low : (x > high ? high : x)
-        case .sigmoid: return 1 / (1 + expf(-x))
+        case .sigmoid: return sigmoidScalar(x)
         case .hardSigmoid(let alpha, let beta): return Swift.max(0, Swift.min(1, alpha * x + beta))
         case .hardSwish: return x * Swift.max(0, Swift.min(1, x / 6 + 0.5))
         case .leakyRelu(let alpha): return x >= 0 ? x : alpha * x
+        case .silu: return x * sigmoidScalar(x)
         }
     }
 
-    /// The activation of sixteen values.
+    /// The activation of sixteen values: the same formulas, with ``VectorMath`` for `exp` (within a
+    /// few ulp of the scalar form, not bitwise equal).
     @inline(__always)
     public func apply(_ x: SIMD16<Float>) -> SIMD16<Float> {
         switch self {
@@ -80,10 +87,7 @@ public enum FusedActivation: Sendable, Hashable {
         case .relu: return x.replacing(with: 0, where: x .< 0)
         case .clip(let low, let high):
             return x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
-        case .sigmoid:
-            var result = x
-            for lane in 0..<16 { result[lane] = 1 / (1 + expf(-x[lane])) }
-            return result
+        case .sigmoid: return VectorMath.sigmoid(x)
         case .hardSigmoid(let alpha, let beta):
             let y = alpha * x + beta
             return y.replacing(with: 0, where: y .< 0).replacing(with: 1, where: y .> 1)
@@ -92,6 +96,7 @@ public enum FusedActivation: Sendable, Hashable {
             return x * y.replacing(with: 0, where: y .< 0).replacing(with: 1, where: y .> 1)
         case .leakyRelu(let alpha):
             return x.replacing(with: alpha * x, where: x .< 0)
+        case .silu: return VectorMath.silu(x)
         }
     }
 

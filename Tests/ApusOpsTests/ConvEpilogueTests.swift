@@ -1,11 +1,15 @@
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @testable import ApusOps
 
 @Suite struct ConvEpilogueTests {
     static let activations: [FusedActivation] = [
         .none, .relu, .clip(min: -0.25, max: 0.5), .sigmoid, .hardSigmoid(alpha: 0.2, beta: 0.5), .hardSwish,
-        .leakyRelu(alpha: 0.1),
+        .leakyRelu(alpha: 0.1), .silu,
     ]
 
     @Test func parsesNames() {
@@ -15,6 +19,7 @@ import Testing
         #expect(FusedActivation(name: "HardSigmoid", parameters: []) == .hardSigmoid(alpha: 0.2, beta: 0.5))
         #expect(FusedActivation(name: "LeakyRelu", parameters: []) == .leakyRelu(alpha: 0.01))
         #expect(FusedActivation(name: "HardSwish", parameters: []) == .hardSwish)
+        #expect(FusedActivation(name: "SiLU", parameters: []) == .silu)
         #expect(FusedActivation(name: "Gelu", parameters: []) == nil)
         #expect(FusedActivation(name: "Relu", parameters: [1]) == nil)
     }
@@ -34,6 +39,48 @@ import Testing
         #expect(abs(FusedActivation.sigmoid.apply(1) - 0.7310586) < 1e-6)
         #expect(FusedActivation.leakyRelu(alpha: 0.1).apply(-2) == -0.2)
         #expect(FusedActivation.relu.apply(.nan).isNaN)
+        // torch.nn.functional.silu(torch.tensor([-4, -1, 0, 1, 2.5, 20.0]))
+        let siluX: [Float] = [-4, -1, 0, 1, 2.5, 20]
+        let silu: [Float] = [-0.07194484, -0.26894143, 0, 0.7310586, 2.3103545, 20]
+        for (x, e) in zip(siluX, silu) {
+            #expect(abs(FusedActivation.silu.apply(x) - e) <= 1e-6 * max(1, abs(e)))
+            let lanes = FusedActivation.silu.apply(SIMD16<Float>(repeating: x))
+            #expect(abs(lanes[3] - e) <= 1e-6 * max(1, abs(e)))
+        }
+    }
+
+    /// The vector exponential against `expf` over the whole float range that does not overflow,
+    /// and at the edges: clamped extremes, infinities and NaN.
+    @Test func vectorExpMatchesLibrary() {
+        var x: Float = -87
+        var worst: Float = 0
+        while x < 88.3 {
+            var lanes = SIMD16<Float>()
+            for lane in 0..<16 { lanes[lane] = x + Float(lane) * 0.0137 }
+            let result = VectorMath.exp(lanes)
+            for lane in 0..<16 where lanes[lane] < 88.3 {
+                let expected = expf(lanes[lane])
+                worst = max(worst, abs(result[lane] - expected) / expected)
+            }
+            x += 0.2191
+        }
+        #expect(worst <= 4 * Float.ulpOfOne, "worst relative error \(worst)")
+        var edges = SIMD16<Float>(repeating: 0)
+        edges[0] = .infinity
+        edges[1] = -.infinity
+        edges[2] = .nan
+        edges[3] = -1000
+        edges[4] = 1000
+        let result = VectorMath.exp(edges)
+        #expect(result[0] == .infinity)
+        #expect(result[1] >= 0 && result[1] < 1e-37)
+        #expect(result[2].isNaN)
+        #expect(result[3] >= 0 && result[3] < 1e-37)
+        #expect(result[4] == .infinity)
+        #expect(result[5] == 1)
+        #expect(VectorMath.sigmoid(edges)[1] == 0)
+        #expect(VectorMath.silu(edges)[1].isNaN == FusedActivation.silu.apply(-.infinity).isNaN)
+        #expect(VectorMath.sigmoid(edges)[0] == 1)
     }
 
     /// The SIMD path against the scalar reference on lengths 0, 1, 15, 16, 17 and 37.

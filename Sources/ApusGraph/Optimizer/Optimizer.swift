@@ -1,5 +1,5 @@
 /// Graph rewrites applied once at load, each a named pass with its own tests:
-/// ``RemoveIdentities``, ``FoldBatchNorm``, ``FuseActivations``.
+/// ``RemoveIdentities``, ``FoldBatchNorm``, ``FuseActivations``, ``FuseSiLU``, ``GlobalMeanToPool``.
 public enum Optimizer {
     /// The passes to run.
     public struct Passes: OptionSet, Sendable {
@@ -8,7 +8,11 @@ public enum Optimizer {
         public static let removeIdentities = Passes(rawValue: 1)
         public static let foldBatchNorm = Passes(rawValue: 2)
         public static let fuseActivations = Passes(rawValue: 4)
-        public static let all: Passes = [.removeIdentities, .foldBatchNorm, .fuseActivations]
+        public static let fuseSiLU = Passes(rawValue: 8)
+        public static let globalMeanToPool = Passes(rawValue: 16)
+        public static let all: Passes = [
+            .removeIdentities, .foldBatchNorm, .fuseActivations, .fuseSiLU, .globalMeanToPool,
+        ]
     }
 
     /// Applies the passes in order to a topologically sorted graph; the result is sorted too.
@@ -18,6 +22,9 @@ public enum Optimizer {
         if passes.contains(.removeIdentities) { graph = RemoveIdentities.apply(graph) }
         if passes.contains(.foldBatchNorm) { graph = FoldBatchNorm.apply(graph) }
         if passes.contains(.fuseActivations) { graph = FuseActivations.apply(graph) }
+        // After the residual fusion, so that `SiLU(conv + Z)` fuses too.
+        if passes.contains(.fuseSiLU) { graph = FuseSiLU.apply(graph) }
+        if passes.contains(.globalMeanToPool) { graph = GlobalMeanToPool.apply(graph) }
         return try Topology.sorted(graph)
     }
 }

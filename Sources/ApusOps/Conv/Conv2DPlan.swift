@@ -47,56 +47,80 @@ public struct Conv2DPlan: Sendable {
         precondition(chosen != .depthwise || geometry.isDepthwise, "depthwise path on a non-depthwise convolution")
         self.algorithm = chosen
 
-        let columns = geometry.outputHeight * geometry.outputWidth
-        let reduction = max(1, geometry.reductionLength)
-        // Column tiles: multiples of 64 columns; for im2col, small enough that the tile's column
-        // buffer (reduction × columns floats) stays near 1 MiB, in cache for the sgemm.
-        var tile = max(64, (columns + 3) / 4 / 64 * 64)
-        if chosen == .im2col { tile = min(tile, max(64, (262_144 / reduction) / 64 * 64)) }
-        tile = min(tile, 1024)
-        if columns <= tile { tile = max(columns, 1) }
-        let columnTiles = max(1, (columns + tile - 1) / tile)
-        // Few column tiles (small feature maps): also split output channels, so two threads have
-        // work; at least 32 channels per tile keep the sgemm efficient.
-        let rowsPerGroup = max(1, geometry.outputChannelsPerGroup)
-        var rowTiles = 1
-        let perImage = columnTiles * geometry.groups
-        if perImage < 4 {
-            rowTiles = max(1, min((4 + perImage - 1) / perImage, rowsPerGroup / 32))
-        }
-        let rows = (rowsPerGroup + rowTiles - 1) / rowTiles
-        self.rowTile = rows
-        self.rowTileCount = (rowsPerGroup + rows - 1) / rows
-        self.columnTile = tile
-        self.columnTileCount = columnTiles
+        let tiles = Conv2DPlan.tiling(geometry: geometry)
+        self.rowTile = tiles.rowTile
+        self.rowTileCount = (max(1, geometry.outputChannelsPerGroup) + tiles.rowTile - 1) / tiles.rowTile
+        self.columnTile = tiles.columnTile
+        self.columnTileCount = tiles.columnTileCount
     }
 
-    /// Scratch bytes for one concurrently running task.
+    /// The sgemm tiles of one image and group.
+    ///
+    /// OpenBLAS packs the weights (A) again for every call, and its kernels are far slower on
+    /// narrow column blocks, so tiles are as large as possible: one call per image and group
+    /// unless the work is large enough to be worth two or four parts (for two threads). The tile
+    /// sizes depend only on the geometry, never on the thread count.
+    static func tiling(geometry g: Conv2DGeometry) -> (rowTile: Int, columnTile: Int, columnTileCount: Int) {
+        let columns = max(1, g.outputHeight * g.outputWidth)
+        let rows = max(1, g.outputChannelsPerGroup)
+        let work = rows * columns * max(1, g.reductionLength)
+        // Under ~1 M multiply-adds a split costs more than it gains.
+        let parts = work < 1 << 20 ? 1 : (g.groups >= 4 ? 1 : (columns >= 2048 && work >= 1 << 24 ? 4 : 2))
+        var columnParts = 1
+        var rowParts = 1
+        if parts > 1 {
+            if columns >= 256 * parts {
+                columnParts = parts
+            } else if rows >= 32 * parts {
+                rowParts = parts
+            } else if columns >= 512 {
+                columnParts = 2
+            } else if rows >= 64 {
+                rowParts = 2
+            }
+        }
+        // Tiles rounded to 16 (one AVX-512 vector of floats).
+        var columnTile = columns
+        if columnParts > 1 { columnTile = min(columns, ((columns + columnParts - 1) / columnParts + 15) / 16 * 16) }
+        var rowTile = rows
+        if rowParts > 1 { rowTile = min(rows, ((rows + rowParts - 1) / rowParts + 15) / 16 * 16) }
+        return (rowTile, columnTile, (columns + columnTile - 1) / columnTile)
+    }
+
+    /// Scratch bytes for one concurrently running depthwise task.
     var slotByteCount: Int {
         let g = geometry
         switch algorithm {
-        case .pointwise: return 0
-        case .im2col: return g.reductionLength * columnTile * MemoryLayout<Float>.stride
+        case .pointwise, .im2col: return 0
         case .depthwise:
             let layout = DepthwiseLayout(geometry: g)
             return layout.planeElementCount * MemoryLayout<Float>.stride
         }
     }
 
+    /// Bytes of the column matrix of one image (all groups) for the im2col path.
+    var columnMatrixByteCount: Int {
+        guard algorithm == .im2col else { return 0 }
+        let g = geometry
+        return g.groups * g.reductionLength * g.outputHeight * g.outputWidth * MemoryLayout<Float>.stride
+    }
+
     /// The workspace ``run(input:weights:bias:residual:output:activation:context:)`` needs when
-    /// it may use `threadCount` threads: one scratch slot per concurrently running task.
+    /// it may use `threadCount` threads: the column matrix of one image (im2col), or one scratch
+    /// plane per concurrently running task (depthwise).
     public func workspaceByteCount(threadCount: Int) -> Int {
+        if algorithm == .im2col { return (columnMatrixByteCount + 63) / 64 * 64 }
         let slot = slotByteCount
         if slot == 0 { return 0 }
         // Round each slot to 64 bytes so that every slot starts aligned.
         return (slot + 63) / 64 * 64 * max(1, min(threadCount, taskCount))
     }
 
-    /// The number of independent tasks of one run.
+    /// The number of independent tasks of one run (of one image for the sgemm paths).
     var taskCount: Int {
         switch algorithm {
         case .depthwise: geometry.batch * geometry.outputChannels
-        case .pointwise, .im2col: geometry.batch * geometry.groups * rowTileCount * columnTileCount
+        case .pointwise, .im2col: geometry.groups * rowTileCount * columnTileCount
         }
     }
 
@@ -117,50 +141,90 @@ public struct Conv2DPlan: Sendable {
     ) {
         let tasks = taskCount
         if tasks == 0 || geometry.outputHeight * geometry.outputWidth == 0 { return }
-        let slot = (slotByteCount + 63) / 64 * 64
-        var workers = min(context.threadCount, tasks)
-        var workspace = UnsafeMutableRawPointer(bitPattern: 64)
-        if slot > 0 {
-            precondition(
-                context.workspace != nil && context.workspaceByteCount >= slot,
-                "convolution needs \(slot) workspace bytes, has \(context.workspaceByteCount)")
-            workers = min(workers, context.workspaceByteCount / slot)
-            workspace = context.workspace
-        }
-        guard let base = workspace else { return }
-        nonisolated(unsafe) let scratchBase = base
-        let taskContext = ComputeContext(threadCount: workers)
-        taskContext.parallelFor(workers) { worker in
-            let scratch = (scratchBase + worker * slot).assumingMemoryBound(to: Float.self)
-            for task in (worker * tasks / workers)..<((worker + 1) * tasks / workers) {
-                switch algorithm {
-                case .depthwise:
-                    runDepthwise(
-                        task: task, input: input, weights: weights, bias: bias, residual: residual, output: output,
-                        activation: activation, scratch: scratch)
-                case .pointwise, .im2col:
+        switch algorithm {
+        case .depthwise:
+            runDepthwise(
+                input: input, weights: weights, bias: bias, residual: residual, output: output, activation: activation,
+                context: context)
+        case .pointwise, .im2col:
+            let g = geometry
+            var columnMatrix: UnsafeMutablePointer<Float>? = nil
+            if algorithm == .im2col {
+                let needed = columnMatrixByteCount
+                precondition(
+                    context.workspace != nil && context.workspaceByteCount >= needed,
+                    "convolution needs \(needed) workspace bytes, has \(context.workspaceByteCount)")
+                columnMatrix = context.workspace?.assumingMemoryBound(to: Float.self)
+            }
+            nonisolated(unsafe) let matrix = columnMatrix
+            let inputImageCount = g.inputChannels * g.inputHeight * g.inputWidth
+            let outputImageCount = g.outputChannels * g.outputHeight * g.outputWidth
+            for image in 0..<g.batch {
+                let inputImage = input + image * inputImageCount
+                let outputImage = output + image * outputImageCount
+                let residualImage = residual.map { $0 + image * outputImageCount }
+                if let matrix {
+                    // The whole column matrix first (pure copies, split by input channel), so that
+                    // each sgemm sees every column of its tile at once.
+                    let channels = g.inputChannels
+                    let rowsPerChannel = g.kernelHeight * g.kernelWidth
+                    let columns = g.outputHeight * g.outputWidth
+                    let chunks = min(channels, 8)
+                    context.parallelFor(chunks) { chunk in
+                        let first = chunk * channels / chunks
+                        let last = (chunk + 1) * channels / chunks
+                        Im2col.fill(
+                            geometry: g, input: inputImage, channels: first..<last,
+                            into: matrix + first * rowsPerChannel * columns)
+                    }
+                }
+                context.parallelFor(tasks) { task in
                     runGemmTile(
-                        task: task, input: input, weights: weights, bias: bias, residual: residual, output: output,
-                        activation: activation, scratch: scratch)
+                        task: task, input: inputImage, columnMatrix: matrix.map { UnsafePointer($0) },
+                        weights: weights, bias: bias, residual: residualImage, output: outputImage,
+                        activation: activation)
                 }
             }
         }
     }
 
-    /// One (image, group, row tile, column tile) of the sgemm-based paths.
-    private func runGemmTile(
-        task: Int, input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+    /// The depthwise path: one (image, channel) per task, each with its own padded plane.
+    private func runDepthwise(
+        input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
-        scratch: UnsafeMutablePointer<Float>
+        context: ComputeContext
+    ) {
+        let tasks = taskCount
+        let slot = (slotByteCount + 63) / 64 * 64
+        precondition(
+            context.workspace != nil && context.workspaceByteCount >= slot,
+            "convolution needs \(slot) workspace bytes, has \(context.workspaceByteCount)")
+        guard let base = context.workspace else { return }
+        let workers = min(context.threadCount, tasks, context.workspaceByteCount / slot)
+        nonisolated(unsafe) let scratchBase = base
+        let taskContext = ComputeContext(threadCount: workers)
+        taskContext.parallelFor(workers) { worker in
+            let scratch = (scratchBase + worker * slot).assumingMemoryBound(to: Float.self)
+            for task in (worker * tasks / workers)..<((worker + 1) * tasks / workers) {
+                runDepthwise(
+                    task: task, input: input, weights: weights, bias: bias, residual: residual, output: output,
+                    activation: activation, scratch: scratch)
+            }
+        }
+    }
+
+    /// One (group, row tile, column tile) of one image for the sgemm-based paths.
+    private func runGemmTile(
+        task: Int, input inputImage: UnsafePointer<Float>, columnMatrix: UnsafePointer<Float>?,
+        weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, activation: FusedActivation
     ) {
         let g = geometry
         var rest = task
         let columnTileIndex = rest % columnTileCount
         rest /= columnTileCount
         let rowTileIndex = rest % rowTileCount
-        rest /= rowTileCount
-        let group = rest % g.groups
-        let image = rest / g.groups
+        let group = rest / rowTileCount
 
         let columns = g.outputHeight * g.outputWidth
         let firstColumn = columnTileIndex * columnTile
@@ -171,26 +235,18 @@ public struct Conv2DPlan: Sendable {
         if columnCount <= 0 || rowCount <= 0 { return }
         let outputChannel = group * mPerGroup + firstRow
         let reduction = g.reductionLength
-        let inputImage = input + image * g.inputChannels * g.inputHeight * g.inputWidth
-        let groupInput = inputImage + group * g.inputChannelsPerGroup * g.inputHeight * g.inputWidth
-        let outputOffset = (image * g.outputChannels + outputChannel) * columns + firstColumn
+        let outputOffset = outputChannel * columns + firstColumn
         let tileOutput = output + outputOffset
 
         let b: UnsafePointer<Float>
-        let ldb: Int
-        if algorithm == .pointwise {
-            b = groupInput + firstColumn
-            ldb = columns
+        if let columnMatrix {
+            b = columnMatrix + group * reduction * columns + firstColumn
         } else {
-            Im2col.fill(
-                geometry: g, groupInput: groupInput, firstColumn: firstColumn, columnCount: columnCount,
-                into: scratch)
-            b = UnsafePointer(scratch)
-            ldb = columnCount
+            b = inputImage + group * g.inputChannelsPerGroup * g.inputHeight * g.inputWidth + firstColumn
         }
         BLAS.sgemm(
             transposeA: false, transposeB: false, m: rowCount, n: columnCount, k: reduction, alpha: 1,
-            a: weights + outputChannel * reduction, lda: reduction, b: b, ldb: ldb, beta: 0, c: tileOutput,
+            a: weights + outputChannel * reduction, lda: reduction, b: b, ldb: columns, beta: 0, c: tileOutput,
             ldc: columns)
         Epilogue.apply(
             to: tileOutput, rowCount: rowCount, columnCount: columnCount, rowStride: columns,
@@ -215,52 +271,44 @@ public struct Conv2DPlan: Sendable {
     }
 }
 
-/// Copies the receptive fields of a tile of output positions into a [reduction × columns] matrix.
+/// Copies the receptive fields of every output position into a [reduction × columns] matrix.
 enum Im2col {
-    /// Fills `buffer[k][j]` for `k` over (input channel of the group, ky, kx) and `j` over output
-    /// positions `firstColumn ..< firstColumn + columnCount` (row-major over outH × outW).
+    /// Fills `buffer[k][j]` for `k` over (input channel in `channels`, ky, kx) and `j` over all
+    /// output positions (row-major over outH × outW); `input` is the image's first channel.
     static func fill(
-        geometry g: Conv2DGeometry, groupInput: UnsafePointer<Float>, firstColumn: Int, columnCount: Int,
+        geometry g: Conv2DGeometry, input: UnsafePointer<Float>, channels: Range<Int>,
         into buffer: UnsafeMutablePointer<Float>
     ) {
         let outW = g.outputWidth
+        let outH = g.outputHeight
         let inH = g.inputHeight
         let inW = g.inputWidth
-        let endColumn = firstColumn + columnCount
+        let columnCount = outH * outW
         var row = buffer
-        for channel in 0..<g.inputChannelsPerGroup {
-            let plane = groupInput + channel * inH * inW
+        for channel in channels {
+            let plane = input + channel * inH * inW
             for ky in 0..<g.kernelHeight {
                 for kx in 0..<g.kernelWidth {
                     let xOffset = kx * g.dilationWidth - g.padLeft
                     // Output columns whose input column lies inside the image: lo ..< hi.
-                    let lo = xOffset >= 0 ? 0 : (-xOffset + g.strideWidth - 1) / g.strideWidth
+                    let lo = min(outW, xOffset >= 0 ? 0 : (-xOffset + g.strideWidth - 1) / g.strideWidth)
                     let hi = inW - 1 - xOffset < 0 ? 0 : min(outW, (inW - 1 - xOffset) / g.strideWidth + 1)
-                    var position = firstColumn
-                    var j = 0
-                    while position < endColumn {
-                        let oy = position / outW
-                        let ox0 = position - oy * outW
-                        let ox1 = min(outW, ox0 + endColumn - position)
+                    for oy in 0..<outH {
+                        let dest = row + oy * outW
                         let iy = oy * g.strideHeight - g.padTop + ky * g.dilationHeight
                         if iy < 0 || iy >= inH || lo >= hi {
-                            (row + j).update(repeating: 0, count: ox1 - ox0)
-                        } else {
-                            let source = plane + iy * inW + xOffset
-                            let a = min(max(ox0, lo), ox1)
-                            let b = max(min(ox1, hi), a)
-                            if a > ox0 { (row + j).update(repeating: 0, count: a - ox0) }
-                            let dest = row + j - ox0
-                            if g.strideWidth == 1 {
-                                (dest + a).update(from: source + a, count: b - a)
-                            } else {
-                                let s = g.strideWidth
-                                for ox in a..<b { dest[ox] = source[ox * s] }
-                            }
-                            if ox1 > b { (row + j + (b - ox0)).update(repeating: 0, count: ox1 - b) }
+                            dest.update(repeating: 0, count: outW)
+                            continue
                         }
-                        j += ox1 - ox0
-                        position += ox1 - ox0
+                        let source = plane + iy * inW + xOffset
+                        if lo > 0 { dest.update(repeating: 0, count: lo) }
+                        if g.strideWidth == 1 {
+                            (dest + lo).update(from: source + lo, count: hi - lo)
+                        } else {
+                            let s = g.strideWidth
+                            for ox in lo..<hi { dest[ox] = source[ox * s] }
+                        }
+                        if hi < outW { (dest + hi).update(repeating: 0, count: outW - hi) }
                     }
                     row += columnCount
                 }

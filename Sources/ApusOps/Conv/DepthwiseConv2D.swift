@@ -24,15 +24,18 @@ struct DepthwiseLayout {
 
     /// Elements between the starts of two padded rows.
     var rowStride: Int { phases * phaseWidth }
-    /// Scratch elements for one channel.
-    var planeElementCount: Int { rows * rowStride }
+    /// Scratch elements for one channel: the plane, then one vector of slack that the last
+    /// (partial) vector of the last row may read.
+    var planeElementCount: Int { rows * rowStride + 16 }
 }
 
 /// The depthwise convolution kernel (one filter per channel), SIMD over output columns.
 enum DepthwiseConv2D {
     /// Convolves one channel: pads and phase-splits the input plane into `scratch`, then computes
     /// every output row sixteen columns at a time with bias, residual and activation applied in
-    /// registers.
+    /// registers. A row's last vector may be partial: it reads past the row into the padded plane
+    /// (or the slack after it) and stores only the columns that exist, so narrow feature maps
+    /// (14 or 7 columns) run vectorized too.
     static func runChannel(
         layout: DepthwiseLayout, input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: Float,
         residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
@@ -40,65 +43,91 @@ enum DepthwiseConv2D {
     ) {
         let g = layout.geometry
         fillPlane(layout: layout, input: input, into: scratch)
+        switch (g.kernelHeight, g.kernelWidth) {
+        case (3, 3):
+            rows(
+                kH: 3, kW: 3, layout: layout, plane: scratch, weights: weights, bias: bias, residual: residual,
+                output: output, activation: activation)
+        case (5, 5):
+            rows(
+                kH: 5, kW: 5, layout: layout, plane: scratch, weights: weights, bias: bias, residual: residual,
+                output: output, activation: activation)
+        default:
+            rows(
+                kH: g.kernelHeight, kW: g.kernelWidth, layout: layout, plane: scratch, weights: weights, bias: bias,
+                residual: residual, output: output, activation: activation)
+        }
+    }
+
+    /// The output rows of one channel; inlined with constant `kH`, `kW` for the common kernels so
+    /// that the tap loops unroll.
+    @inline(__always)
+    private static func rows(
+        kH: Int, kW: Int, layout: DepthwiseLayout, plane: UnsafeMutablePointer<Float>, weights: UnsafePointer<Float>,
+        bias: Float, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+        activation: FusedActivation
+    ) {
+        let g = layout.geometry
         let outH = g.outputHeight
         let outW = g.outputWidth
-        let kH = g.kernelHeight
-        let kW = g.kernelWidth
         let rowStride = layout.rowStride
-        let phaseWidth = layout.phaseWidth
-        let phases = layout.phases
-        // Per kernel column: offset of its first input inside a padded row.
-        let maxTaps = 16
-        var columnOffsets = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        let fitsTable = kW <= maxTaps
-        if fitsTable {
-            withUnsafeMutableBytes(of: &columnOffsets) { raw in
-                let table = raw.bindMemory(to: Int.self)
-                for kx in 0..<kW {
-                    let offset = kx * g.dilationWidth
-                    table[kx] = (offset % phases) * phaseWidth + offset / phases
-                }
-            }
-        }
-        withUnsafeBytes(of: &columnOffsets) { raw in
-            let table = raw.bindMemory(to: Int.self)
-            for oy in 0..<outH {
-                let outRow = output + oy * outW
-                let residualRow = residual.map { $0 + oy * outW }
-                let firstInputRow = UnsafePointer(scratch) + oy * g.strideHeight * rowStride
-                var x = 0
-                while x + 16 <= outW {
-                    var acc = SIMD16<Float>(repeating: bias)
-                    for ky in 0..<kH {
-                        let inputRow = firstInputRow + ky * g.dilationHeight * rowStride + x
-                        let kernelRow = weights + ky * kW
-                        for kx in 0..<kW {
-                            let offset = fitsTable ? table[kx] : columnOffset(kx, g, layout)
-                            let v = UnsafeRawPointer(inputRow + offset).loadUnaligned(as: SIMD16<Float>.self)
-                            acc += kernelRow[kx] * v
-                        }
+        let verticalStep = g.dilationHeight * rowStride
+        for oy in 0..<outH {
+            let outRow = output + oy * outW
+            let residualRow = residual.map { $0 + oy * outW }
+            let firstInputRow = UnsafePointer(plane) + oy * g.strideHeight * rowStride
+            var x = 0
+            while x < outW {
+                let count = min(16, outW - x)
+                var acc = SIMD16<Float>(repeating: bias)
+                for ky in 0..<kH {
+                    let inputRow = firstInputRow + ky * verticalStep + x
+                    let kernelRow = weights + ky * kW
+                    for kx in 0..<kW {
+                        let v = UnsafeRawPointer(inputRow + columnOffset(kx, g, layout)).loadUnaligned(
+                            as: SIMD16<Float>.self)
+                        acc += kernelRow[kx] * v
                     }
+                }
+                if count == 16 {
                     if let residualRow {
                         acc += UnsafeRawPointer(residualRow + x).loadUnaligned(as: SIMD16<Float>.self)
                     }
-                    UnsafeMutableRawPointer(outRow + x).storeBytes(
-                        of: activation.apply(acc), as: SIMD16<Float>.self)
-                    x += 16
-                }
-                while x < outW {
-                    var acc = bias
-                    for ky in 0..<kH {
-                        let inputRow = firstInputRow + ky * g.dilationHeight * rowStride + x
-                        let kernelRow = weights + ky * kW
-                        for kx in 0..<kW {
-                            let offset = fitsTable ? table[kx] : columnOffset(kx, g, layout)
-                            acc += kernelRow[kx] * inputRow[offset]
-                        }
+                    UnsafeMutableRawPointer(outRow + x).storeBytes(of: activation.apply(acc), as: SIMD16<Float>.self)
+                } else {
+                    if let residualRow {
+                        var r = SIMD16<Float>()
+                        for lane in 0..<count { r[lane] = residualRow[x + lane] }
+                        acc += r
                     }
-                    if let residualRow { acc += residualRow[x] }
-                    outRow[x] = activation.apply(acc)
-                    x += 1
+                    let result = activation.apply(acc)
+                    for lane in 0..<count { outRow[x + lane] = result[lane] }
                 }
+                x += 16
+            }
+        }
+    }
+
+    /// The scalar reference of ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:)``
+    /// (through the same padded plane).
+    static func runChannelReference(
+        layout: DepthwiseLayout, input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: Float,
+        residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
+        let g = layout.geometry
+        fillPlane(layout: layout, input: input, into: scratch)
+        for oy in 0..<g.outputHeight {
+            for x in 0..<g.outputWidth {
+                var acc = bias
+                for ky in 0..<g.kernelHeight {
+                    let inputRow = scratch + (oy * g.strideHeight + ky * g.dilationHeight) * layout.rowStride + x
+                    for kx in 0..<g.kernelWidth {
+                        acc += weights[ky * g.kernelWidth + kx] * inputRow[columnOffset(kx, g, layout)]
+                    }
+                }
+                if let residual { acc += residual[oy * g.outputWidth + x] }
+                output[oy * g.outputWidth + x] = activation.apply(acc)
             }
         }
     }
@@ -136,10 +165,18 @@ enum DepthwiseConv2D {
             } else {
                 for phase in 0..<phases {
                     let phaseRow = dest + phase * phaseWidth
-                    for j in 0..<phaseWidth {
-                        let ix = j * phases + phase - g.padLeft
-                        phaseRow[j] = ix >= 0 && ix < inW ? source[ix] : 0
+                    // Column j of this phase reads input column j·s + phase − padLeft: inside the
+                    // row for lo ..< hi.
+                    let first = phase - g.padLeft
+                    let lo = min(phaseWidth, first >= 0 ? 0 : (-first + phases - 1) / phases)
+                    let hi = max(lo, min(phaseWidth, inW - 1 - first < 0 ? 0 : (inW - 1 - first) / phases + 1))
+                    phaseRow.update(repeating: 0, count: lo)
+                    var ix = lo * phases + first
+                    for j in lo..<hi {
+                        phaseRow[j] = source[ix]
+                        ix += phases
                     }
+                    (phaseRow + hi).update(repeating: 0, count: phaseWidth - hi)
                 }
             }
         }

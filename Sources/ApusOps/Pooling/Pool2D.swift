@@ -96,8 +96,69 @@ public enum Pool2D {
         let planes = g.batch * g.channels
         let inPlane = g.inputHeight * g.inputWidth
         let outPlane = g.outputHeight * g.outputWidth
+        if kind == .max && g.dilationHeight == 1 && g.dilationWidth == 1 {
+            context.parallelFor(planes) { plane in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, g.inputWidth)) { rowMax in
+                    guard let rowMax = rowMax.baseAddress else { return }
+                    runMaxPlane(g, input + plane * inPlane, output + plane * outPlane, rowMax: rowMax)
+                }
+            }
+            return
+        }
         context.parallelFor(planes) { plane in
             runPlane(kind, g, input + plane * inPlane, output + plane * outPlane)
+        }
+    }
+
+    /// `a` where `a` is larger or NaN, else `b` — once NaN, the running maximum stays NaN (ONNX
+    /// MaxPool propagates NaN).
+    @inline(__always)
+    static func maxKeepingNaN(_ best: SIMD16<Float>, _ v: SIMD16<Float>) -> SIMD16<Float> {
+        best.replacing(with: v, where: (v .> best) .| (v .!= v))
+    }
+
+    /// Max pooling without dilation: for each output row, the maximum over the window's input rows
+    /// first (sixteen columns at a time), then over the window's columns of that row maximum.
+    private static func runMaxPlane(
+        _ g: Pool2DGeometry, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+        rowMax: UnsafeMutablePointer<Float>
+    ) {
+        let inW = g.inputWidth
+        for oy in 0..<g.outputHeight {
+            let y0 = oy * g.strideHeight - g.padTop
+            let (ky0, ky1) = validRange(start: y0, count: g.kernelHeight, dilation: 1, limit: g.inputHeight)
+            if ky0 >= ky1 {
+                rowMax.update(repeating: -.infinity, count: inW)
+            } else {
+                rowMax.update(from: input + (y0 + ky0) * inW, count: inW)
+                for ky in (ky0 + 1)..<ky1 {
+                    let row = input + (y0 + ky) * inW
+                    var x = 0
+                    while x + 16 <= inW {
+                        let best = UnsafeRawPointer(rowMax + x).loadUnaligned(as: SIMD16<Float>.self)
+                        let v = UnsafeRawPointer(row + x).loadUnaligned(as: SIMD16<Float>.self)
+                        UnsafeMutableRawPointer(rowMax + x).storeBytes(
+                            of: maxKeepingNaN(best, v), as: SIMD16<Float>.self)
+                        x += 16
+                    }
+                    while x < inW {
+                        let v = row[x]
+                        if v > rowMax[x] || v.isNaN { rowMax[x] = v }
+                        x += 1
+                    }
+                }
+            }
+            let outRow = output + oy * g.outputWidth
+            for ox in 0..<g.outputWidth {
+                let x0 = ox * g.strideWidth - g.padLeft
+                let (kx0, kx1) = validRange(start: x0, count: g.kernelWidth, dilation: 1, limit: inW)
+                var best = -Float.infinity
+                for kx in kx0..<kx1 {
+                    let v = rowMax[x0 + kx]
+                    if v > best || v.isNaN { best = v }
+                }
+                outRow[ox] = best
+            }
         }
     }
 

@@ -1,0 +1,63 @@
+import ApusOps
+import ApusTensor
+import Testing
+
+@testable import ApusGraph
+
+/// The performance passes: SiLU into convolutions, spatial ReduceMean into GlobalAveragePool.
+@Suite struct FusionPassTests {
+    /// x → Conv → y; Sigmoid(y) → s; Mul(order) → z; ReduceMean(z, axes) → m.
+    func siluGraph(mulInputs: [String], axes: [Int64] = [-1, -2], keepdims: Int = 1) -> Graph {
+        var random = UInt64(5)
+        func values(_ count: Int) -> [Float] {
+            (0..<count).map { _ in
+                random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return Float(Int(random >> 40) % 2001 - 1000) / 1000
+            }
+        }
+        let nodes = [
+            Node(
+                name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"],
+                attributes: ["pads": .ints([1, 1, 1, 1])]),
+            Node(name: "sig", opType: "Sigmoid", inputs: ["y"], outputs: ["s"]),
+            Node(name: "mul", opType: "Mul", inputs: mulInputs, outputs: ["z"]),
+            Node(
+                name: "mean", opType: "ReduceMean", inputs: ["z", "axes"], outputs: ["m"],
+                attributes: ["keepdims": .int(keepdims)]),
+        ]
+        return Graph(
+            inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(1), .fixed(3), .fixed(6), .fixed(5)])],
+            outputs: [ValueInfo(name: "m", dtype: .float32, dimensions: nil)], nodes: nodes,
+            initializers: [
+                "w": Tensor(shape: [4, 3, 3, 3], scalars: values(108)), "b": Tensor(shape: [4], scalars: values(4)),
+                "axes": Tensor(shape: [2], scalars: axes),
+            ], opsetImports: ["": 18])
+    }
+
+    @Test func fusesSiLUAndRewritesMeanWithSameResult() throws {
+        for order in [["y", "s"], ["s", "y"]] {
+            let graph = siluGraph(mulInputs: order)
+            let optimized = try Optimizer.optimize(graph)
+            #expect(optimized.nodes.map(\.opType) == ["FusedConv", "GlobalAveragePool"], "\(order)")
+            #expect(optimized.nodes.first?.attributes["activation"].map { "\($0)" }?.contains("SiLU") == true)
+            let x = Tensor(shape: [1, 3, 6, 5], scalars: (0..<90).map { Float($0 % 17) / 4 - 2 })
+            let plain = try GraphRunner(graph: graph, options: .init(optimize: false)).run(["x": x])
+            let fused = try GraphRunner(graph: graph, options: .init(optimize: true)).run(["x": x])
+            let a = try #require(plain["m"]).scalars(as: Float.self)
+            let b = try #require(fused["m"]).scalars(as: Float.self)
+            #expect(try #require(fused["m"]).shape == [1, 4, 1, 1])
+            #expect(a.count == 4)
+            for (u, v) in zip(a, b) { #expect(abs(u - v) <= 1e-5 * max(1, abs(u))) }
+        }
+    }
+
+    @Test func leavesOtherPatternsAlone() throws {
+        // Mul of y with itself is not SiLU; keepdims 0 and a non-spatial axis are not a global pool.
+        let square = try Optimizer.optimize(siluGraph(mulInputs: ["y", "y"]))
+        #expect(square.nodes.map(\.opType).contains("Sigmoid"))
+        let flat = try Optimizer.optimize(siluGraph(mulInputs: ["y", "s"], keepdims: 0))
+        #expect(flat.nodes.map(\.opType).contains("ReduceMean"))
+        let channels = try Optimizer.optimize(siluGraph(mulInputs: ["y", "s"], axes: [1, 2]))
+        #expect(channels.nodes.map(\.opType).contains("ReduceMean"))
+    }
+}

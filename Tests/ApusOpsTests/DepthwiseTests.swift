@@ -1,0 +1,61 @@
+import Testing
+
+@testable import ApusOps
+
+/// The depthwise kernel's vector rows, including the partial last vector of narrow rows, against
+/// the direct reference convolution.
+@Suite struct DepthwiseTests {
+    @Test(arguments: [1, 7, 14, 15, 16, 17, 37])
+    func widthsAroundTheVectorMatchReference(_ width: Int) {
+        for (kernel, stride) in [(3, 1), (3, 2), (5, 1), (5, 2), (2, 1)] {
+            let pad = kernel / 2
+            for (residual, activation) in [(false, FusedActivation.none), (true, .relu), (false, .silu)] {
+                let c = ConvCase(
+                    geometry: geometry(
+                        n: 2, c: 3, h: 6, w: width, m: 3, groups: 3, k: (kernel, kernel), stride: (stride, stride),
+                        pads: (pad, pad, pad, pad)),
+                    residual: residual, activation: activation)
+                let (fast, reference, plan) = runConv(c)
+                #expect(plan.algorithm == .depthwise)
+                expectClose(fast, reference, reduction: kernel * kernel, "\(c)")
+                let two = runConv(c, threads: 2)
+                #expect(fast.map(\.bitPattern) == two.fast.map(\.bitPattern), "\(c)")
+            }
+        }
+    }
+}
+
+/// The max-pooling fast path (no dilation) against the reference, with NaN and widths around the
+/// vector width.
+@Suite struct MaxPoolFastPathTests {
+    @Test(arguments: [1, 15, 16, 17, 37, 112])
+    func matchesReferenceWithNaN(_ width: Int) {
+        for (k, s, p) in [(3, 2, 1), (2, 2, 0), (3, 1, 1), (5, 3, 2)] {
+            guard
+                let outH = Pool2DGeometry.outputSize(
+                    input: 7, kernel: k, stride: s, dilation: 1, padBegin: p, padEnd: p, ceilMode: false),
+                let outW = Pool2DGeometry.outputSize(
+                    input: width, kernel: k, stride: s, dilation: 1, padBegin: p, padEnd: p, ceilMode: true)
+            else { continue }
+            let g = Pool2DGeometry(
+                batch: 1, channels: 3, inputHeight: 7, inputWidth: width, outputHeight: outH, outputWidth: outW,
+                kernelHeight: k, kernelWidth: k, strideHeight: s, strideWidth: s, padTop: p, padLeft: p, padBottom: p,
+                padRight: p)
+            var random = TestRandom(seed: UInt64(width))
+            var input = random.array(3 * 7 * width)
+            input[input.count / 2] = .nan
+            var fast = [Float](repeating: 7, count: 3 * outH * outW)
+            var reference = fast
+            input.withUnsafeBufferPointer { x in
+                fast.withUnsafeMutableBufferPointer {
+                    Pool2D.run(
+                        .max, geometry: g, input: x.baseAddress!, output: $0.baseAddress!, context: ComputeContext())
+                }
+                reference.withUnsafeMutableBufferPointer {
+                    Pool2D.reference(.max, geometry: g, input: x.baseAddress!, output: $0.baseAddress!)
+                }
+            }
+            #expect(fast.map(\.bitPattern) == reference.map(\.bitPattern), "\(g)")
+        }
+    }
+}
