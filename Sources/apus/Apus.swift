@@ -9,11 +9,9 @@ struct ApusCommand: ParsableCommand {
         commandName: "apus",
         abstract: "Run and inspect PyTorch-exported models on the CPU.",
         subcommands: [
-        subcommands: [
             ClassifyCommand.self, RunCommand.self, InspectCommand.self, BenchCommand.self, ConvertCommand.self,
             VerifyCommand.self, PreprocessCommand.self, PreprocessBenchCommand.self, LoadBenchCommand.self,
             ProfileCommand.self,
-        ]
         ]
     )
 }
