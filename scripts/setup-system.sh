@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Apus builds and tests against. Idempotent.
 set -euo pipefail
-packages=(libopenblas-dev libjpeg62-turbo-dev libpng-dev libonnx-testdata pkg-config)
+packages=(libopenblas-dev libjpeg62-turbo-dev libpng-dev libonnx-testdata pkg-config curl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
