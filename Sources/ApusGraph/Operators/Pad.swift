@@ -165,8 +165,9 @@ struct Pad: StrideCheckedOperator {
 
 /// `Expand`: broadcasts the input against the constant `shape` input (bidirectionally, so the
 /// output may be larger than `shape` on axes where the input is larger).
-struct Expand: StrideCheckedOperator {
-    private var copy: LayoutCopy?
+struct Expand: ConstantShapedCopy {
+    static let operatorName = "Expand"
+    var copy: LayoutCopy?
 
     init(node: Node) throws(OperatorError) {}
 
@@ -190,39 +191,13 @@ struct Expand: StrideCheckedOperator {
         }
         return LayoutCopy(shape: output, sourceStrides: sourceStrides, elementByteSize: elementByteSize)
     }
-
-    func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
-        try inputs.checkCount(2...2)
-        let input = try inputs.required(0)
-        guard let requested = try LayoutSupport.constantIntegers(inputs, 1) else { throw .missingInput(index: 1) }
-        let shape = try LayoutSupport.shape(try Self.outputShape(input.shape, requested))
-        try GeneratedTensorLimits.check(shape, dtype: input.dtype, operator: "Expand")
-        return [ValueFact(dtype: input.dtype, shape: shape)]
-    }
-
-    func specialized(for inputs: [ValueFact?], threadCount: Int) throws(OperatorError) -> any Operator {
-        let input = try inputs.required(0)
-        let output = try outputFacts(inputs)[0]
-        var planned = self
-        planned.copy = Self.layoutCopy(
-            input: input.shape, output: output.shape.dimensions, elementByteSize: input.dtype.byteSize)
-        return planned
-    }
-
-    func run(_ inputs: [Tensor?], outputs: [Tensor], context: ComputeContext) throws(OperatorError) {
-        let input = try inputs.required(0)
-        let copy =
-            self.copy
-            ?? Self.layoutCopy(
-                input: input.shape, output: outputs[0].shape.dimensions, elementByteSize: input.dtype.byteSize)
-        copy.run(source: input.rawPointer, destination: outputs[0].rawPointer, context: context)
-    }
 }
 
 /// `Tile`: repeats the input `repeats[k]` times along each axis (`repeats` constant, one
 /// non-negative value per axis).
-struct Tile: StrideCheckedOperator {
-    private var copy: LayoutCopy?
+struct Tile: ConstantShapedCopy {
+    static let operatorName = "Tile"
+    var copy: LayoutCopy?
 
     init(node: Node) throws(OperatorError) {}
 
@@ -242,13 +217,28 @@ struct Tile: StrideCheckedOperator {
         }
         return LayoutCopy(shape: output, sourceOffsets: tables, elementByteSize: elementByteSize)
     }
+}
 
+/// An operator whose output is a strided copy of its input, shaped by a constant second input
+/// (`Expand`'s shape, `Tile`'s repeats): one shape rule and one copy plan per operator, the rest shared.
+protocol ConstantShapedCopy: StrideCheckedOperator {
+    /// The operator type, for size-limit errors.
+    static var operatorName: String { get }
+    /// The copy planned at plan time; `nil` when run unplanned (constant folding).
+    var copy: LayoutCopy? { get set }
+    /// The output shape for the input shape and the constant second input.
+    static func outputShape(_ input: Shape, _ values: [Int]) throws(OperatorError) -> [Int]
+    /// The copy from the input to an output of shape `output`.
+    static func layoutCopy(input: Shape, output: [Int], elementByteSize: Int) -> LayoutCopy
+}
+
+extension ConstantShapedCopy {
     func uncheckedOutputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
         try inputs.checkCount(2...2)
         let input = try inputs.required(0)
-        guard let repeats = try LayoutSupport.constantIntegers(inputs, 1) else { throw .missingInput(index: 1) }
-        let shape = try LayoutSupport.shape(try Self.outputShape(input.shape, repeats))
-        try GeneratedTensorLimits.check(shape, dtype: input.dtype, operator: "Tile")
+        guard let values = try LayoutSupport.constantIntegers(inputs, 1) else { throw .missingInput(index: 1) }
+        let shape = try LayoutSupport.shape(try Self.outputShape(input.shape, values))
+        try GeneratedTensorLimits.check(shape, dtype: input.dtype, operator: Self.operatorName)
         return [ValueFact(dtype: input.dtype, shape: shape)]
     }
 
