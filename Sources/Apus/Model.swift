@@ -147,7 +147,9 @@ public final class Model: Sendable {
     }
 
     /// Converts float16-stored weights back to float32 (the `float16_weights` artifact option).
-    static func upcastFloat16Initializers(_ graph: Graph) throws(ModelError) -> Graph {
+    ///
+    /// - Throws: ``ModelError/io(_:_:)`` naming the tensor when memory cannot be allocated.
+    public static func upcastFloat16Initializers(_ graph: Graph) throws(ModelError) -> Graph {
         var graph = graph
         for (name, tensor) in graph.initializers where tensor.dtype == .float16 {
             do {

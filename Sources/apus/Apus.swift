@@ -31,20 +31,9 @@ struct LoadOptions: ParsableArguments {
     var preprocess: String?
 
     func load() throws -> Model {
-        var labelList: [String]?
-        if let labels {
-            labelList = try String(contentsOfFile: labels, encoding: .utf8).split(
-                separator: "\n", omittingEmptySubsequences: false
-            )
-            .map(String.init)
-            if labelList?.last == "" { labelList?.removeLast() }
-        }
-        var spec: PreprocessSpec?
-        if let preprocess {
-            spec = try JSONDecoder().decode(PreprocessSpec.self, from: Data(contentsOf: URL(filePath: preprocess)))
-        }
         return try Model(
-            contentsOf: URL(filePath: model), preprocessing: spec, labels: labelList,
+            contentsOf: URL(filePath: model), preprocessing: preprocess.map(readPreprocessSpec)?.spec,
+            labels: labels.map(readLabels),
             options: .init(threadCount: threads))
     }
 }
@@ -107,7 +96,7 @@ struct PreprocessCommand: ParsableCommand {
     func run() throws {
         let spec: PreprocessSpec
         if specOrModel.hasSuffix(".json") {
-            spec = try JSONDecoder().decode(PreprocessSpec.self, from: Data(contentsOf: URL(filePath: specOrModel)))
+            spec = try readPreprocessSpec(atPath: specOrModel).spec
         } else {
             guard let own = try Model(contentsOf: URL(filePath: specOrModel)).preprocessing else {
                 throw ValidationError("\(specOrModel) has no preprocessing spec")

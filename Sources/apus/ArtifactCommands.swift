@@ -51,19 +51,9 @@ struct ConvertCommand: ParsableCommand {
                 float16Count += 1
             }
         }
-        var labelList: [String]?
-        if let labels {
-            labelList = try String(contentsOfFile: labels, encoding: .utf8).split(
-                separator: "\n", omittingEmptySubsequences: false
-            ).map(String.init)
-            if labelList?.last == "" { labelList?.removeLast() }
-        }
-        var preprocessJSON: Data?
-        if let preprocess {
-            let data = try Data(contentsOf: URL(filePath: preprocess))
-            _ = try JSONDecoder().decode(PreprocessSpec.self, from: data)  // refuse a spec Apus cannot apply
-            preprocessJSON = data
-        }
+        let labelList = try labels.map(readLabels)
+        // Decoding refuses a spec Apus cannot apply; the file's bytes are stored as they are.
+        let preprocessJSON = try preprocess.map(readPreprocessSpec)?.json
         // Goldens are computed by Apus on the graph as stored (after any float16 rounding).
         var goldens: [GoldenExample] = []
         if !goldenInputs.isEmpty {
@@ -80,16 +70,7 @@ struct ConvertCommand: ParsableCommand {
                 examples[index][name] = try Tensor(
                     contentsOfNPY: URL(filePath: String(entry[entry.index(after: separator)...])))
             }
-            var runnable = stored
-            if float16Count > 0 {
-                for (name, tensor) in runnable.initializers where tensor.dtype == .float16 {
-                    let full = try Tensor(zeros: tensor.shape, dtype: .float32)
-                    convertFloat16ToFloat32(
-                        tensor.rawPointer.assumingMemoryBound(to: UInt16.self), full.pointer(as: Float.self),
-                        count: tensor.elementCount)
-                    runnable.initializers[name] = full
-                }
-            }
+            let runnable = float16Count > 0 ? try Model.upcastFloat16Initializers(stored) : stored
             let reference = try Model(graph: runnable, options: .init(optimize: false))
             for inputs in examples {
                 let outputs = try reference.run(inputs)

@@ -459,12 +459,7 @@ enum MachineInfo {
     /// (`getrusage`'s ru_maxrss keeps the high-water mark of the process image before `exec`, so
     /// a process spawned by a large parent would report the parent's size), else ru_maxrss.
     static func peakRSSBytes() -> Int {
-        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-            let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
-        {
-            return kilobytes * 1024
-        }
+        if let kilobytes = procStatusKilobytes("VmHWM") { return kilobytes * 1024 }
         var usage = rusage()
         #if os(Linux)
             getrusage(RUSAGE_SELF.rawValue, &usage)

@@ -64,11 +64,5 @@ struct LoadBenchCommand: ParsableCommand {
     }
 
     /// A `kB` field of /proc/self/status (0 when unavailable).
-    static func status(_ field: String) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
-            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
-        }
-        return 0
-    }
+    static func status(_ field: String) -> Int { procStatusKilobytes(field) ?? 0 }
 }

@@ -32,7 +32,7 @@ struct PreprocessBenchCommand: ParsableCommand {
     func run() throws {
         let pipeline: PreprocessSpec
         if let spec {
-            pipeline = try JSONDecoder().decode(PreprocessSpec.self, from: Data(contentsOf: URL(filePath: spec)))
+            pipeline = try readPreprocessSpec(atPath: spec).spec
         } else {
             pipeline = .imageClassification(cropSize: 224)
         }
