@@ -43,17 +43,17 @@ public enum Planner {
         graph: Graph, operators: [any Operator], inputFacts: [ValueFact], options: PlanOptions
     ) throws(GraphError) -> ExecutionPlan {
         var state = try State(graph: graph, inputFacts: inputFacts, options: options)
-        var pending: [(node: Node, op: any Operator, inputs: [String], outputs: [String])] = []
+        var pending: [(node: Node, op: any Operator)] = []
         for index in graph.nodes.indices where state.needed[index] {
             let node = graph.nodes[index]
             if let op = try state.visit(node: node, op: operators[index], makeStep: true) {
-                pending.append((node, op, node.inputs, node.outputs))
+                pending.append((node, op))
             }
         }
         // Liveness: the last step reading each runtime value; graph outputs live to the end.
         var lastUse: [String: Int] = [:]
         for (stepIndex, step) in pending.enumerated() {
-            for input in step.inputs where !input.isEmpty { lastUse[input] = stepIndex }
+            for input in step.node.inputs where !input.isEmpty { lastUse[input] = stepIndex }
         }
         let outputNames = Set(graph.outputs.map(\.name))
         var allocator = ArenaAllocator()
@@ -64,9 +64,9 @@ public enum Planner {
         let inputIndex = Dictionary(graph.inputs.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
         for (stepIndex, entry) in pending.enumerated() {
             var outputs: [Int] = []
-            for (position, name) in entry.outputs.enumerated() {
+            let outputKeys = valueKeys(ofOutputsOf: entry.node)
+            for (name, key) in zip(entry.node.outputs, outputKeys) {
                 // Omitted optional outputs still get a buffer of their inferred shape; it is freed at once.
-                let key = name.isEmpty ? "\(entry.node.name)#unused\(position)" : name
                 guard let fact = state.facts[key] else {
                     if name.isEmpty { continue }
                     throw .limitExceeded("no fact for output '\(key)' of node '\(entry.node.name)'")
@@ -80,7 +80,7 @@ public enum Planner {
                 if lastUse[key] == nil && !outputNames.contains(key) { lastUse[key] = stepIndex }
             }
             var slots: [Slot?] = []
-            for input in entry.inputs {
+            for input in entry.node.inputs {
                 if input.isEmpty {
                     slots.append(nil)
                 } else if let constant = state.facts[input]?.constant {
@@ -93,7 +93,7 @@ public enum Planner {
                     throw .undefinedValue(input, node: entry.node.name)
                 }
             }
-            let inputFacts = entry.inputs.map { $0.isEmpty ? nil : state.facts[$0] }
+            let inputFacts = entry.node.inputs.map { $0.isEmpty ? nil : state.facts[$0] }
             workspace = max(workspace, entry.op.workspaceByteCount(for: inputFacts, threadCount: options.threadCount))
             steps.append(
                 Step(
@@ -101,8 +101,7 @@ public enum Planner {
             )
             // Free values whose last reader is this step (after the outputs were placed, so an
             // output never aliases an input of the same step).
-            for name in Set(
-                entry.inputs + entry.outputs.enumerated().map { $1.isEmpty ? "\(entry.node.name)#unused\($0)" : $1 })
+            for name in Set(entry.node.inputs + outputKeys)
             where lastUse[name] == stepIndex && !outputNames.contains(name) {
                 if let index = arenaIndex[name] {
                     allocator.free(offset: arenaValues[index].offset, byteCount: arenaValues[index].byteCount)
@@ -223,8 +222,7 @@ public enum Planner {
                 }
                 return nil
             }
-            for (position, name) in node.outputs.enumerated() {
-                let key = name.isEmpty ? "\(node.name)#unused\(position)" : name
+            for (position, key) in valueKeys(ofOutputsOf: node).enumerated() {
                 if position < outputFacts.count {
                     var fact = outputFacts[position]
                     fact.constant = nil
@@ -239,6 +237,12 @@ public enum Planner {
             }
         }
     }
+}
+
+/// The names under which a node's outputs are tracked while planning: the declared names, with
+/// omitted optional outputs given a private name so they still get a (short-lived) buffer.
+func valueKeys(ofOutputsOf node: Node) -> [String] {
+    node.outputs.enumerated().map { position, name in name.isEmpty ? "\(node.name)#unused\(position)" : name }
 }
 
 /// First-fit-by-size allocator of arena offsets (64-byte aligned) with coalescing free blocks.
