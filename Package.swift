@@ -22,8 +22,10 @@ let package = Package(
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .target(name: "CApusSupport", path: "Sources/CApusSupport"),
+        // The AVX-512 GEMM kernel with weights packed once per plan, picked at run time.
+        .target(name: "CApusKernels", path: "Sources/CApusKernels"),
         .target(name: "ApusTensor"),
-        .target(name: "ApusOps", dependencies: ["ApusTensor", "CBLAS", "CApusSupport"]),
+        .target(name: "ApusOps", dependencies: ["ApusTensor", "CBLAS", "CApusSupport", "CApusKernels"]),
         .target(name: "ApusGraph", dependencies: ["ApusTensor", "ApusOps"]),
         // libjpeg/libpng report errors by longjmp; this C target keeps that inside C.
         .target(

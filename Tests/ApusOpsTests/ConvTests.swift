@@ -54,8 +54,12 @@ struct ConvCase: CustomStringConvertible, Sendable {
 }
 
 /// Runs a plan and the reference on random data; returns (fast, reference) outputs.
+///
+/// With `planWithWeights` the plan is made knowing the weights, as for a model's constant weights:
+/// it may then pack them for the AVX-512 kernel or choose Winograd.
 func runConv(
-    _ c: ConvCase, algorithm: Conv2DPlan.Algorithm? = nil, threads: Int = 1, seed: UInt64 = 1
+    _ c: ConvCase, algorithm: Conv2DPlan.Algorithm? = nil, threads: Int = 1, seed: UInt64 = 1,
+    planWithWeights: Bool = false
 ) -> (fast: [Float], reference: [Float], plan: Conv2DPlan) {
     let g = c.geometry
     var random = TestRandom(seed: seed)
@@ -66,7 +70,10 @@ func runConv(
     let residual = random.array(outCount)
     var reference = [Float](repeating: 0, count: outCount)
     var fast = [Float](repeating: .nan, count: outCount)
-    let plan = Conv2DPlan(geometry: g, algorithm: algorithm)
+    let plan =
+        planWithWeights
+        ? weights.withUnsafeBufferPointer { Conv2DPlan(geometry: g, algorithm: algorithm, weights: $0.baseAddress) }
+        : Conv2DPlan(geometry: g, algorithm: algorithm)
     let biasPointer = c.bias ? bias.withUnsafeBufferPointer { $0.baseAddress } : nil
     let residualPointer = c.residual ? residual.withUnsafeBufferPointer { $0.baseAddress } : nil
     input.withUnsafeBufferPointer { x in

@@ -202,11 +202,18 @@ struct Conv: Operator {
         return [ValueFact(dtype: .float32, shape: output)]
     }
 
-    /// Chooses the algorithm once. The weights need no repacking: ONNX's [M, C/g, kH, kW] layout
-    /// is already the row-major M × K matrix sgemm reads, and the depthwise kernel's [C, kH, kW].
+    /// Chooses the algorithm once. Constant weights are handed to the plan, which packs them for
+    /// the AVX-512 kernel or transforms them for Winograd here, once per plan; otherwise ONNX's
+    /// [M, C/g, kH, kW] layout is already the row-major M × K matrix sgemm reads, and the depthwise
+    /// kernel's [C, kH, kW].
     func specialized(for inputs: [ValueFact?], threadCount: Int) throws(OperatorError) -> any Operator {
         var copy = self
-        copy.plan = Conv2DPlan(geometry: try geometry(inputs).0)
+        let geometry = try geometry(inputs).0
+        if let weights = inputs.optional(1)?.constant {
+            copy.plan = Conv2DPlan(geometry: geometry, weights: weights.pointer(as: Float.self))
+        } else {
+            copy.plan = Conv2DPlan(geometry: geometry)
+        }
         return copy
     }
 

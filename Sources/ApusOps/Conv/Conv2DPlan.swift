@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A 2-D convolution with its algorithm and work split chosen once, at plan time.
 ///
 /// The output of each image is cut into tiles (groups × output-channel rows × spatial columns)
@@ -13,6 +19,9 @@ public struct Conv2DPlan: Sendable {
         case im2col
         /// One channel at a time with a SIMD kernel (groups == C_in == C_out).
         case depthwise
+        /// Winograd F(4×4, 3×3): transformed input tiles, 36 sgemm calls, transformed back
+        /// (3×3, stride 1, undilated, ungrouped; needs the weights when the plan is made).
+        case winograd
     }
 
     /// The sizes.
@@ -27,15 +36,27 @@ public struct Conv2DPlan: Sendable {
     let columnTile: Int
     /// Column tiles per image.
     let columnTileCount: Int
+    /// The transformed weights of the ``Algorithm/winograd`` path.
+    let winogradWeights: WinogradWeights?
+    /// The weights packed for the AVX-512 kernel (sgemm paths, or the 36 Winograd matrices), when
+    /// they were known at plan time and the CPU has AVX-512; otherwise OpenBLAS multiplies.
+    let packedWeights: PackedMatrix?
 
     /// Plans `geometry`; `algorithm` overrides the choice (tests use it to force a path that the
     /// geometry allows: ``Algorithm/pointwise`` needs ``Conv2DGeometry/isPointwise``,
-    /// ``Algorithm/depthwise`` needs ``Conv2DGeometry/isDepthwise``).
-    public init(geometry: Conv2DGeometry, algorithm: Algorithm? = nil) {
+    /// ``Algorithm/depthwise`` needs ``Conv2DGeometry/isDepthwise``, ``Algorithm/winograd`` a
+    /// 3×3 stride-1 layer and `weights`).
+    ///
+    /// - Parameter weights: the weights, when they are known now (constant in the model): the
+    ///   ``Algorithm/winograd`` path transforms them once, here, and keeps the result (four times
+    ///   their size). Without them that path is never chosen.
+    public init(geometry: Conv2DGeometry, algorithm: Algorithm? = nil, weights: UnsafePointer<Float>? = nil) {
         self.geometry = geometry
         let chosen: Algorithm
         if let algorithm {
             chosen = algorithm
+        } else if weights != nil && Conv2DPlan.prefersWinograd(geometry) {
+            chosen = .winograd
         } else if geometry.isDepthwise {
             chosen = .depthwise
         } else if geometry.isPointwise {
@@ -45,7 +66,30 @@ public struct Conv2DPlan: Sendable {
         }
         precondition(chosen != .pointwise || geometry.isPointwise, "pointwise path on a non-pointwise convolution")
         precondition(chosen != .depthwise || geometry.isDepthwise, "depthwise path on a non-depthwise convolution")
+        precondition(
+            chosen != .winograd || (WinogradConv2D.supports(geometry) && weights != nil),
+            "Winograd path on a convolution that is not 3×3 stride 1, or without weights")
         self.algorithm = chosen
+        if chosen == .winograd, let weights {
+            let transformed = WinogradWeights(weights: weights, geometry: geometry)
+            winogradWeights = transformed
+            packedWeights =
+                PackedGemm.isAvailable
+                ? PackedMatrix(
+                    transformed.values, rows: geometry.outputChannels, columns: geometry.inputChannels,
+                    rowStride: geometry.inputChannels, matrixCount: WinogradConv2D.positions,
+                    matrixStride: geometry.outputChannels * geometry.inputChannels) : nil
+        } else if let weights, PackedGemm.isAvailable, chosen == .pointwise || chosen == .im2col,
+            geometry.groups == 1 || geometry.outputChannelsPerGroup % PackedGemm.panelRows == 0
+        {
+            winogradWeights = nil
+            packedWeights = PackedMatrix(
+                weights, rows: geometry.outputChannels, columns: geometry.reductionLength,
+                rowStride: geometry.reductionLength)
+        } else {
+            winogradWeights = nil
+            packedWeights = nil
+        }
 
         let tiles = Conv2DPlan.tiling(geometry: geometry)
         self.rowTile = tiles.rowTile
@@ -53,6 +97,20 @@ public struct Conv2DPlan: Sendable {
         self.columnTile = tiles.columnTile
         self.columnTileCount = tiles.columnTileCount
     }
+
+    /// Whether Winograd F(4×4, 3×3) beats im2col + sgemm for `g` on this machine's kernels: it
+    /// does 4× fewer multiply-adds but 36 sgemm calls on [K × C] · [C × tiles], which are slow
+    /// when there are few tiles (see Docs/performance.md for the measurements behind the bound).
+    static func prefersWinograd(_ g: Conv2DGeometry) -> Bool {
+        guard WinogradConv2D.supports(g) else { return false }
+        let minimumTiles = winogradMinimumTiles
+        return minimumTiles >= 0 && WinogradConv2D.tiles(g).count >= minimumTiles
+    }
+
+    static let winogradMinimumTiles: Int = {
+        if let text = getenv("APUS_WINOGRAD_MIN_TILES"), let value = Int(String(cString: text)) { return value }
+        return 49
+    }()
 
     /// The sgemm tiles of one image and group.
     ///
@@ -91,7 +149,7 @@ public struct Conv2DPlan: Sendable {
     var slotByteCount: Int {
         let g = geometry
         switch algorithm {
-        case .pointwise, .im2col: return 0
+        case .pointwise, .im2col, .winograd: return 0
         case .depthwise:
             let layout = DepthwiseLayout(geometry: g)
             return layout.planeElementCount * MemoryLayout<Float>.stride
@@ -110,6 +168,7 @@ public struct Conv2DPlan: Sendable {
     /// plane per concurrently running task (depthwise).
     public func workspaceByteCount(threadCount: Int) -> Int {
         if algorithm == .im2col { return (columnMatrixByteCount + 63) / 64 * 64 }
+        if algorithm == .winograd { return winogradLayout.byteCount }
         let slot = slotByteCount
         if slot == 0 { return 0 }
         // Round each slot to 64 bytes so that every slot starts aligned.
@@ -121,7 +180,34 @@ public struct Conv2DPlan: Sendable {
         switch algorithm {
         case .depthwise: geometry.batch * geometry.outputChannels
         case .pointwise, .im2col: geometry.groups * rowTileCount * columnTileCount
+        case .winograd: WinogradConv2D.positions
         }
+    }
+
+    /// Where the Winograd path keeps its matrices in the workspace (float offsets).
+    struct WinogradLayout {
+        /// Input-transform and output-transform tasks (fixed by the channel counts).
+        let inputTasks: Int
+        let outputTasks: Int
+        /// Offsets of V (36 × C × tiles), M (36 × K × tiles) and the per-task scratch.
+        let v: Int
+        let m: Int
+        let scratch: Int
+        let floatCount: Int
+        var byteCount: Int { floatCount * MemoryLayout<Float>.stride }
+    }
+
+    var winogradLayout: WinogradLayout {
+        let g = geometry
+        let tileStride = WinogradConv2D.tiles(g).stride
+        let inputTasks = min(g.inputChannels, 16)
+        let outputTasks = min(g.outputChannels, 16)
+        let v = 0
+        let m = v + WinogradConv2D.positions * g.inputChannels * tileStride
+        let scratch = m + WinogradConv2D.positions * g.outputChannels * tileStride
+        let total = scratch + max(inputTasks, outputTasks) * WinogradConv2D.scratchCount
+        return WinogradLayout(
+            inputTasks: inputTasks, outputTasks: outputTasks, v: v, m: m, scratch: scratch, floatCount: total)
     }
 
     /// Computes `output = activation(conv(input, weights) + bias + residual)`.
@@ -146,6 +232,9 @@ public struct Conv2DPlan: Sendable {
             runDepthwise(
                 input: input, weights: weights, bias: bias, residual: residual, output: output, activation: activation,
                 context: context)
+        case .winograd:
+            runWinograd(
+                input: input, bias: bias, residual: residual, output: output, activation: activation, context: context)
         case .pointwise, .im2col:
             let g = geometry
             var columnMatrix: UnsafeMutablePointer<Float>? = nil
@@ -184,6 +273,67 @@ public struct Conv2DPlan: Sendable {
                         weights: weights, bias: bias, residual: residualImage, output: outputImage,
                         activation: activation)
                 }
+            }
+        }
+    }
+
+    /// The Winograd path, per image: input transform (split by input channel), 36 sgemm calls
+    /// (one per tile position), output transform with the epilogue (split by output channel).
+    private func runWinograd(
+        input: UnsafePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, activation: FusedActivation, context: ComputeContext
+    ) {
+        let g = geometry
+        let layout = winogradLayout
+        precondition(
+            context.workspace != nil && context.workspaceByteCount >= layout.byteCount,
+            "convolution needs \(layout.byteCount) workspace bytes, has \(context.workspaceByteCount)")
+        guard let base = context.workspace?.assumingMemoryBound(to: Float.self), let u = winogradWeights?.values
+        else { return }
+        nonisolated(unsafe) let workspace = base
+        nonisolated(unsafe) let weights = UnsafePointer(u)
+        let (_, _, tileCount, tileStride) = WinogradConv2D.tiles(g)
+        let inputImageCount = g.inputChannels * g.inputHeight * g.inputWidth
+        let plane = g.outputHeight * g.outputWidth
+        let outputImageCount = g.outputChannels * plane
+        let channels = g.inputChannels
+        let outChannels = g.outputChannels
+        for image in 0..<g.batch {
+            let inputImage = input + image * inputImageCount
+            let outputImage = output + image * outputImageCount
+            let residualImage = residual.map { $0 + image * outputImageCount }
+            context.parallelFor(layout.inputTasks) { task in
+                let first = task * channels / layout.inputTasks
+                let last = (task + 1) * channels / layout.inputTasks
+                WinogradConv2D.transformInput(
+                    geometry: g, input: inputImage, channels: first..<last, v: workspace + layout.v,
+                    scratch: workspace + layout.scratch + task * WinogradConv2D.scratchCount)
+            }
+            let packed = packedWeights
+            context.parallelFor(WinogradConv2D.positions) { position in
+                if let packed {
+                    PackedGemm.multiply(
+                        packed, matrix: position, firstRow: 0, rowCount: outChannels, n: tileCount,
+                        b: workspace + layout.v + position * channels * tileStride, ldb: tileStride,
+                        c: workspace + layout.m + position * outChannels * tileStride, ldc: tileStride)
+                    return
+                }
+                BLAS.sgemm(
+                    transposeA: false, transposeB: false, m: outChannels, n: tileCount, k: channels, alpha: 1,
+                    a: weights + position * outChannels * channels, lda: channels,
+                    b: workspace + layout.v + position * channels * tileStride, ldb: tileStride, beta: 0,
+                    c: workspace + layout.m + position * outChannels * tileStride, ldc: tileStride)
+            }
+            context.parallelFor(layout.outputTasks) { task in
+                let first = task * outChannels / layout.outputTasks
+                let last = (task + 1) * outChannels / layout.outputTasks
+                WinogradConv2D.transformOutput(
+                    geometry: g, m: workspace + layout.m, channels: first..<last, bias: bias, output: outputImage,
+                    scratch: workspace + layout.scratch + task * WinogradConv2D.scratchCount)
+                Epilogue.apply(
+                    to: outputImage + first * plane, rowCount: last - first, columnCount: plane, rowStride: plane,
+                    bias: nil, residual: residualImage.map { $0 + first * plane }, residualRowStride: plane,
+                    activation: activation)
             }
         }
     }
@@ -244,10 +394,16 @@ public struct Conv2DPlan: Sendable {
         } else {
             b = inputImage + group * g.inputChannelsPerGroup * g.inputHeight * g.inputWidth + firstColumn
         }
-        BLAS.sgemm(
-            transposeA: false, transposeB: false, m: rowCount, n: columnCount, k: reduction, alpha: 1,
-            a: weights + outputChannel * reduction, lda: reduction, b: b, ldb: columns, beta: 0, c: tileOutput,
-            ldc: columns)
+        if let packedWeights {
+            PackedGemm.multiply(
+                packedWeights, firstRow: outputChannel, rowCount: rowCount, n: columnCount, b: b, ldb: columns,
+                c: tileOutput, ldc: columns)
+        } else {
+            BLAS.sgemm(
+                transposeA: false, transposeB: false, m: rowCount, n: columnCount, k: reduction, alpha: 1,
+                a: weights + outputChannel * reduction, lda: reduction, b: b, ldb: columns, beta: 0, c: tileOutput,
+                ldc: columns)
+        }
         Epilogue.apply(
             to: tileOutput, rowCount: rowCount, columnCount: columnCount, rowStride: columns,
             bias: bias.map { $0 + outputChannel }, residual: residual.map { $0 + outputOffset },

@@ -1,0 +1,75 @@
+import CApusKernels
+import CApusSupport
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A constant left-hand matrix (weights) packed once, when a plan is made, into the panel layout
+/// of the AVX-512 GEMM kernel: OpenBLAS packs its operands again on every call, which for a
+/// layer's weights means copying megabytes per inference.
+public final class PackedMatrix: @unchecked Sendable {
+    /// Rows and columns of the matrix (M × K).
+    public let rows: Int
+    public let columns: Int
+    /// Matrices stored back to back (the 36 Winograd position matrices share one allocation).
+    public let matrixCount: Int
+    /// Floats of one packed matrix.
+    let stride: Int
+    let values: UnsafeMutablePointer<Float>
+
+    /// Packs `matrixCount` matrices of `rows` × `columns` (row-major, row stride `rowStride`),
+    /// the `i`-th starting at `a + i · matrixStride`.
+    public init(
+        _ a: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int, matrixCount: Int = 1, matrixStride: Int = 0
+    ) {
+        self.rows = rows
+        self.columns = columns
+        self.matrixCount = matrixCount
+        stride = apus_gemm_packed_count(rows, columns)
+        let total = max(1, stride * matrixCount)
+        values = UnsafeMutableRawPointer.allocate(byteCount: total * 4, alignment: 64).bindMemory(
+            to: Float.self, capacity: total)
+        for index in 0..<matrixCount {
+            apus_gemm_pack(a + index * matrixStride, rowStride, rows, columns, values + index * stride)
+        }
+    }
+
+    deinit { values.deallocate() }
+
+    /// Bytes held.
+    public var byteCount: Int { max(1, stride * matrixCount) * 4 }
+}
+
+/// `C = A · B` with `A` a ``PackedMatrix``, on the AVX-512 kernel (CApusKernels).
+public enum PackedGemm {
+    /// Rows per packed panel: a row range handed to ``multiply(_:matrix:firstRow:rowCount:n:b:ldb:c:ldc:)``
+    /// must start at a multiple of it.
+    public static let panelRows = Int(APUS_GEMM_PANEL_ROWS)
+
+    /// Whether the kernel can run here: the CPU has AVX-512F and the OS saves its registers.
+    /// `APUS_PACKED_GEMM=0` in the environment turns it off (to compare against OpenBLAS).
+    public static let isAvailable: Bool = {
+        if let text = getenv("APUS_PACKED_GEMM"), String(cString: text) == "0" { return false }
+        let features = apus_cpu_features()
+        let needed = UInt32(APUS_CPU_AVX512F | APUS_CPU_OS_AVX512 | APUS_CPU_OS_AVX)
+        return features & needed == needed
+    }()
+
+    /// Computes rows `firstRow ..< firstRow + rowCount` of `A · B` into `c` (row stride `ldc`), with
+    /// `B` the K × `n` matrix at `b` (row stride `ldb`) and `A` matrix `matrix` of `packed`.
+    /// Bitwise independent of how rows and columns are split into calls.
+    @inline(__always)
+    public static func multiply(
+        _ packed: PackedMatrix, matrix: Int = 0, firstRow: Int, rowCount: Int, n: Int, b: UnsafePointer<Float>,
+        ldb: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        precondition(isAvailable, "the packed GEMM kernel needs AVX-512")
+        precondition(firstRow % panelRows == 0 && firstRow + rowCount <= packed.rows, "row range off the panels")
+        apus_gemm_packed_avx512(
+            packed.values + matrix * packed.stride, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc)
+    }
+}

@@ -1,0 +1,31 @@
+#ifndef APUS_KERNELS_H
+#define APUS_KERNELS_H
+
+#include <stddef.h>
+
+/// Rows per packed panel of the left matrix.
+#define APUS_GEMM_PANEL_ROWS 8
+
+/// Floats needed to pack an `m` × `k` matrix into panels of `APUS_GEMM_PANEL_ROWS` rows
+/// (the last panel padded with zero rows).
+size_t apus_gemm_packed_count(long m, long k);
+
+/// Packs `a` (`m` × `k`, row-major, row stride `lda`) for the kernel: the columns in blocks of
+/// 128, each block holding every panel of 8 rows (zero past row `m`), each panel column by column,
+/// so the kernel reads the packed matrix front to back.
+void apus_gemm_pack(const float *a, long lda, long m, long k, float *packed);
+
+/// Packs the transpose of `a` (`k` × `m`, row-major, row stride `lda`), i.e. the `m` × `k`
+/// matrix `aᵀ`, exactly as `apus_gemm_pack` would pack it.
+void apus_gemm_pack_transposed(const float *a, long lda, long k, long m, float *packed);
+
+/// `c[m × n] = A[firstRow ..< firstRow + m] · b` where `A` (`packedRows` × `k`) was packed by
+/// `apus_gemm_pack` and `firstRow` is a multiple of 8; `b` is `k` × `n` row-major with row stride
+/// `ldb`; `c` has row stride `ldc`. Uses AVX-512F: call
+/// only when the CPU and OS support it. Every output element is summed in ascending `k` order
+/// with one fused multiply-add per term, whatever `m`, `n` and the tile it sits in.
+void apus_gemm_packed_avx512(
+    const float *packed, long packedRows, long firstRow, long k, long m, long n, const float *b, long ldb, float *c,
+    long ldc);
+
+#endif

@@ -1,0 +1,58 @@
+import Testing
+
+@testable import ApusOps
+
+/// The AVX-512 kernel against a scalar reference that sums each element's terms in ascending k
+/// order with one fused multiply-add per term, exactly as the kernel promises: bitwise equal.
+@Suite(.enabled(if: PackedGemm.isAvailable, "needs AVX-512"))
+struct PackedGemmTests {
+    struct Shape: CustomStringConvertible, Sendable {
+        var m: Int, n: Int, k: Int
+        var firstRow = 0
+        var rowCount: Int? = nil
+        var description: String { "\(m)×\(n)×\(k) rows \(firstRow)..<\(firstRow + (rowCount ?? m - firstRow))" }
+    }
+
+    static let shapes: [Shape] = [
+        Shape(m: 1, n: 1, k: 1), Shape(m: 7, n: 15, k: 3), Shape(m: 8, n: 16, k: 128), Shape(m: 9, n: 17, k: 129),
+        Shape(m: 17, n: 31, k: 127), Shape(m: 24, n: 32, k: 256), Shape(m: 33, n: 33, k: 300),
+        Shape(m: 64, n: 49, k: 576), Shape(m: 40, n: 100, k: 5), Shape(m: 3, n: 600, k: 20),
+        Shape(m: 48, n: 49, k: 300, firstRow: 16, rowCount: 24), Shape(m: 20, n: 70, k: 130, firstRow: 8, rowCount: 12),
+        Shape(m: 5, n: 0, k: 4), Shape(m: 6, n: 9, k: 0),
+    ]
+
+    @Test(arguments: shapes)
+    func bitwiseEqualToOrderedFusedSums(_ s: Shape) {
+        var random = TestRandom(seed: UInt64(s.m * 1000 + s.n * 10 + s.k))
+        let lda = s.k + 3
+        let ldb = s.n + 5
+        let ldc = s.n + 2
+        let a = random.array(s.m * lda)
+        let b = random.array(max(1, s.k * ldb))
+        let rows = s.rowCount ?? s.m - s.firstRow
+        var c = [Float](repeating: .nan, count: max(1, rows * ldc))
+        let packed = a.withUnsafeBufferPointer {
+            PackedMatrix($0.baseAddress!, rows: s.m, columns: s.k, rowStride: lda)
+        }
+        b.withUnsafeBufferPointer { bp in
+            c.withUnsafeMutableBufferPointer { cp in
+                PackedGemm.multiply(
+                    packed, firstRow: s.firstRow, rowCount: rows, n: s.n, b: bp.baseAddress!, ldb: ldb,
+                    c: cp.baseAddress!, ldc: ldc)
+            }
+        }
+        var mismatches = 0
+        for i in 0..<rows {
+            for j in 0..<s.n {
+                var sum: Float = 0
+                for kk in 0..<s.k { sum = sum.addingProduct(a[(s.firstRow + i) * lda + kk], b[kk * ldb + j]) }
+                if sum.bitPattern != c[i * ldc + j].bitPattern { mismatches += 1 }
+            }
+            // Columns past n are never written.
+            for j in s.n..<ldc where c.count > i * ldc + j {
+                if !c[i * ldc + j].isNaN { mismatches += 1 }
+            }
+        }
+        #expect(mismatches == 0, "\(s): \(mismatches) elements differ")
+    }
+}
