@@ -56,3 +56,55 @@ struct PackedGemmTests {
         #expect(mismatches == 0, "\(s): \(mismatches) elements differ")
     }
 }
+
+/// The fused epilogue: bias, residual and activation applied in the kernel give exactly the sum,
+/// then `+ bias`, then `+ residual`, then the activation, as the scalar formulas do.
+@Suite(.enabled(if: PackedGemm.isAvailable, "needs AVX-512"))
+struct PackedGemmEpilogueTests {
+    static let activations: [FusedActivation] = [.none, .relu, .clip(min: -0.5, max: 0.25), .silu]
+
+    @Test(arguments: activations)
+    func matchesScalarEpilogue(_ activation: FusedActivation) {
+        let (m, n, k) = (19, 45, 140)
+        var random = TestRandom(seed: 7)
+        let a = random.array(m * k)
+        let b = random.array(k * n)
+        let bias = random.array(m)
+        var residual = random.array(m * n)
+        // NaN must pass through every activation.
+        residual[5] = .nan
+        var c = [Float](repeating: 0, count: m * n)
+        let packed = a.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: m, columns: k, rowStride: k) }
+        b.withUnsafeBufferPointer { bp in
+            bias.withUnsafeBufferPointer { biasPointer in
+                residual.withUnsafeBufferPointer { rp in
+                    c.withUnsafeMutableBufferPointer { cp in
+                        PackedGemm.multiply(
+                            packed, firstRow: 0, rowCount: m, n: n, b: bp.baseAddress!, ldb: n, c: cp.baseAddress!,
+                            ldc: n, bias: biasPointer.baseAddress, residual: rp.baseAddress, residualStride: n,
+                            activation: activation)
+                    }
+                }
+            }
+        }
+        var worst: Float = 0
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum: Float = 0
+                for kk in 0..<k { sum = sum.addingProduct(a[i * k + kk], b[kk * n + j]) }
+                let expected = activation.apply(sum + bias[i] + residual[i * n + j])
+                let actual = c[i * n + j]
+                if expected.isNaN || actual.isNaN {
+                    #expect(expected.isNaN && actual.isNaN, "row \(i) column \(j): \(actual) vs \(expected)")
+                    continue
+                }
+                if activation == .silu {
+                    worst = max(worst, abs(actual - expected))
+                } else {
+                    #expect(actual.bitPattern == expected.bitPattern, "row \(i) column \(j): \(actual) vs \(expected)")
+                }
+            }
+        }
+        #expect(worst <= 1e-5, "SiLU max error \(worst)")
+    }
+}

@@ -395,15 +395,17 @@ public struct Conv2DPlan: Sendable {
             b = inputImage + group * g.inputChannelsPerGroup * g.inputHeight * g.inputWidth + firstColumn
         }
         if let packedWeights {
+            // The epilogue runs inside the kernel, on each block while it is in registers.
             PackedGemm.multiply(
                 packedWeights, firstRow: outputChannel, rowCount: rowCount, n: columnCount, b: b, ldb: columns,
-                c: tileOutput, ldc: columns)
-        } else {
-            BLAS.sgemm(
-                transposeA: false, transposeB: false, m: rowCount, n: columnCount, k: reduction, alpha: 1,
-                a: weights + outputChannel * reduction, lda: reduction, b: b, ldb: columns, beta: 0, c: tileOutput,
-                ldc: columns)
+                c: tileOutput, ldc: columns, bias: bias.map { $0 + outputChannel },
+                residual: residual.map { $0 + outputOffset }, residualStride: columns, activation: activation)
+            return
         }
+        BLAS.sgemm(
+            transposeA: false, transposeB: false, m: rowCount, n: columnCount, k: reduction, alpha: 1,
+            a: weights + outputChannel * reduction, lda: reduction, b: b, ldb: columns, beta: 0, c: tileOutput,
+            ldc: columns)
         Epilogue.apply(
             to: tileOutput, rowCount: rowCount, columnCount: columnCount, rowStride: columns,
             bias: bias.map { $0 + outputChannel }, residual: residual.map { $0 + outputOffset },

@@ -59,17 +59,47 @@ public enum PackedGemm {
     }()
 
     /// Computes rows `firstRow ..< firstRow + rowCount` of `A · B` into `c` (row stride `ldc`), with
-    /// `B` the K × `n` matrix at `b` (row stride `ldb`) and `A` matrix `matrix` of `packed`.
-    /// Bitwise independent of how rows and columns are split into calls.
+    /// `B` the K × `n` matrix at `b` (row stride `ldb`) and `A` matrix `matrix` of `packed`; then,
+    /// while each block is in registers, adds `bias` (one value per computed row) and `residual`
+    /// (the layout of `c`, row stride `residualStride`) and applies `activation` — `.none`,
+    /// `.relu` and `.clip` in the kernel, others by ``Epilogue`` right after. Bitwise
+    /// independent of how rows and columns are split into calls.
     @inline(__always)
     public static func multiply(
         _ packed: PackedMatrix, matrix: Int = 0, firstRow: Int, rowCount: Int, n: Int, b: UnsafePointer<Float>,
         ldb: Int,
-        c: UnsafeMutablePointer<Float>, ldc: Int
+        c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
+        residual: UnsafePointer<Float>? = nil, residualStride: Int = 0, activation: FusedActivation = .none
     ) {
         precondition(isAvailable, "the packed GEMM kernel needs AVX-512")
         precondition(firstRow % panelRows == 0 && firstRow + rowCount <= packed.rows, "row range off the panels")
-        apus_gemm_packed_avx512(
-            packed.values + matrix * packed.stride, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc)
+        let values = packed.values + matrix * packed.stride
+        var inKernel = Int32(APUS_GEMM_NONE)
+        var low: Float = 0
+        var high: Float = 0
+        var rest = FusedActivation.none
+        switch activation {
+        case .none: break
+        case .relu: inKernel = Int32(APUS_GEMM_RELU)
+        case .clip(let l, let h):
+            inKernel = Int32(APUS_GEMM_CLIP)
+            low = l
+            high = h
+        default: rest = activation
+        }
+        if bias == nil && residual == nil && inKernel == Int32(APUS_GEMM_NONE) {
+            apus_gemm_packed_avx512(values, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc, nil)
+        } else {
+            var epilogue = apus_gemm_epilogue(
+                bias: bias, residual: residual, residual_stride: residualStride, activation: inKernel, low: low,
+                high: high)
+            apus_gemm_packed_avx512(
+                values, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc, &epilogue)
+        }
+        if rest != .none {
+            Epilogue.apply(
+                to: c, rowCount: rowCount, columnCount: n, rowStride: ldc, bias: nil, residual: nil,
+                residualRowStride: 0, activation: rest)
+        }
     }
 }

@@ -15,6 +15,21 @@ size_t apus_gemm_packed_count(long m, long k);
 /// so the kernel reads the packed matrix front to back.
 void apus_gemm_pack(const float *a, long lda, long m, long k, float *packed);
 
+/// Activations the kernel applies itself (others are applied by the caller afterwards).
+enum { APUS_GEMM_NONE = 0, APUS_GEMM_RELU = 1, APUS_GEMM_CLIP = 2 };
+
+/// What the kernel does to each sum before storing it: `+ bias[row]` (one value per row of the
+/// call, or NULL), `+ residual[row][column]` (row stride `residual_stride`, or NULL), then the
+/// activation (`APUS_GEMM_CLIP` clamps to [low, high]).
+typedef struct {
+    const float *bias;
+    const float *residual;
+    long residual_stride;
+    int activation;
+    float low;
+    float high;
+} apus_gemm_epilogue;
+
 /// Packs the transpose of `a` (`k` × `m`, row-major, row stride `lda`), i.e. the `m` × `k`
 /// matrix `aᵀ`, exactly as `apus_gemm_pack` would pack it.
 void apus_gemm_pack_transposed(const float *a, long lda, long k, long m, float *packed);
@@ -23,9 +38,10 @@ void apus_gemm_pack_transposed(const float *a, long lda, long k, long m, float *
 /// `apus_gemm_pack` and `firstRow` is a multiple of 8; `b` is `k` × `n` row-major with row stride
 /// `ldb`; `c` has row stride `ldc`. Uses AVX-512F: call
 /// only when the CPU and OS support it. Every output element is summed in ascending `k` order
-/// with one fused multiply-add per term, whatever `m`, `n` and the tile it sits in.
+/// with one fused multiply-add per term, whatever `m`, `n` and the tile it sits in; then
+/// `epilogue` (NULL: none) is applied while the block is still in registers.
 void apus_gemm_packed_avx512(
     const float *packed, long packedRows, long firstRow, long k, long m, long n, const float *b, long ldb, float *c,
-    long ldc);
+    long ldc, const apus_gemm_epilogue *epilogue);
 
 #endif
