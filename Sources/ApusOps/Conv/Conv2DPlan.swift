@@ -205,7 +205,7 @@ public struct Conv2DPlan: Sendable {
         let v = 0
         let m = v + WinogradConv2D.positions * g.inputChannels * tileStride
         let scratch = m + WinogradConv2D.positions * g.outputChannels * tileStride
-        let total = scratch + max(inputTasks, outputTasks) * WinogradConv2D.scratchCount
+        let total = scratch + max(inputTasks, outputTasks) * WinogradConv2D.scratchCount(g)
         return WinogradLayout(
             inputTasks: inputTasks, outputTasks: outputTasks, v: v, m: m, scratch: scratch, floatCount: total)
     }
@@ -307,7 +307,7 @@ public struct Conv2DPlan: Sendable {
                 let last = (task + 1) * channels / layout.inputTasks
                 WinogradConv2D.transformInput(
                     geometry: g, input: inputImage, channels: first..<last, v: workspace + layout.v,
-                    scratch: workspace + layout.scratch + task * WinogradConv2D.scratchCount)
+                    scratch: workspace + layout.scratch + task * WinogradConv2D.scratchCount(g))
             }
             let packed = packedWeights
             context.parallelFor(WinogradConv2D.positions) { position in
@@ -329,7 +329,7 @@ public struct Conv2DPlan: Sendable {
                 let last = (task + 1) * outChannels / layout.outputTasks
                 WinogradConv2D.transformOutput(
                     geometry: g, m: workspace + layout.m, channels: first..<last, bias: bias, output: outputImage,
-                    scratch: workspace + layout.scratch + task * WinogradConv2D.scratchCount)
+                    scratch: workspace + layout.scratch + task * WinogradConv2D.scratchCount(g))
                 Epilogue.apply(
                     to: outputImage + first * plane, rowCount: last - first, columnCount: plane, rowStride: plane,
                     bias: nil, residual: residualImage.map { $0 + first * plane }, residualRowStride: plane,

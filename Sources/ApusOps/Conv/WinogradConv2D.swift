@@ -18,23 +18,45 @@ enum WinogradConv2D {
     static let positions = 36
     /// Tiles transformed together (one SIMD vector).
     static let lanes = 16
-    /// Floats of scratch one transform task needs: 36 vectors for an input block, or 24 + 16 for
-    /// an output block.
-    static let scratchCount = 40 * 16
-
     /// Whether `g` can run as Winograd F(4×4, 3×3).
     static func supports(_ g: Conv2DGeometry) -> Bool {
         g.groups == 1 && g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideHeight == 1 && g.strideWidth == 1
             && g.dilationHeight == 1 && g.dilationWidth == 1 && g.outputHeight > 0 && g.outputWidth > 0
     }
 
-    /// Tiles per image: rows, columns, total, and the total rounded up to whole vectors (the row
-    /// stride of the transformed matrices, so that every vector load and store is whole).
+    /// Tiles per image: rows, columns, total, and the row stride of the transformed matrices. The
+    /// transforms store whole vectors of 16 tile columns at a time, the lanes past a tile row's end
+    /// spilling into the next row (overwritten when that row is stored) or, after the last row,
+    /// into the 15 or more slack columns this stride leaves.
     static func tiles(_ g: Conv2DGeometry) -> (rows: Int, columns: Int, count: Int, stride: Int) {
         let rows = (g.outputHeight + outputTile - 1) / outputTile
         let columns = (g.outputWidth + outputTile - 1) / outputTile
         let count = rows * columns
-        return (rows, columns, count, (count + lanes - 1) / lanes * lanes)
+        return (rows, columns, count, (count + lanes - 1 + lanes - 1) / lanes * lanes)
+    }
+
+    /// The zero-padded input plane of one channel, split into four column phases: phase `p`, row
+    /// `y`, column `q` holds padded column `4q + p`, so the six columns of tile `x` are phase
+    /// `j % 4` at `x + j / 4` — contiguous over tiles.
+    struct PhasePlane {
+        let rows: Int
+        /// Floats per phase row: the tile columns + 1, + one vector of slack for the shifted loads.
+        let rowStride: Int
+        var phaseStride: Int { rows * rowStride }
+        var floatCount: Int { 4 * phaseStride }
+
+        init(_ g: Conv2DGeometry) {
+            let t = WinogradConv2D.tiles(g)
+            rows = t.rows * outputTile + 2
+            rowStride = (t.columns + 1 + lanes + lanes - 1) / lanes * lanes
+        }
+    }
+
+    /// Floats of scratch one transform task needs: the phase plane and one padded row (input
+    /// tasks) or 40 vectors (output tasks).
+    static func scratchCount(_ g: Conv2DGeometry) -> Int {
+        let line = ((tiles(g).columns * outputTile + 2) + lanes - 1) / lanes * lanes
+        return max(PhasePlane(g).floatCount + line, 40 * lanes)
     }
 
     /// Transforms ONNX weights `[K, C, 3, 3]` into `U[ξ][k][c]` (36 × K × C), in Double.
@@ -96,97 +118,122 @@ enum WinogradConv2D {
         return (m0 + s12 + s34, d12 + 2 * d34, s12 + 4 * s34, d12 + 8 * d34 + m5)
     }
 
-    /// Transforms the input tiles of channels `channels` of one image into
-    /// `v[ξ][c][t]` (row stride `tileStride`, channel stride `tileStride`, position stride
-    /// `C · tileStride`). `scratch` holds ``scratchCount`` floats.
+    /// Transforms the input tiles of channels `channels` of one image into `v[ξ][c][t]` (channel
+    /// stride `tileStride`, position stride `C · tileStride`), sixteen tile columns per vector.
+    /// `scratch` holds ``scratchCount(_:)`` floats.
     static func transformInput(
         geometry g: Conv2DGeometry, input: UnsafePointer<Float>, channels: Range<Int>, v: UnsafeMutablePointer<Float>,
         scratch: UnsafeMutablePointer<Float>
     ) {
-        let (tileRows, tileColumns, tileCount, tileStride) = tiles(g)
-        _ = tileRows
+        let (tileRows, tileColumns, _, tileStride) = tiles(g)
         let inH = g.inputHeight
         let inW = g.inputWidth
         let positionStride = g.inputChannels * tileStride
-        let raw = UnsafeMutableRawPointer(scratch)
+        let plane = PhasePlane(g)
+        let phases = UnsafeMutableRawPointer(scratch)
+        let paddedWidth = tileColumns * outputTile + 2
+        // One padded input row, whole vectors long, deinterleaved into the phases 16 columns at a
+        // time; it lives after the phase plane in the scratch.
+        let lineCount = (paddedWidth + lanes - 1) / lanes * lanes
+        let line = scratch + plane.floatCount
+        let written = lineCount / 4
+        let copyStart = min(g.padLeft, lineCount)
+        let copyCount = max(0, min(inW, lineCount - copyStart))
         for channel in channels {
-            let plane = input + channel * inH * inW
-            var firstTile = 0
-            while firstTile < tileStride {
-                // Gather d[i][j][lane] for 16 tiles (zeros outside the image and past the last tile).
-                for lane in 0..<lanes {
-                    let tile = firstTile + lane
-                    if tile >= tileCount {
-                        for p in 0..<positions { scratch[p * lanes + lane] = 0 }
-                        continue
+            let source = input + channel * inH * inW
+            for y in 0..<plane.rows {
+                let iy = y - g.padTop
+                if iy < 0 || iy >= inH {
+                    for phase in 0..<4 {
+                        (scratch + phase * plane.phaseStride + y * plane.rowStride).update(
+                            repeating: 0, count: plane.rowStride)
                     }
-                    let y0 = (tile / tileColumns) * outputTile - g.padTop
-                    let x0 = (tile % tileColumns) * outputTile - g.padLeft
-                    if y0 >= 0 && x0 >= 0 && y0 + inputTile <= inH && x0 + inputTile <= inW {
-                        var source = plane + y0 * inW + x0
-                        for i in 0..<inputTile {
-                            for j in 0..<inputTile { scratch[(i * inputTile + j) * lanes + lane] = source[j] }
-                            source += inW
-                        }
-                    } else {
-                        for i in 0..<inputTile {
-                            let y = y0 + i
-                            for j in 0..<inputTile {
-                                let x = x0 + j
-                                scratch[(i * inputTile + j) * lanes + lane] =
-                                    (y >= 0 && y < inH && x >= 0 && x < inW) ? plane[y * inW + x] : 0
-                            }
-                        }
+                    continue
+                }
+                line.update(repeating: 0, count: copyStart)
+                (line + copyStart).update(from: source + iy * inW, count: copyCount)
+                (line + copyStart + copyCount).update(repeating: 0, count: lineCount - copyStart - copyCount)
+                let rows = UnsafeMutableRawPointer(scratch + y * plane.rowStride)
+                let phaseBytes = plane.phaseStride * 4
+                var x = 0
+                while x < lineCount {
+                    let v = UnsafeRawPointer(line + x).loadUnaligned(as: SIMD16<Float>.self)
+                    let even = v.evenHalf
+                    let odd = v.oddHalf
+                    let offset = x  // (x / 4) floats = x bytes
+                    rows.storeBytes(of: even.evenHalf, toByteOffset: offset, as: SIMD4<Float>.self)
+                    rows.storeBytes(of: odd.evenHalf, toByteOffset: phaseBytes + offset, as: SIMD4<Float>.self)
+                    rows.storeBytes(of: even.oddHalf, toByteOffset: 2 * phaseBytes + offset, as: SIMD4<Float>.self)
+                    rows.storeBytes(of: odd.oddHalf, toByteOffset: 3 * phaseBytes + offset, as: SIMD4<Float>.self)
+                    x += lanes
+                }
+                // Zeros after the row, where the shifted loads of the last vector reach.
+                for phase in 0..<4 {
+                    (scratch + phase * plane.phaseStride + y * plane.rowStride + written).update(
+                        repeating: 0, count: plane.rowStride - written)
+                }
+            }
+            @inline(__always) func load(_ phase: Int, _ y: Int, _ q: Int) -> SIMD16<Float> {
+                phases.loadUnaligned(
+                    fromByteOffset: (phase * plane.phaseStride + y * plane.rowStride + q) * 4, as: SIMD16<Float>.self)
+            }
+            let destination = UnsafeMutableRawPointer(v + channel * tileStride)
+            for tileRow in 0..<tileRows {
+                let y0 = tileRow * outputTile
+                var q0 = 0
+                while q0 < tileColumns {
+                    // Column j of every tile: phase j % 4, shifted by j / 4; Bᵀ down the six rows.
+                    @inline(__always) func column(_ j: Int) -> (
+                        SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>
+                    ) {
+                        let phase = j & 3
+                        let q = q0 + (j >> 2)
+                        return inputRows(
+                            load(phase, y0, q), load(phase, y0 + 1, q), load(phase, y0 + 2, q), load(phase, y0 + 3, q),
+                            load(phase, y0 + 4, q), load(phase, y0 + 5, q))
                     }
+                    let c0 = column(0)
+                    let c1 = column(1)
+                    let c2 = column(2)
+                    let c3 = column(3)
+                    let c4 = column(4)
+                    let c5 = column(5)
+                    let base = (tileRow * tileColumns + q0) * 4
+                    @inline(__always) func store(
+                        _ row: Int,
+                        _ values: (
+                            SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>
+                        )
+                    ) {
+                        let offset = base + row * 6 * positionStride * 4
+                        let step = positionStride * 4
+                        destination.storeBytes(of: values.0, toByteOffset: offset, as: SIMD16<Float>.self)
+                        destination.storeBytes(of: values.1, toByteOffset: offset + step, as: SIMD16<Float>.self)
+                        destination.storeBytes(of: values.2, toByteOffset: offset + 2 * step, as: SIMD16<Float>.self)
+                        destination.storeBytes(of: values.3, toByteOffset: offset + 3 * step, as: SIMD16<Float>.self)
+                        destination.storeBytes(of: values.4, toByteOffset: offset + 4 * step, as: SIMD16<Float>.self)
+                        destination.storeBytes(of: values.5, toByteOffset: offset + 5 * step, as: SIMD16<Float>.self)
+                    }
+                    // Bᵀ along each transformed row: V[ξr][ξc].
+                    store(0, inputRows(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0))
+                    store(1, inputRows(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1))
+                    store(2, inputRows(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2))
+                    store(3, inputRows(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3))
+                    store(4, inputRows(c0.4, c1.4, c2.4, c3.4, c4.4, c5.4))
+                    store(5, inputRows(c0.5, c1.5, c2.5, c3.5, c4.5, c5.5))
+                    q0 += lanes
                 }
-                @inline(__always) func load(_ p: Int) -> SIMD16<Float> {
-                    UnsafeRawPointer(raw + p * lanes * 4).load(as: SIMD16<Float>.self)
-                }
-                @inline(__always) func store(_ value: SIMD16<Float>, _ p: Int) {
-                    raw.storeBytes(of: value, toByteOffset: p * lanes * 4, as: SIMD16<Float>.self)
-                }
-                // Rows: h[i][·] = (d[i][·]) Bᵀ applied along j, in place.
-                for i in 0..<inputTile {
-                    let p = i * inputTile
-                    let r = inputRows(load(p), load(p + 1), load(p + 2), load(p + 3), load(p + 4), load(p + 5))
-                    store(r.0, p)
-                    store(r.1, p + 1)
-                    store(r.2, p + 2)
-                    store(r.3, p + 3)
-                    store(r.4, p + 4)
-                    store(r.5, p + 5)
-                }
-                // Columns: V[ξr][ξc] = Bᵀ h along i, stored to the position matrices.
-                let destination = UnsafeMutableRawPointer(v + channel * tileStride + firstTile)
-                for column in 0..<inputTile {
-                    let r = inputRows(
-                        load(column), load(6 + column), load(12 + column), load(18 + column), load(24 + column),
-                        load(30 + column))
-                    destination.storeBytes(
-                        of: r.0, toByteOffset: (0 * 6 + column) * positionStride * 4, as: SIMD16<Float>.self)
-                    destination.storeBytes(
-                        of: r.1, toByteOffset: (1 * 6 + column) * positionStride * 4, as: SIMD16<Float>.self)
-                    destination.storeBytes(
-                        of: r.2, toByteOffset: (2 * 6 + column) * positionStride * 4, as: SIMD16<Float>.self)
-                    destination.storeBytes(
-                        of: r.3, toByteOffset: (3 * 6 + column) * positionStride * 4, as: SIMD16<Float>.self)
-                    destination.storeBytes(
-                        of: r.4, toByteOffset: (4 * 6 + column) * positionStride * 4, as: SIMD16<Float>.self)
-                    destination.storeBytes(
-                        of: r.5, toByteOffset: (5 * 6 + column) * positionStride * 4, as: SIMD16<Float>.self)
-                }
-                firstTile += lanes
             }
         }
     }
 
-    /// Transforms `m[ξ][k][t]` back into output channels `channels` of one image, adding `bias`;
-    /// `scratch` holds ``scratchCount`` floats.
+    /// Transforms `m[ξ][k][t]` back into output channels `channels` of one image, adding `bias`,
+    /// sixteen tile columns per vector; `scratch` holds ``scratchCount(_:)`` floats.
     static func transformOutput(
         geometry g: Conv2DGeometry, m: UnsafePointer<Float>, channels: Range<Int>, bias: UnsafePointer<Float>?,
         output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
     ) {
-        let (_, tileColumns, tileCount, tileStride) = tiles(g)
+        let (tileRows, tileColumns, _, tileStride) = tiles(g)
         let outH = g.outputHeight
         let outW = g.outputWidth
         let positionStride = g.outputChannels * tileStride
@@ -195,58 +242,67 @@ enum WinogradConv2D {
             let plane = output + channel * outH * outW
             let b = SIMD16<Float>(repeating: bias?[channel] ?? 0)
             let source = UnsafeRawPointer(m + channel * tileStride)
-            var firstTile = 0
-            while firstTile < tileCount {
-                @inline(__always) func load(_ p: Int) -> SIMD16<Float> {
-                    source.load(fromByteOffset: (p * positionStride + firstTile) * 4, as: SIMD16<Float>.self)
-                }
-                // Rows first: o[ξr][a] = Aᵀ along ξc, kept in scratch (6 × 4 vectors).
-                for row in 0..<inputTile {
-                    let p = row * inputTile
-                    let o = outputRows(load(p), load(p + 1), load(p + 2), load(p + 3), load(p + 4), load(p + 5))
-                    raw.storeBytes(of: o.0, toByteOffset: (row * 4 + 0) * lanes * 4, as: SIMD16<Float>.self)
-                    raw.storeBytes(of: o.1, toByteOffset: (row * 4 + 1) * lanes * 4, as: SIMD16<Float>.self)
-                    raw.storeBytes(of: o.2, toByteOffset: (row * 4 + 2) * lanes * 4, as: SIMD16<Float>.self)
-                    raw.storeBytes(of: o.3, toByteOffset: (row * 4 + 3) * lanes * 4, as: SIMD16<Float>.self)
-                }
-                @inline(__always) func loadScratch(_ p: Int) -> SIMD16<Float> {
-                    UnsafeRawPointer(raw + p * lanes * 4).load(as: SIMD16<Float>.self)
-                }
-                // Then columns: y[b][a] = Aᵀ along ξr; results to scratch positions 24 + b·4 + a.
-                for a in 0..<4 {
-                    let y = outputRows(
-                        loadScratch(a), loadScratch(4 + a), loadScratch(8 + a), loadScratch(12 + a),
-                        loadScratch(16 + a), loadScratch(20 + a))
-                    raw.storeBytes(of: y.0 + b, toByteOffset: (24 + 0 * 4 + a) * lanes * 4, as: SIMD16<Float>.self)
-                    raw.storeBytes(of: y.1 + b, toByteOffset: (24 + 1 * 4 + a) * lanes * 4, as: SIMD16<Float>.self)
-                    raw.storeBytes(of: y.2 + b, toByteOffset: (24 + 2 * 4 + a) * lanes * 4, as: SIMD16<Float>.self)
-                    raw.storeBytes(of: y.3 + b, toByteOffset: (24 + 3 * 4 + a) * lanes * 4, as: SIMD16<Float>.self)
-                }
-                // Scatter the 4 × 4 blocks.
-                let y = scratch + 24 * lanes
-                for lane in 0..<min(lanes, tileCount - firstTile) {
-                    let tile = firstTile + lane
-                    let oy = (tile / tileColumns) * outputTile
-                    let ox = (tile % tileColumns) * outputTile
+            for tileRow in 0..<tileRows {
+                var q0 = 0
+                while q0 < tileColumns {
+                    let firstTile = tileRow * tileColumns + q0
+                    @inline(__always) func load(_ p: Int) -> SIMD16<Float> {
+                        source.loadUnaligned(
+                            fromByteOffset: (p * positionStride + firstTile) * 4, as: SIMD16<Float>.self)
+                    }
+                    // Aᵀ along each row of M: o[ξr][a], then down the columns: y[b][a] (+ bias).
+                    let o0 = outputRows(load(0), load(1), load(2), load(3), load(4), load(5))
+                    let o1 = outputRows(load(6), load(7), load(8), load(9), load(10), load(11))
+                    let o2 = outputRows(load(12), load(13), load(14), load(15), load(16), load(17))
+                    let o3 = outputRows(load(18), load(19), load(20), load(21), load(22), load(23))
+                    let o4 = outputRows(load(24), load(25), load(26), load(27), load(28), load(29))
+                    let o5 = outputRows(load(30), load(31), load(32), load(33), load(34), load(35))
+                    let ya0 = outputRows(o0.0, o1.0, o2.0, o3.0, o4.0, o5.0)
+                    let ya1 = outputRows(o0.1, o1.1, o2.1, o3.1, o4.1, o5.1)
+                    let ya2 = outputRows(o0.2, o1.2, o2.2, o3.2, o4.2, o5.2)
+                    let ya3 = outputRows(o0.3, o1.3, o2.3, o3.3, o4.3, o5.3)
+                    // y[b][a] to scratch vector b·4 + a.
+                    @inline(__always) func put(_ value: SIMD16<Float>, _ index: Int) {
+                        raw.storeBytes(of: value + b, toByteOffset: index * lanes * 4, as: SIMD16<Float>.self)
+                    }
+                    put(ya0.0, 0)
+                    put(ya1.0, 1)
+                    put(ya2.0, 2)
+                    put(ya3.0, 3)
+                    put(ya0.1, 4)
+                    put(ya1.1, 5)
+                    put(ya2.1, 6)
+                    put(ya3.1, 7)
+                    put(ya0.2, 8)
+                    put(ya1.2, 9)
+                    put(ya2.2, 10)
+                    put(ya3.2, 11)
+                    put(ya0.3, 12)
+                    put(ya1.3, 13)
+                    put(ya2.3, 14)
+                    put(ya3.3, 15)
+                    // Interleave the four columns of each output row of the sixteen tiles.
+                    let count = min(lanes, tileColumns - q0)
+                    let oy = tileRow * outputTile
+                    let ox = q0 * outputTile
                     let rows = min(outputTile, outH - oy)
-                    let columns = min(outputTile, outW - ox)
-                    var destination = plane + oy * outW + ox
-                    if columns == outputTile {
-                        for r in 0..<rows {
-                            destination[0] = y[(r * 4 + 0) * lanes + lane]
-                            destination[1] = y[(r * 4 + 1) * lanes + lane]
-                            destination[2] = y[(r * 4 + 2) * lanes + lane]
-                            destination[3] = y[(r * 4 + 3) * lanes + lane]
-                            destination += outW
+                    let fullTiles = min(count, (outW - ox) / outputTile)
+                    for r in 0..<rows {
+                        let destination = plane + (oy + r) * outW + ox
+                        let y = scratch + r * 4 * lanes
+                        for lane in 0..<fullTiles {
+                            destination[lane * 4] = y[lane]
+                            destination[lane * 4 + 1] = y[lanes + lane]
+                            destination[lane * 4 + 2] = y[2 * lanes + lane]
+                            destination[lane * 4 + 3] = y[3 * lanes + lane]
                         }
-                    } else {
-                        for r in 0..<rows {
-                            for c in 0..<columns { destination[c] = y[(r * 4 + c) * lanes + lane] }
-                            destination += outW
+                        if fullTiles < count {
+                            let lane = fullTiles
+                            for a in 0..<(outW - ox - lane * 4) { destination[lane * 4 + a] = y[a * lanes + lane] }
                         }
                     }
+                    q0 += lanes
                 }
-                firstTile += lanes
             }
         }
     }
