@@ -13,8 +13,8 @@ import Synchronization
 /// sleeping on a condition variable, so back-to-back calls of one inference reach them without a
 /// kernel wake-up. Nothing is allocated per call.
 ///
-/// Tasks are claimed one at a time from a shared counter: which thread runs a task changes from run
-/// to run, but the tasks themselves (and so the results) are those the kernel defined.
+/// Threads claim blocks of contiguous tasks from a shared counter: which thread runs a task changes
+/// from run to run, but the tasks themselves (and so the results) are those the kernel defined.
 ///
 /// Only one caller uses the workers at a time: a caller that finds the pool busy (another
 /// thread's job, or a `parallelFor` nested inside a task) runs its tasks inline. So the pool never
@@ -43,6 +43,7 @@ final class ThreadPool: @unchecked Sendable {
     // The job: written by the owning caller while the job is closed and no worker is inside it,
     // read by workers only between joining and leaving.
     nonisolated(unsafe) private var taskCount = 0
+    nonisolated(unsafe) private var blockCount = 0
     nonisolated(unsafe) private var context: UnsafeRawPointer?
     nonisolated(unsafe) private var invoke: (@convention(c) (UnsafeRawPointer, Int) -> Void)?
     nonisolated(unsafe) private var generation: UInt64 = 0
@@ -84,6 +85,7 @@ final class ThreadPool: @unchecked Sendable {
         invoke: @convention(c) (UnsafeRawPointer, Int) -> Void
     ) {
         self.taskCount = taskCount
+        self.blockCount = Self.blockCount(taskCount: taskCount, helpers: helpers)
         self.context = context
         self.invoke = invoke
         nextTask.store(0, ordering: .relaxed)
@@ -97,7 +99,8 @@ final class ThreadPool: @unchecked Sendable {
             pthread_cond_broadcast(condition)
             pthread_mutex_unlock(mutex)
         }
-        Self.work(taskCount: taskCount, next: nextTask, context: context, invoke: invoke)
+        Self.work(
+            taskCount: taskCount, blockCount: blockCount, next: nextTask, context: context, invoke: invoke)
         // Close the job to latecomers, then wait for the workers still finishing a task.
         var current = state.bitwiseOr(Self.closedBit, ordering: .acquiringAndReleasing).newValue
         var spins = 0
@@ -111,18 +114,30 @@ final class ThreadPool: @unchecked Sendable {
         self.invoke = nil
     }
 
-    /// Claims and runs tasks until none is left.
+    /// Claims blocks of contiguous tasks and runs them until none is left. Blocks keep neighbouring
+    /// tasks (which often write neighbouring memory) on one core; claiming them keeps a late
+    /// worker from delaying the job.
     @inline(never)
     private static func work(
-        taskCount: Int, next: borrowing Atomic<Int>, context: UnsafeRawPointer,
+        taskCount: Int, blockCount: Int, next: borrowing Atomic<Int>, context: UnsafeRawPointer,
         invoke: @convention(c) (UnsafeRawPointer, Int) -> Void
     ) {
         while true {
-            let task = next.wrappingAdd(1, ordering: .relaxed).oldValue
-            if task >= taskCount { return }
-            invoke(context, task)
+            let block = next.wrappingAdd(1, ordering: .relaxed).oldValue
+            if block >= blockCount { return }
+            let start = block * taskCount / blockCount
+            let end = (block + 1) * taskCount / blockCount
+            for task in start..<end { invoke(context, task) }
         }
     }
+
+    /// One block per participating thread: the split Dispatch used before, with no cost for tiny tasks.
+    static func blockCount(taskCount: Int, helpers: Int) -> Int {
+        min(taskCount, (helpers + 1) * blocksPerThread)
+    }
+
+    /// Blocks per participating thread.
+    static let blocksPerThread = 1
 
     private func startWorkers(upTo wanted: Int) {
         // Only the caller holding `busy` starts workers, so the count cannot race.
@@ -159,7 +174,8 @@ final class ThreadPool: @unchecked Sendable {
                 seen = generation
                 if join(generation) {
                     Self.work(
-                        taskCount: taskCount, next: nextTask, context: context.unsafelyUnwrapped,
+                        taskCount: taskCount, blockCount: blockCount, next: nextTask,
+                        context: context.unsafelyUnwrapped,
                         invoke: invoke.unsafelyUnwrapped)
                     state.wrappingSubtract(1, ordering: .releasing)
                 }
