@@ -96,10 +96,8 @@ public final class GraphRunner: Sendable {
     /// Checks every named input is declared, every declared input present, and dtypes and
     /// shapes agree with the declarations (symbolic dimensions consistently bound).
     private func validateInputs(_ inputs: [String: Tensor]) throws(GraphError) {
-        if inputs.count != graph.inputs.count {
-            for name in inputs.keys where !graph.inputs.contains(where: { $0.name == name }) {
-                throw .unknownInput(name, expected: inputNames)
-            }
+        for name in inputs.keys where !graph.inputs.contains(where: { $0.name == name }) {
+            throw .unknownInput(name, expected: inputNames)
         }
         for info in graph.inputs {
             guard let tensor = inputs[info.name] else { throw .missingInput(info.name) }
