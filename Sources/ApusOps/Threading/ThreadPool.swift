@@ -24,7 +24,7 @@ final class ThreadPool: @unchecked Sendable {
     static let shared = ThreadPool()
 
     /// How long an idle worker keeps polling for the next job before it sleeps.
-    static let spinNanoseconds: UInt64 = 100_000
+    static let spinNanoseconds: UInt64 = 20_000
 
     // The job state, one word so that joining is a single compare-and-swap:
     // bits 0–15 workers inside the job, 16–31 how many may join, bit 32 closed, bits 33–63 generation.
@@ -107,7 +107,7 @@ final class ThreadPool: @unchecked Sendable {
         while current & Self.activeMask != 0 {
             spins += 1
             // A worker that was descheduled mid-task needs the core this thread is spinning on.
-            if spins > 4096 { sched_yield() }
+            if spins > 1024 { sched_yield() }
             current = state.load(ordering: .acquiring)
         }
         self.context = nil
