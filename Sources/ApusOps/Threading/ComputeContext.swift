@@ -21,7 +21,8 @@ public struct ComputeContext: @unchecked Sendable {
     /// caller's among them). Each task runs exactly once; tasks must write disjoint memory.
     ///
     /// Uses the process-wide worker pool; when another thread's call holds it, or when called from
-    /// inside a task, the tasks run inline on the calling thread. Allocates nothing.
+    /// inside a task, the tasks run inline on the calling thread. With more than one thread, one
+    /// small heap block per call (`withoutActuallyEscaping` boxes `body`).
     @inline(__always)
     public func parallelFor(_ taskCount: Int, _ body: (Int) -> Void) {
         if taskCount <= 0 { return }

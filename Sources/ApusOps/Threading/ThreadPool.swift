@@ -11,7 +11,8 @@ import Synchronization
 /// handing out a job, not its throughput: the calling thread publishes the job and works on it as
 /// worker 0; idle workers spin on the job state for a short while (``spinNanoseconds``) before
 /// sleeping on a condition variable, so back-to-back calls of one inference reach them without a
-/// kernel wake-up. Nothing is allocated per call.
+/// kernel wake-up. The only allocation per call is the box `withoutActuallyEscaping` makes for the
+/// closure.
 ///
 /// Threads claim blocks of contiguous tasks from a shared counter: which thread runs a task changes
 /// from run to run, but the tasks themselves (and so the results) are those the kernel defined.
