@@ -203,6 +203,33 @@ public final class Model: Sendable {
         }
     }
 
+    /// Runs the model on named inputs and writes every output into `outputs`, reusing what is
+    /// there: the allocation-free way to serve a stream of same-shaped requests.
+    ///
+    /// An output already in `outputs` under its name, with the shape and dtype this run produces,
+    /// is overwritten in place — every copy of that tensor sees the new values, so hand out a
+    /// `copy()` if results must outlive the next run. Missing or differently shaped outputs are
+    /// replaced by fresh tensors. Once the plan for the input shapes exists and `outputs` holds the
+    /// previous results, a run allocates nothing.
+    ///
+    /// ```swift
+    /// var outputs: [String: Tensor] = [:]
+    /// for frame in frames {
+    ///     try model.run(["input": frame], into: &outputs)
+    ///     consume(outputs["logits"])
+    /// }
+    /// ```
+    ///
+    /// - Throws: ``ModelError/graph(_:)`` for unknown, missing or mis-shaped inputs and for
+    ///   failures of a node (naming it).
+    public func run(_ inputs: [String: Tensor], into outputs: inout [String: Tensor]) throws(ModelError) {
+        do {
+            try runner.run(inputs, into: &outputs)
+        } catch {
+            throw .graph(error)
+        }
+    }
+
     /// The execution plan for inputs of these shapes (made and cached on first use).
     public func plan(for inputs: [String: Tensor]) throws(ModelError) -> ExecutionPlan {
         do {

@@ -31,6 +31,32 @@ import Testing
         #expect(plan.arenaByteCount == 128)
     }
 
+    @Test func runsIntoCallerOutputsInPlace() throws {
+        let runner = try GraphRunner(graph: chain(length: 3), options: .init(maxCachedPlans: 1, optimize: false))
+        let first = Tensor(shape: [2, 4], scalars: (0..<8).map(Float.init))
+        let second = Tensor(shape: [2, 4], scalars: (0..<8).map { Float(100 - $0) })
+        let wider = Tensor(shape: [3, 4], scalars: (0..<12).map { Float($0 * 3) })
+        var outputs: [String: Tensor] = [:]
+        try runner.run(["x": first], into: &outputs)
+        let y = try #require(outputs["y"])
+        #expect(y.isBitwiseEqual(to: first))
+        // Same shape: the very same storage is overwritten.
+        try runner.run(["x": second], into: &outputs)
+        let reused = try #require(outputs["y"])
+        #expect(reused.rawPointer == y.rawPointer)
+        #expect(y.isBitwiseEqual(to: second))
+        // Another shape (evicting the only cached plan): a fresh tensor, the old one untouched.
+        try runner.run(["x": wider], into: &outputs)
+        let replaced = try #require(outputs["y"])
+        #expect(replaced.shape == [3, 4])
+        #expect(replaced.isBitwiseEqual(to: wider))
+        #expect(y.isBitwiseEqual(to: second))
+        // And back, alternating shapes through the cache.
+        try runner.run(["x": first], into: &outputs)
+        #expect(outputs["y"]?.isBitwiseEqual(to: first) == true)
+        #expect(throws: GraphError.self) { try runner.run(["z": first], into: &outputs) }
+    }
+
     @Test func cachesPlansPerShapeWithABound() throws {
         let runner = try GraphRunner(graph: chain(length: 2), options: .init(maxCachedPlans: 2, optimize: false))
         let shapes = [1, 2, 3].map { Tensor(shape: [$0, 4], scalars: [Float](repeating: 1, count: $0 * 4)) }

@@ -79,7 +79,7 @@ public final class ExecutionPlan: Sendable {
     public func run(_ inputs: [Tensor], threadCount: Int? = nil) throws(GraphError) -> [Tensor] {
         let arena = try pool.borrow { () throws(GraphError) in try Arena(plan: self) }
         defer { pool.giveBack(arena) }
-        try execute(inputs, arena: arena, threadCount: threadCount ?? self.threadCount, profile: nil)
+        try execute({ inputs[$0] }, arena: arena, threadCount: threadCount ?? self.threadCount, profile: nil)
         var results: [Tensor] = []
         results.reserveCapacity(outputs.count)
         for slot in outputs {
@@ -98,6 +98,41 @@ public final class ExecutionPlan: Sendable {
         return results
     }
 
+    /// Runs the plan on named inputs (already validated against this plan's signature) and writes
+    /// the outputs into `outputs` under their names: in place when a tensor of the right shape and
+    /// dtype is already there, else as fresh tensors. Allocates nothing when every output is reused.
+    func run(named inputs: [String: Tensor], declared: [ValueInfo], into outputs: inout [String: Tensor])
+        throws(GraphError)
+    {
+        let arena = try pool.borrow { () throws(GraphError) in try Arena(plan: self) }
+        defer { pool.giveBack(arena) }
+        try execute(
+            { index in inputs[declared[index].name] }, arena: arena, threadCount: threadCount,
+            profile: nil)
+        for (index, slot) in self.outputs.enumerated() {
+            let source: Tensor
+            switch slot {
+            case .constant(let tensor): source = tensor
+            case .input(let input):
+                guard let tensor = inputs[declared[input].name] else { throw .missingInput(declared[input].name) }
+                source = tensor
+            case .arena(let value): source = arena.values[value]
+            }
+            let name = outputNames[index]
+            if let target = outputs[name], target.shape == source.shape, target.dtype == source.dtype {
+                if target.rawPointer != source.rawPointer {
+                    target.rawPointer.copyMemory(from: source.rawPointer, byteCount: source.byteCount)
+                }
+                continue
+            }
+            do {
+                outputs[name] = try source.copy()
+            } catch {
+                throw .memoryBudgetExceeded(needed: source.byteCount, budget: 0, at: "output copy")
+            }
+        }
+    }
+
     /// Runs the plan and records the time of every step in `profile` (nanoseconds, by step index).
     public func runProfiled(_ inputs: [Tensor], into profile: inout [UInt64]) throws(GraphError) {
         let arena = try pool.borrow { () throws(GraphError) in try Arena(plan: self) }
@@ -106,11 +141,12 @@ public final class ExecutionPlan: Sendable {
         try execute(inputs, arena: arena, threadCount: threadCount, profile: &profile)
     }
 
-    func execute(_ inputs: [Tensor], arena: Arena, threadCount: Int, profile: UnsafeMutablePointer<[UInt64]>?)
+    /// Runs every step; `input(i)` is the caller's input `i` in ``Graph/inputs`` order.
+    func execute(_ input: (Int) -> Tensor?, arena: Arena, threadCount: Int, profile: UnsafeMutablePointer<[UInt64]>?)
         throws(GraphError)
     {
         for patch in arena.inputPatches {
-            arena.stepInputs[patch.step][patch.position] = inputs[patch.input]
+            arena.stepInputs[patch.step][patch.position] = input(patch.input)
         }
         let context = ComputeContext(
             threadCount: threadCount, workspace: arena.workspace, workspaceByteCount: workspaceByteCount)
@@ -130,7 +166,7 @@ public final class ExecutionPlan: Sendable {
 
     func execute(_ inputs: [Tensor], arena: Arena, threadCount: Int, profile: inout [UInt64]) throws(GraphError) {
         try withUnsafeMutablePointer(to: &profile) { (pointer) throws(GraphError) in
-            try execute(inputs, arena: arena, threadCount: threadCount, profile: pointer)
+            try execute({ inputs[$0] }, arena: arena, threadCount: threadCount, profile: pointer)
         }
     }
 }

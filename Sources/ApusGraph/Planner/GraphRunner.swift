@@ -57,51 +57,112 @@ public final class GraphRunner: Sendable {
     ///
     /// - Throws: ``GraphError`` for missing, unknown or mis-shaped inputs, and errors of the nodes.
     public func run(_ inputs: [String: Tensor]) throws(GraphError) -> [String: Tensor] {
-        let ordered = try orderedInputs(inputs)
-        let plan = try plan(for: ordered)
-        let outputs = try plan.run(ordered)
-        return Dictionary(zip(plan.outputNames, outputs), uniquingKeysWith: { first, _ in first })
+        var outputs: [String: Tensor] = [:]
+        try run(inputs, into: &outputs)
+        return outputs
+    }
+
+    /// Runs the graph on named inputs and writes every declared output into `outputs`.
+    ///
+    /// An output already in `outputs` under its name, with the right shape and dtype, is
+    /// overwritten in place (every copy of that tensor sees the new values); any other is
+    /// replaced by a fresh tensor. Reusing one dictionary across runs of a planned shape
+    /// signature allocates nothing.
+    ///
+    /// - Throws: ``GraphError`` for missing, unknown or mis-shaped inputs, and errors of the nodes.
+    public func run(_ inputs: [String: Tensor], into outputs: inout [String: Tensor]) throws(GraphError) {
+        try validateInputs(inputs)
+        let plan: ExecutionPlan
+        if let cached = cachedPlan(forNamed: inputs) {
+            plan = cached
+        } else {
+            plan = try self.plan(for: orderedInputs(inputs))
+        }
+        try plan.run(named: inputs, declared: graph.inputs, into: &outputs)
     }
 
     /// Validates named inputs against the declarations and returns them in declaration order.
     public func orderedInputs(_ inputs: [String: Tensor]) throws(GraphError) -> [Tensor] {
+        try validateInputs(inputs)
+        var ordered: [Tensor] = []
+        ordered.reserveCapacity(graph.inputs.count)
+        for info in graph.inputs {
+            guard let tensor = inputs[info.name] else { throw .missingInput(info.name) }
+            ordered.append(tensor)
+        }
+        return ordered
+    }
+
+    /// Checks every named input is declared, every declared input present, and dtypes and
+    /// shapes agree with the declarations (symbolic dimensions consistently bound).
+    private func validateInputs(_ inputs: [String: Tensor]) throws(GraphError) {
         for name in inputs.keys where !graph.inputs.contains(where: { $0.name == name }) {
             throw .unknownInput(name, expected: inputNames)
         }
-        var bindings: [String: Int] = [:]
-        var ordered: [Tensor] = []
         for info in graph.inputs {
             guard let tensor = inputs[info.name] else { throw .missingInput(info.name) }
             if let dtype = info.dtype, dtype != tensor.dtype {
                 throw .inputDTypeMismatch(info.name, expected: dtype, actual: tensor.dtype)
             }
-            if let dimensions = info.dimensions {
-                let actual = tensor.shape.dimensions
-                guard dimensions.count == actual.count else {
+            guard let dimensions = info.dimensions else { continue }
+            let actual = tensor.shape.dimensions
+            guard dimensions.count == actual.count else {
+                throw .inputShapeMismatch(
+                    info.name, expected: dimensions, actual: actual,
+                    reason: "rank \(actual.count), expected \(dimensions.count)")
+            }
+            for (axis, (dimension, size)) in zip(dimensions, actual).enumerated() {
+                switch dimension {
+                case .fixed(let expected) where expected != size:
                     throw .inputShapeMismatch(
                         info.name, expected: dimensions, actual: actual,
-                        reason: "rank \(actual.count), expected \(dimensions.count)")
-                }
-                for (axis, (dimension, size)) in zip(dimensions, actual).enumerated() {
-                    switch dimension {
-                    case .fixed(let expected) where expected != size:
+                        reason: "dimension \(axis) is \(size), expected \(expected)")
+                case .symbolic(let symbol):
+                    // Symbols are few: look the first binding up among the inputs already
+                    // checked instead of building a dictionary on every run.
+                    if let bound = symbolBinding(symbol, in: inputs, before: info.name), bound != size {
                         throw .inputShapeMismatch(
                             info.name, expected: dimensions, actual: actual,
-                            reason: "dimension \(axis) is \(size), expected \(expected)")
-                    case .symbolic(let symbol):
-                        if let bound = bindings[symbol], bound != size {
-                            throw .inputShapeMismatch(
-                                info.name, expected: dimensions, actual: actual,
-                                reason: "'\(symbol)' is \(size) here but \(bound) elsewhere")
-                        }
-                        bindings[symbol] = size
-                    default: break
+                            reason: "'\(symbol)' is \(size) here but \(bound) elsewhere")
                     }
+                    if let earlier = zip(dimensions, actual).prefix(axis).first(where: {
+                        if case .symbolic(symbol) = $0.0 { true } else { false }
+                    }), earlier.1 != size {
+                        throw .inputShapeMismatch(
+                            info.name, expected: dimensions, actual: actual,
+                            reason: "'\(symbol)' is \(size) here but \(earlier.1) elsewhere")
+                    }
+                default: break
                 }
             }
-            ordered.append(tensor)
         }
-        return ordered
+    }
+
+    /// The size `symbol` has in the first declared input before `name` that uses it.
+    private func symbolBinding(_ symbol: String, in inputs: [String: Tensor], before name: String) -> Int? {
+        for info in graph.inputs {
+            if info.name == name { return nil }
+            guard let dimensions = info.dimensions, let tensor = inputs[info.name] else { continue }
+            for (dimension, size) in zip(dimensions, tensor.shape.dimensions) {
+                if case .symbolic(symbol) = dimension { return size }
+            }
+        }
+        return nil
+    }
+
+    /// The cached plan for named (already validated) inputs, found without building a key.
+    private func cachedPlan(forNamed inputs: [String: Tensor]) -> ExecutionPlan? {
+        let keyed = valueKeyedInputs.withLock { $0 }
+        return cache.withLock { entries -> ExecutionPlan? in
+            guard
+                let index = entries.firstIndex(where: {
+                    $0.key.matches(inputs, declared: graph.inputs, valueKeyed: keyed)
+                })
+            else { return nil }
+            let entry = entries.remove(at: index)
+            entries.append(entry)
+            return entry.plan
+        }
     }
 
     /// The plan for these inputs' shapes, made on first use and cached.
@@ -176,6 +237,7 @@ public final class GraphRunner: Sendable {
 struct PlanKey: Hashable, Sendable {
     var shapes: [Shape]
     var values: [Int: [UInt8]]
+    var valueKeyed: Set<Int>
 
     init(inputs: [Tensor], valueKeyed: Set<Int>) {
         shapes = inputs.map(\.shape)
@@ -185,5 +247,22 @@ struct PlanKey: Hashable, Sendable {
             values[index] = Array(UnsafeRawBufferPointer(start: tensor.rawPointer, count: tensor.byteCount))
         }
         self.values = values
+        self.valueKeyed = valueKeyed
+    }
+
+    /// Whether named inputs (declared as `declared`) have this key, compared in place so that a
+    /// cache hit allocates nothing.
+    func matches(_ inputs: [String: Tensor], declared: [ValueInfo], valueKeyed: Set<Int>) -> Bool {
+        guard self.valueKeyed == valueKeyed, shapes.count == declared.count else { return false }
+        for (index, info) in declared.enumerated() {
+            guard let tensor = inputs[info.name], tensor.shape == shapes[index] else { return false }
+            if let bytes = values[index] {
+                let same = bytes.withUnsafeBytes { stored in
+                    stored.elementsEqual(UnsafeRawBufferPointer(start: tensor.rawPointer, count: tensor.byteCount))
+                }
+                if !same { return false }
+            }
+        }
+        return true
     }
 }

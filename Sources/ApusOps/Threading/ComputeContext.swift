@@ -1,5 +1,3 @@
-import Dispatch
-
 /// What a kernel may use while it runs: a number of threads and a scratch workspace.
 ///
 /// Work is split into a fixed number of parts that depends only on the problem, never on the
@@ -19,25 +17,19 @@ public struct ComputeContext: @unchecked Sendable {
         self.workspaceByteCount = workspaceByteCount
     }
 
-    /// Runs `body(task)` for every task in `0..<taskCount`, on up to ``threadCount`` threads.
-    /// Each task runs exactly once; tasks must write disjoint memory.
+    /// Runs `body(task)` for every task in `0..<taskCount`, on up to ``threadCount`` threads (the
+    /// caller's among them). Each task runs exactly once; tasks must write disjoint memory.
+    ///
+    /// Uses the process-wide worker pool; when another thread's call holds it, or when called from
+    /// inside a task, the tasks run inline on the calling thread. With more than one thread, one
+    /// small heap block per call (`withoutActuallyEscaping` boxes `body`).
     @inline(__always)
     public func parallelFor(_ taskCount: Int, _ body: (Int) -> Void) {
         if taskCount <= 0 { return }
-        let workers = min(threadCount, taskCount)
-        if workers == 1 {
+        if threadCount == 1 || taskCount == 1 {
             for task in 0..<taskCount { body(task) }
             return
         }
-        withoutActuallyEscaping(body) { escapable in
-            // Kernels capture raw pointers to disjoint regions; the tasks never share mutable state.
-            nonisolated(unsafe) let body = escapable
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                // Contiguous blocks of tasks per worker.
-                let start = worker * taskCount / workers
-                let end = (worker + 1) * taskCount / workers
-                for task in start..<end { body(task) }
-            }
-        }
+        ThreadPool.shared.run(taskCount: taskCount, threadCount: threadCount, body)
     }
 }
