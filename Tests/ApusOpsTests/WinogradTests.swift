@@ -97,10 +97,19 @@ let winogradCases: [ConvCase] = [
         let cases = [
             ConvCase(geometry: geometry(c: 64, h: 40, w: 40, m: 32, k: (1, 1)), activation: .relu),
             ConvCase(geometry: geometry(c: 64, h: 5, w: 5, m: 128, k: (3, 3), pads: (1, 1, 1, 1))),
-            ConvCase(geometry: geometry(c: 16, h: 60, w: 60, m: 24, k: (3, 3), stride: (2, 2), pads: (1, 1, 1, 1))),
+            // Column tiles that split output rows: stride 2 (vector deinterleave) and 5×5 stride 1.
+            ConvCase(geometry: geometry(c: 64, h: 90, w: 90, m: 24, k: (3, 3), stride: (2, 2), pads: (1, 1, 1, 1))),
+            ConvCase(
+                geometry: geometry(c: 32, h: 50, w: 37, m: 16, k: (5, 5), pads: (2, 1, 2, 3)), residual: true,
+                activation: .relu),
         ]
         for c in cases {
             let one = runConv(c, threads: 1, planWithWeights: true)
+            if one.plan.algorithm == .im2col && PackedGemm.isAvailable
+                && c.geometry.reductionLength * c.geometry.outputHeight * c.geometry.outputWidth > 1 << 19
+            {
+                #expect(one.plan.tilesFillColumns && one.plan.columnTileCount > 1, "\(c) should fill column tiles")
+            }
             let two = runConv(c, threads: 2, planWithWeights: true)
             #expect(one.fast.withUnsafeBytes { a in two.fast.withUnsafeBytes { b in a.elementsEqual(b) } }, "\(c)")
             expectClose(two.fast, two.reference, reduction: c.geometry.reductionLength, "\(c)")
