@@ -137,6 +137,72 @@ TARGET static inline void kernel_8x32(
 #undef STOREROW
 }
 
+/// One 8 × 48 block (three vectors per row; `m0`/`m1`/`m2` mask the columns that exist).
+TARGET static inline void kernel_8x48(
+    long kc, const float *a, const float *b, long ldb, float *c, long ldc, long rows, __mmask16 m0, __mmask16 m1,
+    __mmask16 m2, int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c02 = _mm512_setzero_ps();
+    __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps(), c12 = _mm512_setzero_ps();
+    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c22 = _mm512_setzero_ps();
+    __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps(), c32 = _mm512_setzero_ps();
+    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c42 = _mm512_setzero_ps();
+    __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps(), c52 = _mm512_setzero_ps();
+    __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps(), c62 = _mm512_setzero_ps();
+    __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps(), c72 = _mm512_setzero_ps();
+    if (accumulate) {
+        // Continue the running sums so every element adds its terms in ascending k order.
+        float *row = c;
+#define LOADROW(r)                                                                                                     \
+    if (rows > r) {                                                                                                    \
+        c##r##0 = _mm512_maskz_loadu_ps(m0, row);                                                                      \
+        c##r##1 = _mm512_maskz_loadu_ps(m1, row + 16);                                                                 \
+        c##r##2 = _mm512_maskz_loadu_ps(m2, row + 32);                                                                 \
+    }                                                                                                                  \
+    row += ldc;
+        LOADROW(0) LOADROW(1) LOADROW(2) LOADROW(3) LOADROW(4) LOADROW(5) LOADROW(6) LOADROW(7)
+#undef LOADROW
+    }
+    for (long kk = 0; kk < kc; kk++) {
+        // The packed weights stream from memory once per block; fetch ahead of the loads.
+        _mm_prefetch((const char *)(a + PREFETCH), _MM_HINT_T0);
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+        __m512 b2 = _mm512_maskz_loadu_ps(m2, b + 32);
+        __m512 av;
+#define STEP(r)                                                                                                        \
+    av = _mm512_set1_ps(a[r]);                                                                                         \
+    c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                                                                        \
+    c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);                                                                        \
+    c##r##2 = _mm512_fmadd_ps(av, b2, c##r##2);
+        STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5) STEP(6) STEP(7)
+#undef STEP
+        a += MR;
+        b += ldb;
+    }
+    if (epi) {
+        const float *res = residual;
+#define FINISHROW(r)                                                                                                   \
+    if (rows > r) {                                                                                                    \
+        c##r##0 = finish(c##r##0, epi, bias, r, res, m0);                                                              \
+        c##r##1 = finish(c##r##1, epi, bias, r, res ? res + 16 : 0, m1);                                               \
+        c##r##2 = finish(c##r##2, epi, bias, r, res ? res + 32 : 0, m2);                                               \
+    }                                                                                                                  \
+    if (res) res += epi->residual_stride;
+        FINISHROW(0) FINISHROW(1) FINISHROW(2) FINISHROW(3) FINISHROW(4) FINISHROW(5) FINISHROW(6) FINISHROW(7)
+#undef FINISHROW
+    }
+    float *row = c;
+#define STOREROW(r)                                                                                                    \
+    if (rows > r) {                                                                                                    \
+        _mm512_mask_storeu_ps(row, m0, c##r##0);                                                                       \
+        _mm512_mask_storeu_ps(row + 16, m1, c##r##1);                                                                  \
+        _mm512_mask_storeu_ps(row + 32, m2, c##r##2);                                                                  \
+    }                                                                                                                  \
+    row += ldc;
+    STOREROW(0) STOREROW(1) STOREROW(2) STOREROW(3) STOREROW(4) STOREROW(5) STOREROW(6) STOREROW(7)
+#undef STOREROW
+}
+
 /// One 8 × 16 block (one vector per row), for the last strip when at most 16 columns remain.
 TARGET static inline void kernel_8x16(
     long kc, const float *a, const float *b, long ldb, float *c, long ldc, long rows, __mmask16 m0, int accumulate,
@@ -182,6 +248,99 @@ static inline __mmask16 mask_for(long columns) {
     return (__mmask16)((1u << columns) - 1u);
 }
 
+#define TARGETVL __attribute__((target("avx512f,avx512vl,avx2,fma")))
+
+/// The last `columns` (1 to 4) columns for up to four row panels at once, vectorized down the
+/// rows: a panel's eight values at one k are contiguous in the packed layout. Each element's sum
+/// is the same ascending chain of fused multiply-adds as in the wide kernels. Columns of `c` are
+/// read and written by gather and scatter.
+TARGETVL static void kernel_columns(
+    long kc, const float *block, long panelCount, long m, const float *b, long ldb, float *c, long ldc, long columns,
+    int accumulate, const apus_gemm_epilogue *epi) {
+    const __m256i rowsOfC = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)ldc));
+    const __m256i rowsOfResidual = epi && epi->residual
+        ? _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)epi->residual_stride))
+        : _mm256_setzero_si256();
+    for (long p0 = 0; p0 < panelCount; p0 += 4) {
+        long panels = panelCount - p0 < 4 ? panelCount - p0 : 4;
+        // Missing panels and columns repeat the first one; their sums are never stored.
+        const float *a0 = block + (p0 + 0) * MR * kc;
+        const float *a1 = panels > 1 ? block + (p0 + 1) * MR * kc : a0;
+        const float *a2 = panels > 2 ? block + (p0 + 2) * MR * kc : a0;
+        const float *a3 = panels > 3 ? block + (p0 + 3) * MR * kc : a0;
+        long j1 = columns > 1 ? 1 : 0, j2 = columns > 2 ? 2 : 0, j3 = columns > 3 ? 3 : 0;
+        __m256 acc[4][4];
+        __mmask8 rowMask[4];
+        for (int p = 0; p < 4; p++) {
+            long rows = m - (p0 + p) * MR;
+            rowMask[p] = p < panels ? (rows >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << rows) - 1u)) : 0;
+            for (int j = 0; j < 4; j++) {
+                acc[p][j] = accumulate && j < columns
+                    ? _mm256_mmask_i32gather_ps(
+                          _mm256_setzero_ps(), rowMask[p], rowsOfC, c + (p0 + p) * MR * ldc + j, 4)
+                    : _mm256_setzero_ps();
+            }
+        }
+        for (long kk = 0; kk < kc; kk++) {
+            const float *bRow = b + kk * ldb;
+            __m256 v0 = _mm256_loadu_ps(a0 + kk * MR), v1 = _mm256_loadu_ps(a1 + kk * MR);
+            __m256 v2 = _mm256_loadu_ps(a2 + kk * MR), v3 = _mm256_loadu_ps(a3 + kk * MR);
+            __m256 w0 = _mm256_set1_ps(bRow[0]), w1 = _mm256_set1_ps(bRow[j1]);
+            __m256 w2 = _mm256_set1_ps(bRow[j2]), w3 = _mm256_set1_ps(bRow[j3]);
+#define COLUMN(p, v)                                                                                                   \
+    acc[p][0] = _mm256_fmadd_ps(v, w0, acc[p][0]);                                                                     \
+    acc[p][1] = _mm256_fmadd_ps(v, w1, acc[p][1]);                                                                     \
+    acc[p][2] = _mm256_fmadd_ps(v, w2, acc[p][2]);                                                                     \
+    acc[p][3] = _mm256_fmadd_ps(v, w3, acc[p][3]);
+            COLUMN(0, v0) COLUMN(1, v1) COLUMN(2, v2) COLUMN(3, v3)
+#undef COLUMN
+        }
+        for (int p = 0; p < 4; p++) {
+            if (!rowMask[p]) continue;
+            long row0 = (p0 + p) * MR;
+            for (int j = 0; j < columns; j++) {
+                __m256 v = acc[p][j];
+                if (epi) {
+                    if (epi->bias) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(rowMask[p], epi->bias + row0));
+                    if (epi->residual) {
+                        v = _mm256_add_ps(
+                            v, _mm256_mmask_i32gather_ps(
+                                   _mm256_setzero_ps(), rowMask[p], rowsOfResidual,
+                                   epi->residual + row0 * epi->residual_stride + j, 4));
+                    }
+                    if (epi->activation == APUS_GEMM_RELU) {
+                        v = _mm256_max_ps(_mm256_setzero_ps(), v);
+                    } else if (epi->activation == APUS_GEMM_CLIP) {
+                        v = _mm256_max_ps(_mm256_set1_ps(epi->low), v);
+                        v = _mm256_min_ps(_mm256_set1_ps(epi->high), v);
+                    }
+                }
+                _mm256_mask_i32scatter_ps(c + row0 * ldc + j, rowMask[p], rowsOfC, v, 4);
+            }
+        }
+    }
+}
+
+/// One strip of up to 48 columns starting at `c`/`b` for one row panel; returns the columns done.
+TARGET static inline long strip(
+    long kc, const float *aPanel, const float *bStrip, long ldb, float *cBlock, long ldc, long rows, long columns,
+    int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual) {
+    if (columns > 32) {
+        kernel_8x48(
+            kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask_for(columns), mask_for(columns - 16),
+            mask_for(columns - 32), accumulate, epi, bias, residual);
+        return columns < 48 ? columns : 48;
+    }
+    if (columns > 16) {
+        kernel_8x32(
+            kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask_for(columns), mask_for(columns - 16), accumulate, epi, bias,
+            residual);
+        return columns;
+    }
+    kernel_8x16(kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask_for(columns), accumulate, epi, bias, residual);
+    return columns;
+}
+
 TARGET void apus_gemm_packed_avx512(
     const float *packed, long packedRows, long firstRow, long k, long m, long n, const float *b, long ldb, float *c,
     long ldc, const apus_gemm_epilogue *epilogue) {
@@ -209,6 +368,18 @@ TARGET void apus_gemm_packed_avx512(
     }
     long panels = (m + MR - 1) / MR;
     long paddedRows = (packedRows + MR - 1) / MR * MR;
+    // Columns past the last whole 48-wide strip, when there are at most four, go down the rows
+    // (kernel_columns) instead of through a mostly empty 16-lane strip; its gathers need strides
+    // that fit in 32 bits.
+    long tail = n % 48;
+    long wide = n;
+    long residualStride = epilogue && epilogue->residual ? epilogue->residual_stride : 0;
+    if (tail >= 1 && tail <= 4 && ldc <= (1L << 27) && residualStride <= (1L << 27)) wide = n - tail;
+    apus_gemm_epilogue tailEpilogue;
+    if (epilogue) {
+        tailEpilogue = *epilogue;
+        if (tailEpilogue.residual) tailEpilogue.residual += wide;
+    }
     for (long k0 = 0; k0 < k; k0 += KC) {
         long kc = k - k0 < KC ? k - k0 : KC;
         int accumulate = k0 > 0;
@@ -220,47 +391,35 @@ TARGET void apus_gemm_packed_avx512(
         const float *block = packed + k0 * paddedRows + firstRow * kc;
         // When the block of b (kc × n) fits in L2, walk the row panels outside so each panel of A
         // is read once per block (A is the large operand for late layers: megabytes of weights);
-        // otherwise keep one 32-column strip of b in L1 while every row panel passes over it.
+        // otherwise keep one strip of b in L1 while every row panel passes over it.
         if (kc * n * (long)sizeof(float) <= 256 * 1024) {
             for (long p = 0; p < panels; p++) {
                 long rows = m - p * MR < MR ? m - p * MR : MR;
                 const float *aPanel = block + p * MR * kc;
-                for (long n0 = 0; n0 < n; n0 += 32) {
-                    long columns = n - n0;
-                    const float *bStrip = b + k0 * ldb + n0;
-                    float *cBlock = c + p * MR * ldc + n0;
+                for (long n0 = 0; n0 < wide;) {
                     EPILOGUE_ARGS(p, n0)
-                    if (columns > 16) {
-                        kernel_8x32(
-                            kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask_for(columns), mask_for(columns - 16),
-                            accumulate, epi, bias, residual);
-                    } else {
-                        kernel_8x16(
-                            kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask_for(columns), accumulate, epi, bias,
-                            residual);
-                    }
+                    n0 += strip(
+                        kc, aPanel, b + k0 * ldb + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0, accumulate, epi,
+                        bias, residual);
                 }
             }
-            continue;
-        }
-        for (long n0 = 0; n0 < n; n0 += 32) {
-            long columns = n - n0;
-            const float *bStrip = b + k0 * ldb + n0;
-            for (long p = 0; p < panels; p++) {
-                long rows = m - p * MR < MR ? m - p * MR : MR;
-                const float *aPanel = block + p * MR * kc;
-                float *cBlock = c + p * MR * ldc + n0;
-                EPILOGUE_ARGS(p, n0)
-                if (columns > 16) {
-                    kernel_8x32(
-                        kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask_for(columns), mask_for(columns - 16),
+        } else {
+            for (long n0 = 0; n0 < wide;) {
+                long done = 0;
+                for (long p = 0; p < panels; p++) {
+                    long rows = m - p * MR < MR ? m - p * MR : MR;
+                    EPILOGUE_ARGS(p, n0)
+                    done = strip(
+                        kc, block + p * MR * kc, b + k0 * ldb + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0,
                         accumulate, epi, bias, residual);
-                } else {
-                    kernel_8x16(
-                        kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask_for(columns), accumulate, epi, bias,
-                        residual);
                 }
+                n0 += done;
             }
+        }
+        if (wide < n) {
+            kernel_columns(
+                kc, block, panels, m, b + k0 * ldb + wide, ldb, c + wide, ldc, n - wide, accumulate,
+                epi ? &tailEpilogue : 0);
         }
     }
 }

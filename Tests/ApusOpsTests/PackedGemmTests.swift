@@ -19,6 +19,9 @@ struct PackedGemmTests {
         Shape(m: 64, n: 49, k: 576), Shape(m: 40, n: 100, k: 5), Shape(m: 3, n: 600, k: 20),
         Shape(m: 48, n: 49, k: 300, firstRow: 16, rowCount: 24), Shape(m: 20, n: 70, k: 130, firstRow: 8, rowCount: 12),
         Shape(m: 5, n: 0, k: 4), Shape(m: 6, n: 9, k: 0),
+        // Column tails of one to four past whole 48-wide strips go down the rows.
+        Shape(m: 30, n: 51, k: 200), Shape(m: 9, n: 3, k: 129), Shape(m: 70, n: 98, k: 260),
+        Shape(m: 56, n: 52, k: 40, firstRow: 24, rowCount: 29), Shape(m: 40, n: 144, k: 17),
     ]
 
     @Test(arguments: shapes)
@@ -63,9 +66,9 @@ struct PackedGemmTests {
 struct PackedGemmEpilogueTests {
     static let activations: [FusedActivation] = [.none, .relu, .clip(min: -0.5, max: 0.25), .silu]
 
-    @Test(arguments: activations)
-    func matchesScalarEpilogue(_ activation: FusedActivation) {
-        let (m, n, k) = (19, 45, 140)
+    @Test(arguments: activations, [45, 50])
+    func matchesScalarEpilogue(_ activation: FusedActivation, columns n: Int) {
+        let (m, k) = (19, 140)
         var random = TestRandom(seed: 7)
         let a = random.array(m * k)
         let b = random.array(k * n)
@@ -73,6 +76,7 @@ struct PackedGemmEpilogueTests {
         var residual = random.array(m * n)
         // NaN must pass through every activation.
         residual[5] = .nan
+        residual[m * n - 1] = .nan
         var c = [Float](repeating: 0, count: m * n)
         let packed = a.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: m, columns: k, rowStride: k) }
         b.withUnsafeBufferPointer { bp in

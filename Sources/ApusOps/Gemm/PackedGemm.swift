@@ -54,7 +54,8 @@ public enum PackedGemm {
     public static let isAvailable: Bool = {
         if let text = getenv("APUS_PACKED_GEMM"), String(cString: text) == "0" { return false }
         let features = apus_cpu_features()
-        let needed = UInt32(APUS_CPU_AVX512F | APUS_CPU_OS_AVX512 | APUS_CPU_OS_AVX)
+        let needed = UInt32(
+            APUS_CPU_AVX512F | APUS_CPU_AVX512VL | APUS_CPU_AVX2 | APUS_CPU_FMA | APUS_CPU_OS_AVX512 | APUS_CPU_OS_AVX)
         return features & needed == needed
     }()
 
