@@ -153,3 +153,12 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
 #elseif canImport(Darwin)
     import Darwin
 #endif
+
+extension Tensor {
+    /// Lets the memory behind this tensor's bytes be dropped until they are read again, when it
+    /// is a read-only file mapping (see ``TensorStorage/releaseResidentPages(_:)``); the values
+    /// stay the same. Kernels that keep their own packed copy of constant weights call this.
+    public func releaseResidentPages() {
+        storage.releaseResidentPages(byteOffset..<byteOffset + byteCount)
+    }
+}

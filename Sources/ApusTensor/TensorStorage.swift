@@ -49,4 +49,23 @@ public final class TensorStorage: @unchecked Sendable {
     deinit {
         if ownsMemory { free(baseAddress) }
     }
+
+    /// Tells the owner of wrapped memory that the bytes `range` of this storage will not be read
+    /// for a while, so it may drop them from memory (a read-only file mapping does; reading them
+    /// later brings them back from the file). Owned heap memory is left alone.
+    public func releaseResidentPages(_ range: Range<Int>) {
+        guard !ownsMemory, let owner = owner as? ResidentPageReleasing else { return }
+        let lower = Swift.max(0, range.lowerBound)
+        let upper = Swift.min(byteCount, range.upperBound)
+        if lower >= upper { return }
+        owner.releaseResidentPages(UnsafeRawPointer(baseAddress + lower), byteCount: upper - lower)
+    }
+}
+
+/// An owner of wrapped tensor memory that can drop pages from memory and bring them back on the
+/// next read, such as a read-only mapping of a file.
+public protocol ResidentPageReleasing: AnyObject {
+    /// Drops the whole pages inside `byteCount` bytes from `start` from memory; the bytes keep
+    /// their values.
+    func releaseResidentPages(_ start: UnsafeRawPointer, byteCount: Int)
 }

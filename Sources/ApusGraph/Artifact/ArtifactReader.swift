@@ -8,7 +8,9 @@ import Foundation
 #endif
 
 /// A read-only private mapping of a whole file, unmapped when the last tensor using it goes away.
-final class MappedFile: @unchecked Sendable {
+/// Its pages were never written, so dropping them (`MADV_DONTNEED`) only means the next read
+/// fetches them from the file again.
+final class MappedFile: @unchecked Sendable, ResidentPageReleasing {
     let base: UnsafeMutableRawPointer
     let count: Int
 
@@ -18,6 +20,17 @@ final class MappedFile: @unchecked Sendable {
     }
 
     deinit { munmap(base, count) }
+
+    func releaseResidentPages(_ start: UnsafeRawPointer, byteCount: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let from = UnsafeRawPointer(base).distance(to: start)
+        guard from >= 0, byteCount > 0, from + byteCount <= count else { return }
+        // Whole pages only: the neighbours of a tensor may still be in use.
+        let first = (from + page - 1) / page * page
+        let end = (from + byteCount) / page * page
+        if end > first { madvise(base + first, end - first, MADV_DONTNEED) }
+    }
 }
 
 /// Reads and validates `.apus` files (see Docs/artifact-format.md).
@@ -182,7 +195,8 @@ public enum ArtifactReader {
         let dataSection = TensorStorage(wrapping: dataBase, byteCount: header.dataLength, owner: owner)
         let artifact = Artifact(
             graph: graph, preprocessJSON: preprocessJSON, labels: header.labels, outputKind: header.outputKind,
-            float16Weights: header.float16Weights, goldens: goldens, metadata: header.metadata, dataSHA256: header.dataSHA256,
+            float16Weights: header.float16Weights, goldens: goldens, metadata: header.metadata,
+            dataSHA256: header.dataSHA256,
             formatVersion: header.formatVersion, dataSection: dataSection)
 
         // 7. Optional integrity check.

@@ -38,6 +38,10 @@ public struct Conv2DPlan: Sendable {
     let columnTileCount: Int
     /// The transformed weights of the ``Algorithm/winograd`` path.
     let winogradWeights: WinogradWeights?
+    /// Whether ``run(input:weights:bias:residual:output:activation:context:)`` reads only the
+    /// plan's own packed or transformed weights, never the `weights` it is passed.
+    public var readsOwnWeights: Bool { packedWeights != nil || winogradWeights != nil }
+
     /// Whether each im2col tile copies its own columns right before multiplying them (all rows of
     /// a group per tile), instead of the whole column matrix being copied first.
     let tilesFillColumns: Bool
@@ -75,13 +79,18 @@ public struct Conv2DPlan: Sendable {
         self.algorithm = chosen
         if chosen == .winograd, let weights {
             let transformed = WinogradWeights(weights: weights, geometry: geometry)
-            winogradWeights = transformed
-            packedWeights =
-                PackedGemm.isAvailable
-                ? PackedMatrix(
+            if PackedGemm.isAvailable {
+                // Only the packed form is kept: the transformed weights are four times the size
+                // of the originals already.
+                winogradWeights = nil
+                packedWeights = PackedMatrix(
                     transformed.values, rows: geometry.outputChannels, columns: geometry.inputChannels,
                     rowStride: geometry.inputChannels, matrixCount: WinogradConv2D.positions,
-                    matrixStride: geometry.outputChannels * geometry.inputChannels) : nil
+                    matrixStride: geometry.outputChannels * geometry.inputChannels)
+            } else {
+                winogradWeights = transformed
+                packedWeights = nil
+            }
         } else if let weights, PackedGemm.isAvailable, chosen == .pointwise || chosen == .im2col,
             geometry.groups == 1 || geometry.outputChannelsPerGroup % PackedGemm.panelRows == 0
         {
@@ -308,10 +317,11 @@ public struct Conv2DPlan: Sendable {
         precondition(
             context.workspace != nil && context.workspaceByteCount >= layout.byteCount,
             "convolution needs \(layout.byteCount) workspace bytes, has \(context.workspaceByteCount)")
-        guard let base = context.workspace?.assumingMemoryBound(to: Float.self), let u = winogradWeights?.values
+        guard let base = context.workspace?.assumingMemoryBound(to: Float.self),
+            packedWeights != nil || winogradWeights != nil
         else { return }
         nonisolated(unsafe) let workspace = base
-        nonisolated(unsafe) let weights = UnsafePointer(u)
+        nonisolated(unsafe) let weights = winogradWeights.map { UnsafePointer($0.values) }
         let (_, _, tileCount, tileStride) = WinogradConv2D.tiles(g)
         let inputImageCount = g.inputChannels * g.inputHeight * g.inputWidth
         let plane = g.outputHeight * g.outputWidth
@@ -338,6 +348,7 @@ public struct Conv2DPlan: Sendable {
                         c: workspace + layout.m + position * outChannels * tileStride, ldc: tileStride)
                     return
                 }
+                guard let weights else { return }
                 BLAS.sgemm(
                     transposeA: false, transposeB: false, m: outChannels, n: tileCount, k: channels, alpha: 1,
                     a: weights + position * outChannels * channels, lda: channels,
