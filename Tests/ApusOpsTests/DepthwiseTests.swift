@@ -62,9 +62,9 @@ import Testing
 /// The max-pooling fast path (no dilation) against the reference, with NaN and widths around the
 /// vector width.
 @Suite struct MaxPoolFastPathTests {
-    @Test(arguments: [1, 15, 16, 17, 37, 112])
+    @Test(arguments: [1, 2, 7, 14, 15, 16, 17, 31, 32, 33, 37, 112])
     func matchesReferenceWithNaN(_ width: Int) {
-        for (k, s, p) in [(3, 2, 1), (2, 2, 0), (3, 1, 1), (5, 3, 2)] {
+        for (k, s, p) in [(3, 2, 1), (2, 2, 0), (3, 1, 1), (5, 3, 2), (3, 2, 0), (1, 2, 0), (4, 2, 1), (7, 1, 3)] {
             guard
                 let outH = Pool2DGeometry.outputSize(
                     input: 7, kernel: k, stride: s, dilation: 1, padBegin: p, padEnd: p, ceilMode: false),
@@ -78,6 +78,7 @@ import Testing
             var random = TestRandom(seed: UInt64(width))
             var input = random.array(3 * 7 * width)
             input[input.count / 2] = .nan
+            input[width - 1] = .nan
             var fast = [Float](repeating: 7, count: 3 * outH * outW)
             var reference = fast
             input.withUnsafeBufferPointer { x in
