@@ -83,47 +83,51 @@ enum DepthwiseConv2D {
         residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
         scratch: UnsafeMutablePointer<Float>
     ) {
-        copyInterior(layout: layout, input: input, into: scratch)
         switch activation {
         case .none:
-            kernel(layout, scratch, weights, bias, residual, output, IdentityActivation())
+            kernel(layout, input, scratch, weights, bias, residual, output, IdentityActivation())
         case .relu:
-            kernel(layout, scratch, weights, bias, residual, output, ReluActivation())
+            kernel(layout, input, scratch, weights, bias, residual, output, ReluActivation())
         case .clip(let low, let high):
-            kernel(layout, scratch, weights, bias, residual, output, ClipActivation(low: low, high: high))
+            kernel(layout, input, scratch, weights, bias, residual, output, ClipActivation(low: low, high: high))
         case .silu:
-            kernel(layout, scratch, weights, bias, residual, output, SiLUActivation())
+            kernel(layout, input, scratch, weights, bias, residual, output, SiLUActivation())
         default:
-            kernel(layout, scratch, weights, bias, residual, output, GeneralActivation(activation: activation))
+            kernel(layout, input, scratch, weights, bias, residual, output, GeneralActivation(activation: activation))
         }
     }
 
-    /// The output rows of one channel from its filled plane, specialized per activation and, for
-    /// the common kernels, per kernel size and stride.
+    /// The plane and output rows of one channel, specialized per activation and, for the common
+    /// kernels, per kernel size and stride.
     private static func kernel<A: VectorActivation>(
-        _ layout: DepthwiseLayout, _ plane: UnsafeMutablePointer<Float>, _ weights: UnsafePointer<Float>,
-        _ bias: Float, _ residual: UnsafePointer<Float>?, _ output: UnsafeMutablePointer<Float>, _ activation: A
+        _ layout: DepthwiseLayout, _ input: UnsafePointer<Float>, _ plane: UnsafeMutablePointer<Float>,
+        _ weights: UnsafePointer<Float>, _ bias: Float, _ residual: UnsafePointer<Float>?,
+        _ output: UnsafeMutablePointer<Float>, _ activation: A
     ) {
         let g = layout.geometry
         let unitDilation = g.dilationHeight == 1 && g.dilationWidth == 1 && g.strideHeight == g.strideWidth
+        if !unitDilation || g.strideWidth > 2 {
+            copyInterior(layout: layout, input: input, into: plane)
+        }
         switch (g.kernelHeight, g.kernelWidth, g.strideWidth, unitDilation) {
         case (3, 3, 1, true):
             pairedRows(
-                Kernel3x3Stride1.self, layout: layout, plane: plane, weights: weights, bias: bias,
+                Kernel3x3Stride1.self, layout: layout, input: input, plane: plane, weights: weights, bias: bias,
                 residual: residual, output: output, activation: activation)
         case (3, 3, 2, true):
             pairedRows(
-                Kernel3x3Stride2.self, layout: layout, plane: plane, weights: weights, bias: bias,
+                Kernel3x3Stride2.self, layout: layout, input: input, plane: plane, weights: weights, bias: bias,
                 residual: residual, output: output, activation: activation)
         case (5, 5, 1, true):
             pairedRows(
-                Kernel5x5Stride1.self, layout: layout, plane: plane, weights: weights, bias: bias,
+                Kernel5x5Stride1.self, layout: layout, input: input, plane: plane, weights: weights, bias: bias,
                 residual: residual, output: output, activation: activation)
         case (5, 5, 2, true):
             pairedRows(
-                Kernel5x5Stride2.self, layout: layout, plane: plane, weights: weights, bias: bias,
+                Kernel5x5Stride2.self, layout: layout, input: input, plane: plane, weights: weights, bias: bias,
                 residual: residual, output: output, activation: activation)
         default:
+            if unitDilation && g.strideWidth <= 2 { copyInterior(layout: layout, input: input, into: plane) }
             rows(
                 kH: g.kernelHeight, kW: g.kernelWidth, layout: layout, plane: plane, weights: weights, bias: bias,
                 residual: residual, output: output, activation: activation)
@@ -131,17 +135,21 @@ enum DepthwiseConv2D {
     }
 
     /// Two output rows per pass for square strides without dilation, specialized per
-    /// ``DepthwiseShape`` so that the kernel size and stride are constants (the tap loops unroll): each loaded input vector feeds both rows it belongs to (with stride 1,
-    /// `kH + 1` row loads per pair instead of `2·kH`), and the tap offsets fold to constants.
+    /// ``DepthwiseShape`` so that the kernel size and stride are constants (the tap loops unroll):
+    /// each loaded input vector feeds both rows it belongs to (with stride 1, `kH + 1` row loads
+    /// per pair instead of `2·kH`). The plane is filled just ahead of the rows that read it, so
+    /// that large planes (112 × 112) are read back from L1 rather than L2.
     ///
     /// Columns go from the last vector to the first, so that without a residual a row's partial
     /// last vector can be stored whole: the columns it spills into the next rows are rewritten
     /// later by those rows. Only a vector that would spill past the channel's plane (or one with a
-    /// residual, whose spill would read the next rows' residual) stores lane by lane.
+    /// residual, whose spill would read the next rows' residual) stores lane by lane. Maps at most
+    /// eight columns wide use eight-lane vectors, both rows of a pair through one activation.
     @inline(__always)
     private static func pairedRows<S: DepthwiseShape, A: VectorActivation>(
-        _ shape: S.Type, layout: DepthwiseLayout, plane: UnsafeMutablePointer<Float>, weights: UnsafePointer<Float>,
-        bias: Float, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: A
+        _ shape: S.Type, layout: DepthwiseLayout, input: UnsafePointer<Float>, plane: UnsafeMutablePointer<Float>,
+        weights: UnsafePointer<Float>, bias: Float, residual: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, activation: A
     ) {
         let kH = S.kernelSize
         let kW = S.kernelSize
@@ -153,10 +161,48 @@ enum DepthwiseConv2D {
         let phaseWidth = layout.phaseWidth
         let planeCount = outH * outW
         let lastVector = (outW - 1) / 16 * 16
+        var filled = 0
         var oy = 0
         while oy < outH {
             let paired = oy + 1 < outH
+            let needed = min(layout.rows, oy * stride + kH + stride)
+            if needed > filled {
+                copyInterior(layout: layout, input: input, into: plane, planeRows: filled..<needed)
+                filled = needed
+            }
             let firstInputRow = UnsafePointer(plane) + oy * stride * rowStride
+            if outW <= 8 {
+                var acc0 = SIMD8<Float>(repeating: bias)
+                var acc1 = acc0
+                for t in 0..<(kH + stride) {
+                    let inputRow = firstInputRow + t * rowStride
+                    for kx in 0..<kW {
+                        let v = UnsafeRawPointer(inputRow + (kx % stride) * phaseWidth + kx / stride).loadUnaligned(
+                            as: SIMD8<Float>.self)
+                        if t < kH { acc0 += weights[t * kW + kx] * v }
+                        if t >= stride { acc1 += weights[(t - stride) * kW + kx] * v }
+                    }
+                }
+                let index = oy * outW
+                if residual == nil && index + outW + 8 <= planeCount {
+                    // Both rows in one activation; row oy's spill is rewritten by row oy + 1.
+                    let result = activation.apply(SIMD16(lowHalf: acc0, highHalf: acc1))
+                    UnsafeMutableRawPointer(output + index).storeBytes(of: result.lowHalf, as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(output + index + outW).storeBytes(
+                        of: result.highHalf, as: SIMD8<Float>.self)
+                } else {
+                    var both = SIMD16(lowHalf: acc0, highHalf: acc1)
+                    if let residual {
+                        for lane in 0..<outW { both[lane] += residual[index + lane] }
+                        if paired { for lane in 0..<outW { both[8 + lane] += residual[index + outW + lane] } }
+                    }
+                    let result = activation.apply(both)
+                    for lane in 0..<outW { output[index + lane] = result[lane] }
+                    if paired { for lane in 0..<outW { output[index + outW + lane] = result[8 + lane] } }
+                }
+                oy += 2
+                continue
+            }
             var x = lastVector
             while x >= 0 {
                 var acc0 = SIMD16<Float>(repeating: bias)
@@ -287,7 +333,8 @@ enum DepthwiseConv2D {
     /// Copies the input plane into the interior of a phase-split plane whose padding is already
     /// zero (see ``clearPlane(layout:scratch:)``); for strides above 2 it writes the whole plane.
     static func copyInterior(
-        layout: DepthwiseLayout, input: UnsafePointer<Float>, into plane: UnsafeMutablePointer<Float>
+        layout: DepthwiseLayout, input: UnsafePointer<Float>, into plane: UnsafeMutablePointer<Float>,
+        planeRows: Range<Int>? = nil
     ) {
         let g = layout.geometry
         let phases = layout.phases
@@ -297,11 +344,13 @@ enum DepthwiseConv2D {
         }
         let inW = g.inputWidth
         let phaseWidth = layout.phaseWidth
-        let lastRow = min(g.inputHeight, layout.rows - g.padTop)
-        if lastRow <= 0 { return }
+        let rows = planeRows ?? 0..<layout.rows
+        let firstRow = max(0, rows.lowerBound - g.padTop)
+        let lastRow = min(g.inputHeight, min(layout.rows, rows.upperBound) - g.padTop)
+        if lastRow <= firstRow { return }
         if phases == 1 {
             let count = max(0, min(inW, phaseWidth - g.padLeft))
-            for iy in 0..<lastRow {
+            for iy in firstRow..<lastRow {
                 let dest = plane + (iy + g.padTop) * layout.rowStride + g.padLeft
                 let source = input + iy * inW
                 var j = 0
@@ -325,7 +374,7 @@ enum DepthwiseConv2D {
         let evenCount = max(0, min((inW + 1) / 2, phaseWidth - evenStart))
         let oddCount = max(0, min(inW / 2, phaseWidth - oddStart))
         let both = min(evenCount, oddCount)
-        for iy in 0..<lastRow {
+        for iy in firstRow..<lastRow {
             let dest = plane + (iy + g.padTop) * layout.rowStride
             let even = dest + evenPhase * phaseWidth + evenStart
             let odd = dest + (1 - evenPhase) * phaseWidth + oddStart
