@@ -117,6 +117,52 @@ public enum FusedActivation: Sendable, Hashable {
     }
 }
 
+/// An activation as a type, so that a kernel generic over it is specialized per activation with
+/// the activation inlined in its loop. (``FusedActivation/apply(_:)-(SIMD16<Float>)`` is a switch
+/// over every case, too large for the optimizer to inline, and a call per vector costs more than
+/// a Relu6.)
+protocol VectorActivation {
+    /// The activation of sixteen values.
+    func apply(_ x: SIMD16<Float>) -> SIMD16<Float>
+    /// The activation of one value.
+    func apply(_ x: Float) -> Float
+}
+
+/// ``FusedActivation/none``.
+struct IdentityActivation: VectorActivation {
+    @inline(__always) func apply(_ x: SIMD16<Float>) -> SIMD16<Float> { x }
+    @inline(__always) func apply(_ x: Float) -> Float { x }
+}
+
+/// ``FusedActivation/relu``.
+struct ReluActivation: VectorActivation {
+    @inline(__always) func apply(_ x: SIMD16<Float>) -> SIMD16<Float> { x.replacing(with: 0, where: x .< 0) }
+    @inline(__always) func apply(_ x: Float) -> Float { FusedActivation.relu.apply(x) }
+}
+
+/// ``FusedActivation/clip(min:max:)`` (Relu6 in MobileNets).
+struct ClipActivation: VectorActivation {
+    let low: Float
+    let high: Float
+    @inline(__always) func apply(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
+    }
+    @inline(__always) func apply(_ x: Float) -> Float { FusedActivation.clip(min: low, max: high).apply(x) }
+}
+
+/// ``FusedActivation/silu``.
+struct SiLUActivation: VectorActivation {
+    @inline(__always) func apply(_ x: SIMD16<Float>) -> SIMD16<Float> { VectorMath.silu(x) }
+    @inline(__always) func apply(_ x: Float) -> Float { FusedActivation.silu.apply(x) }
+}
+
+/// Any other activation, through ``FusedActivation``'s switch.
+struct GeneralActivation: VectorActivation {
+    let activation: FusedActivation
+    @inline(__always) func apply(_ x: SIMD16<Float>) -> SIMD16<Float> { activation.apply(x) }
+    @inline(__always) func apply(_ x: Float) -> Float { activation.apply(x) }
+}
+
 /// The epilogue of a convolution or GEMM tile: per-row bias, an optional residual, then the
 /// activation, in one pass over a row-major block of `rowCount` rows (output channels) by
 /// `columnCount` columns (spatial positions).
@@ -135,6 +181,38 @@ public enum Epilogue {
         activation: FusedActivation
     ) {
         if bias == nil && residual == nil && activation == .none { return }
+        switch activation {
+        case .none:
+            apply(
+                to: block, rowCount: rowCount, columnCount: columnCount, rowStride: rowStride, bias: bias,
+                residual: residual, residualRowStride: residualRowStride, activation: IdentityActivation())
+        case .relu:
+            apply(
+                to: block, rowCount: rowCount, columnCount: columnCount, rowStride: rowStride, bias: bias,
+                residual: residual, residualRowStride: residualRowStride, activation: ReluActivation())
+        case .clip(let low, let high):
+            apply(
+                to: block, rowCount: rowCount, columnCount: columnCount, rowStride: rowStride, bias: bias,
+                residual: residual, residualRowStride: residualRowStride,
+                activation: ClipActivation(low: low, high: high))
+        case .silu:
+            apply(
+                to: block, rowCount: rowCount, columnCount: columnCount, rowStride: rowStride, bias: bias,
+                residual: residual, residualRowStride: residualRowStride, activation: SiLUActivation())
+        default:
+            apply(
+                to: block, rowCount: rowCount, columnCount: columnCount, rowStride: rowStride, bias: bias,
+                residual: residual, residualRowStride: residualRowStride,
+                activation: GeneralActivation(activation: activation))
+        }
+    }
+
+    /// ``apply(to:rowCount:columnCount:rowStride:bias:residual:residualRowStride:activation:)``
+    /// specialized for one activation type.
+    private static func apply<A: VectorActivation>(
+        to block: UnsafeMutablePointer<Float>, rowCount: Int, columnCount: Int, rowStride: Int,
+        bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, residualRowStride: Int, activation: A
+    ) {
         for row in 0..<rowCount {
             let out = block + row * rowStride
             let rowBias = bias?[row] ?? 0
@@ -145,9 +223,9 @@ public enum Epilogue {
 
     /// One row of ``apply(to:rowCount:columnCount:rowStride:bias:residual:residualRowStride:activation:)``.
     @inline(__always)
-    static func applyRow(
+    static func applyRow<A: VectorActivation>(
         _ out: UnsafeMutablePointer<Float>, count: Int, bias: Float, residual: UnsafePointer<Float>?,
-        activation: FusedActivation
+        activation: A
     ) {
         let raw = UnsafeMutableRawPointer(out)
         var index = 0

@@ -25,12 +25,46 @@ import Testing
     }
 }
 
+/// The specialized two-row kernels (3×3 and 5×5, stride 1 and 2) and the general one (7×7,
+/// dilation, unequal strides) on awkward widths, asymmetric and odd padding, several channels per
+/// worker (the plane's zero padding is written once per worker) and an odd number of output rows.
+@Suite struct DepthwiseShapeTests {
+    @Test(arguments: [1, 7, 14, 15, 16, 17, 31, 112])
+    func shapesMatchReference(_ width: Int) {
+        let shapes: [(k: Int, stride: (Int, Int), dilation: (Int, Int), pads: (Int, Int, Int, Int))] = [
+            (3, (1, 1), (1, 1), (1, 1, 1, 1)), (3, (2, 2), (1, 1), (1, 1, 1, 1)), (3, (2, 2), (1, 1), (0, 0, 1, 1)),
+            (3, (2, 2), (1, 1), (1, 2, 0, 1)), (5, (1, 1), (1, 1), (2, 2, 2, 2)), (5, (2, 2), (1, 1), (1, 2, 2, 1)),
+            (5, (2, 2), (1, 1), (2, 3, 0, 0)), (7, (1, 1), (1, 1), (3, 3, 3, 3)), (7, (2, 2), (1, 1), (3, 3, 3, 3)),
+            (3, (1, 1), (2, 2), (2, 2, 2, 2)), (3, (1, 2), (1, 1), (1, 1, 1, 1)), (3, (3, 3), (1, 1), (1, 1, 1, 1)),
+        ]
+        for shape in shapes {
+            for height in [1, 5, 8] {
+                let g = geometry(
+                    n: 1, c: 5, h: height, w: width, m: 5, groups: 5, k: (shape.k, shape.k), stride: shape.stride,
+                    dilation: shape.dilation, pads: shape.pads)
+                if g.outputHeight < 1 || g.outputWidth < 1 { continue }
+                for (residual, activation) in [
+                    (false, FusedActivation.clip(min: 0, max: 6)), (true, .none), (false, .silu),
+                    (false, .leakyRelu(alpha: 0.1)),
+                ] {
+                    let c = ConvCase(geometry: g, residual: residual, activation: activation)
+                    let (fast, reference, plan) = runConv(c)
+                    #expect(plan.algorithm == .depthwise)
+                    expectClose(fast, reference, reduction: shape.k * shape.k, "\(c)")
+                    let two = runConv(c, threads: 2)
+                    #expect(fast.map(\.bitPattern) == two.fast.map(\.bitPattern), "\(c)")
+                }
+            }
+        }
+    }
+}
+
 /// The max-pooling fast path (no dilation) against the reference, with NaN and widths around the
 /// vector width.
 @Suite struct MaxPoolFastPathTests {
-    @Test(arguments: [1, 15, 16, 17, 37, 112])
+    @Test(arguments: [1, 2, 7, 14, 15, 16, 17, 31, 32, 33, 37, 112])
     func matchesReferenceWithNaN(_ width: Int) {
-        for (k, s, p) in [(3, 2, 1), (2, 2, 0), (3, 1, 1), (5, 3, 2)] {
+        for (k, s, p) in [(3, 2, 1), (2, 2, 0), (3, 1, 1), (5, 3, 2), (3, 2, 0), (1, 2, 0), (4, 2, 1), (7, 1, 3)] {
             guard
                 let outH = Pool2DGeometry.outputSize(
                     input: 7, kernel: k, stride: s, dilation: 1, padBegin: p, padEnd: p, ceilMode: false),
@@ -44,6 +78,7 @@ import Testing
             var random = TestRandom(seed: UInt64(width))
             var input = random.array(3 * 7 * width)
             input[input.count / 2] = .nan
+            input[width - 1] = .nan
             var fast = [Float](repeating: 7, count: 3 * outH * outW)
             var reference = fast
             input.withUnsafeBufferPointer { x in

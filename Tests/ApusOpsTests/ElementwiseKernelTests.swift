@@ -256,3 +256,46 @@ func runBinary(
         #expect(cast([Float](), from: .float32, to: .int64, as: Int64.self) == [])
     }
 }
+
+/// The vector exp, sigmoid and SiLU of fused epilogues against the C library (in Double) on a
+/// dense grid over the whole clamped range, plus the limits and NaN.
+@Suite struct VectorMathTests {
+    @Test func expSigmoidAndSiLUStayWithinAFewUlps() {
+        var worstExp: Float = 0
+        var worstSigmoid: Float = 0
+        var worstSiLU: Float = 0
+        var x: Float = -87.3
+        while x < 88.7 {
+            let lanes = SIMD16<Float>((0..<16).map { x + Float($0) * 0.000_731 })
+            let e = VectorMath.exp(lanes)
+            let s = VectorMath.sigmoid(lanes)
+            let y = VectorMath.silu(lanes)
+            for lane in 0..<16 {
+                let v = Double(lanes[lane])
+                let exact = exp(v)
+                worstExp = max(worstExp, Float(abs(Double(e[lane]) - exact) / Double(Float(exact).ulp)))
+                let sigmoid = 1 / (1 + exp(-v))
+                if Float(sigmoid).isNormal {
+                    worstSigmoid = max(worstSigmoid, Float(abs(Double(s[lane]) - sigmoid) / Double(Float(sigmoid).ulp)))
+                }
+                let silu = v * sigmoid
+                if Float(silu).isNormal {
+                    worstSiLU = max(worstSiLU, Float(abs(Double(y[lane]) - silu) / Double(Float(silu).ulp)))
+                }
+            }
+            x += 0.0117
+        }
+        #expect(worstExp <= 4, "exp: \(worstExp) ulp")
+        #expect(worstSigmoid <= 4, "sigmoid: \(worstSigmoid) ulp")
+        #expect(worstSiLU <= 5, "silu: \(worstSiLU) ulp")
+        var special = SIMD16<Float>(repeating: 1)
+        special[0] = -100
+        special[1] = .nan
+        special[2] = .infinity
+        special[3] = 100
+        let limits = VectorMath.silu(special)
+        #expect(abs(limits[0]) < 1e-30 && limits[1].isNaN && limits[2] == .infinity && limits[3] == 100)
+        let sigmoidLimits = VectorMath.sigmoid(SIMD16<Float>(-200, 200, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13))
+        #expect(sigmoidLimits[0] == 0 && sigmoidLimits[1] == 1 && sigmoidLimits[2] == 0.5)
+    }
+}

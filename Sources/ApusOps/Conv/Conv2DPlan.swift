@@ -386,6 +386,7 @@ public struct Conv2DPlan: Sendable {
         let taskContext = ComputeContext(threadCount: workers)
         taskContext.parallelFor(workers) { worker in
             let scratch = (scratchBase + worker * slot).assumingMemoryBound(to: Float.self)
+            DepthwiseConv2D.clearPlane(layout: DepthwiseLayout(geometry: geometry), scratch: scratch)
             for task in (worker * tasks / workers)..<((worker + 1) * tasks / workers) {
                 runDepthwise(
                     task: task, input: input, weights: weights, bias: bias, residual: residual, output: output,

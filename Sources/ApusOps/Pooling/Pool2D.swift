@@ -97,10 +97,11 @@ public enum Pool2D {
         let inPlane = g.inputHeight * g.inputWidth
         let outPlane = g.outputHeight * g.outputWidth
         if kind == .max && g.dilationHeight == 1 && g.dilationWidth == 1 {
+            let padded = maxRowWidth(g)
             context.parallelFor(planes) { plane in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, g.inputWidth)) { rowMax in
-                    guard let rowMax = rowMax.baseAddress else { return }
-                    runMaxPlane(g, input + plane * inPlane, output + plane * outPlane, rowMax: rowMax)
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * padded + 64) { buffer in
+                    guard let buffer = buffer.baseAddress else { return }
+                    runMaxPlane(g, input + plane * inPlane, output + plane * outPlane, buffer: buffer)
                 }
             }
             return
@@ -117,48 +118,105 @@ public enum Pool2D {
         best.replacing(with: v, where: (v .> best) .| (v .!= v))
     }
 
+    /// Elements of the padded row maximum of ``runMaxPlane(_:_:_:buffer:)``: the left padding, the
+    /// input row, and −∞ up to the end of the last window (ceil mode may run past the right pad).
+    static func maxRowWidth(_ g: Pool2DGeometry) -> Int {
+        max(g.padLeft + g.inputWidth, (g.outputWidth - 1) * g.strideWidth + g.kernelWidth, 1)
+    }
+
     /// Max pooling without dilation: for each output row, the maximum over the window's input rows
-    /// first (sixteen columns at a time), then over the window's columns of that row maximum.
+    /// first (sixteen columns at a time) into a row padded with −∞, so that the pass over the
+    /// window's columns needs no bounds checks. With stride 2 that row is split into its even and
+    /// odd columns (the window's columns are then contiguous in each), so both passes run sixteen
+    /// outputs at a time; `buffer` holds `2 · maxRowWidth + 64` values.
     private static func runMaxPlane(
         _ g: Pool2DGeometry, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
-        rowMax: UnsafeMutablePointer<Float>
+        buffer: UnsafeMutablePointer<Float>
     ) {
         let inW = g.inputWidth
+        let outW = g.outputWidth
+        let width = maxRowWidth(g)
+        let rowMax = buffer
+        // Padding columns stay −∞ for every row; only [padLeft, padLeft + inW) is rewritten.
+        rowMax.update(repeating: -.infinity, count: width + 16)
+        let inside = rowMax + g.padLeft
+        let halfWidth = (width + 1) / 2
+        let even = buffer + width + 16
+        let odd = even + halfWidth + 16
         for oy in 0..<g.outputHeight {
             let y0 = oy * g.strideHeight - g.padTop
             let (ky0, ky1) = validRange(start: y0, count: g.kernelHeight, dilation: 1, limit: g.inputHeight)
             if ky0 >= ky1 {
-                rowMax.update(repeating: -.infinity, count: inW)
+                inside.update(repeating: -.infinity, count: inW)
             } else {
-                rowMax.update(from: input + (y0 + ky0) * inW, count: inW)
+                inside.update(from: input + (y0 + ky0) * inW, count: inW)
                 for ky in (ky0 + 1)..<ky1 {
                     let row = input + (y0 + ky) * inW
                     var x = 0
                     while x + 16 <= inW {
-                        let best = UnsafeRawPointer(rowMax + x).loadUnaligned(as: SIMD16<Float>.self)
+                        let best = UnsafeRawPointer(inside + x).loadUnaligned(as: SIMD16<Float>.self)
                         let v = UnsafeRawPointer(row + x).loadUnaligned(as: SIMD16<Float>.self)
-                        UnsafeMutableRawPointer(rowMax + x).storeBytes(
+                        UnsafeMutableRawPointer(inside + x).storeBytes(
                             of: maxKeepingNaN(best, v), as: SIMD16<Float>.self)
                         x += 16
                     }
                     while x < inW {
                         let v = row[x]
-                        if v > rowMax[x] || v.isNaN { rowMax[x] = v }
+                        if v > inside[x] || v.isNaN { inside[x] = v }
                         x += 1
                     }
                 }
             }
-            let outRow = output + oy * g.outputWidth
-            for ox in 0..<g.outputWidth {
-                let x0 = ox * g.strideWidth - g.padLeft
-                let (kx0, kx1) = validRange(start: x0, count: g.kernelWidth, dilation: 1, limit: inW)
-                var best = -Float.infinity
-                for kx in kx0..<kx1 {
-                    let v = rowMax[x0 + kx]
-                    if v > best || v.isNaN { best = v }
+            let outRow = output + oy * outW
+            switch g.strideWidth {
+            case 1:
+                columnMax(outRow, outW, g.kernelWidth) { UnsafePointer(rowMax) + $0 }
+            case 2:
+                var j = 0
+                while 2 * j + 32 <= width {
+                    let pairs = UnsafeRawPointer(rowMax + 2 * j).loadUnaligned(as: SIMD32<Float>.self)
+                    UnsafeMutableRawPointer(even + j).storeBytes(of: pairs.evenHalf, as: SIMD16<Float>.self)
+                    UnsafeMutableRawPointer(odd + j).storeBytes(of: pairs.oddHalf, as: SIMD16<Float>.self)
+                    j += 16
                 }
-                outRow[ox] = best
+                while 2 * j < width {
+                    even[j] = rowMax[2 * j]
+                    odd[j] = 2 * j + 1 < width ? rowMax[2 * j + 1] : -.infinity
+                    j += 1
+                }
+                columnMax(outRow, outW, g.kernelWidth) { kx in UnsafePointer(kx % 2 == 0 ? even : odd) + kx / 2 }
+            default:
+                for ox in 0..<outW {
+                    let window = rowMax + ox * g.strideWidth
+                    var best = window[0]
+                    for kx in 1..<g.kernelWidth {
+                        let v = window[kx]
+                        if v > best || v.isNaN && !best.isNaN { best = v }
+                    }
+                    outRow[ox] = best
+                }
             }
+        }
+    }
+
+    /// `out[ox] = max over kx of tap(kx)[ox]` for `count` outputs, sixteen at a time (the last
+    /// vector may read up to fifteen values past the taps' end: the buffers have that slack).
+    @inline(__always)
+    private static func columnMax(
+        _ out: UnsafeMutablePointer<Float>, _ count: Int, _ kernelWidth: Int, tap: (Int) -> UnsafePointer<Float>
+    ) {
+        var x = 0
+        while x < count {
+            var best = UnsafeRawPointer(tap(0) + x).loadUnaligned(as: SIMD16<Float>.self)
+            for kx in 1..<max(1, kernelWidth) {
+                best = maxKeepingNaN(best, UnsafeRawPointer(tap(kx) + x).loadUnaligned(as: SIMD16<Float>.self))
+            }
+            if x + 16 <= count {
+                UnsafeMutableRawPointer(out + x).storeBytes(of: best, as: SIMD16<Float>.self)
+            } else {
+                for lane in 0..<(count - x) { out[x + lane] = best[lane] }
+            }
+            x += 16
         }
     }
 
