@@ -64,7 +64,7 @@ struct PackedGemmTests {
 /// then `+ bias`, then `+ residual`, then the activation, as the scalar formulas do.
 @Suite(.enabled(if: PackedGemm.isAvailable, "needs AVX-512"))
 struct PackedGemmEpilogueTests {
-    static let activations: [FusedActivation] = [.none, .relu, .clip(min: -0.5, max: 0.25), .silu]
+    static let activations: [FusedActivation] = [.none, .relu, .clip(min: -0.5, max: 0.25), .silu, .sigmoid]
 
     @Test(arguments: activations, [45, 50])
     func matchesScalarEpilogue(_ activation: FusedActivation, columns n: Int) {
@@ -102,13 +102,40 @@ struct PackedGemmEpilogueTests {
                     #expect(expected.isNaN && actual.isNaN, "row \(i) column \(j): \(actual) vs \(expected)")
                     continue
                 }
-                if activation == .silu {
+                if activation == .silu || activation == .sigmoid {
                     worst = max(worst, abs(actual - expected))
                 } else {
                     #expect(actual.bitPattern == expected.bitPattern, "row \(i) column \(j): \(actual) vs \(expected)")
                 }
             }
         }
-        #expect(worst <= 1e-5, "SiLU max error \(worst)")
+        #expect(worst <= 1e-5, "\(activation) max error \(worst)")
+    }
+}
+
+/// The AVX-512 sigmoid and SiLU against the scalar formulas with libm's exp, at every tail length
+/// of a vector and at the edges of exp's range.
+@Suite(.enabled(if: PackedGemm.isAvailable, "needs AVX-512"))
+struct LogisticKernelTests {
+    @Test(arguments: [0, 1, 15, 16, 17, 37], [false, true])
+    func matchesScalar(count: Int, silu: Bool) {
+        var random = TestRandom(seed: UInt64(count) + (silu ? 100 : 0))
+        var values = random.array(count).map { $0 * 30 }
+        let specials: [Float] = [.nan, .infinity, -.infinity, 88.8, -88, 0, -0.0, 1e-30]
+        for (index, special) in specials.enumerated() where index < count { values[(index * 7) % count] = special }
+        var result = values
+        result.withUnsafeMutableBufferPointer { PackedGemm.logistic($0.baseAddress!, count: count, silu: silu) }
+        let activation: FusedActivation = silu ? .silu : .sigmoid
+        for (x, y) in zip(values, result) {
+            let expected = activation.apply(x)
+            if expected.isNaN {
+                #expect(y.isNaN, "\(activation)(\(x)) = \(y)")
+            } else if expected.isInfinite {
+                #expect(y == expected, "\(activation)(\(x)) = \(y)")
+            } else {
+                let tolerance = 4 * max(abs(expected), Float.leastNormalMagnitude).ulp + 1e-30
+                #expect(abs(y - expected) <= tolerance, "\(activation)(\(x)) = \(y), expected \(expected)")
+            }
+        }
     }
 }

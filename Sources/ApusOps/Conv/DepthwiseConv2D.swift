@@ -90,6 +90,12 @@ enum DepthwiseConv2D {
             kernel(layout, input, scratch, weights, bias, residual, output, ReluActivation())
         case .clip(let low, let high):
             kernel(layout, input, scratch, weights, bias, residual, output, ClipActivation(low: low, high: high))
+        case .silu where PackedGemm.isAvailable, .sigmoid where PackedGemm.isAvailable:
+            // The SSE2 exp of the default build costs more than the convolution itself: convolve,
+            // then apply the activation to the channel's plane, still in cache, with AVX-512.
+            kernel(layout, input, scratch, weights, bias, residual, output, IdentityActivation())
+            let g = layout.geometry
+            PackedGemm.logistic(output, count: g.outputHeight * g.outputWidth, silu: activation == .silu)
         case .silu:
             kernel(layout, input, scratch, weights, bias, residual, output, SiLUActivation())
         default:

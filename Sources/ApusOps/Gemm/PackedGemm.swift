@@ -63,7 +63,8 @@ public enum PackedGemm {
     /// `B` the K × `n` matrix at `b` (row stride `ldb`) and `A` matrix `matrix` of `packed`; then,
     /// while each block is in registers, adds `bias` (one value per computed row) and `residual`
     /// (the layout of `c`, row stride `residualStride`) and applies `activation` — `.none`,
-    /// `.relu` and `.clip` in the kernel, others by ``Epilogue`` right after. Bitwise
+    /// `.relu`, `.clip`, `.sigmoid` and `.silu` in the kernel (the last two with the exp of
+    /// ``logistic(_:count:silu:)``), others by ``Epilogue`` right after. Bitwise
     /// independent of how rows and columns are split into calls.
     @inline(__always)
     public static func multiply(
@@ -86,6 +87,8 @@ public enum PackedGemm {
             inKernel = Int32(APUS_GEMM_CLIP)
             low = l
             high = h
+        case .sigmoid: inKernel = Int32(APUS_GEMM_SIGMOID)
+        case .silu: inKernel = Int32(APUS_GEMM_SILU)
         default: rest = activation
         }
         if bias == nil && residual == nil && inKernel == Int32(APUS_GEMM_NONE) {
@@ -102,5 +105,12 @@ public enum PackedGemm {
                 to: c, rowCount: rowCount, columnCount: n, rowStride: ldc, bias: nil, residual: nil,
                 residualRowStride: 0, activation: rest)
         }
+    }
+
+    /// Replaces `count` values by their sigmoid, or their SiLU when `silu`, sixteen lanes at a
+    /// time with AVX-512 (the algorithm of ``VectorMath``'s exp, within a few ulp of libm).
+    public static func logistic(_ values: UnsafeMutablePointer<Float>, count: Int, silu: Bool) {
+        precondition(isAvailable, "the AVX-512 kernels are not available")
+        apus_logistic_avx512(values, count, silu ? 1 : 0)
     }
 }

@@ -16,7 +16,7 @@ size_t apus_gemm_packed_count(long m, long k);
 void apus_gemm_pack(const float *a, long lda, long m, long k, float *packed);
 
 /// Activations the kernel applies itself (others are applied by the caller afterwards).
-enum { APUS_GEMM_NONE = 0, APUS_GEMM_RELU = 1, APUS_GEMM_CLIP = 2 };
+enum { APUS_GEMM_NONE = 0, APUS_GEMM_RELU = 1, APUS_GEMM_CLIP = 2, APUS_GEMM_SIGMOID = 3, APUS_GEMM_SILU = 4 };
 
 /// What the kernel does to each sum before storing it: `+ bias[row]` (one value per row of the
 /// call, or NULL), `+ residual[row][column]` (row stride `residual_stride`, or NULL), then the
@@ -43,5 +43,9 @@ void apus_gemm_pack_transposed(const float *a, long lda, long k, long m, float *
 void apus_gemm_packed_avx512(
     const float *packed, long packedRows, long firstRow, long k, long m, long n, const float *b, long ldb, float *c,
     long ldc, const apus_gemm_epilogue *epilogue);
+
+/// Replaces each of the `n` values at `x` by its sigmoid (`silu` = 0) or SiLU (`silu` = 1), with
+/// the exp of the kernels' epilogue. AVX-512F only.
+void apus_logistic_avx512(float *x, long n, int silu);
 
 #endif
