@@ -29,6 +29,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime
 import hashlib
 import json
@@ -276,12 +277,12 @@ class ApusEngine(Engine):
         return {"__clear__": [k for k in os.environ if k.startswith("OPENBLAS_")]} if self.clear_openblas else {}
 
     def bench_cmd(self, cfg, seconds, warmup):
-        return ([self.binary, "bench", cfg["onnx"], "--threads", cfg["threads"], "--batch", cfg["batch"],
+        return ([self.binary, "bench", cfg["apus_model"], "--threads", cfg["threads"], "--batch", cfg["batch"],
                  "--input", f"{cfg['input_name']}={cfg['input']}", "--warmup", warmup, "--seconds", seconds,
                  "--json"], self.env())
 
     def run_output(self, cfg, out_dir: Path) -> Path:
-        run([self.binary, "run", cfg["onnx"], "--threads", cfg["threads"], "--input",
+        run([self.binary, "run", cfg["apus_model"], "--threads", cfg["threads"], "--input",
              f"{cfg['input_name']}={cfg['input']}", "--output-dir", out_dir], stdout=subprocess.DEVNULL,
             env=merged_env(self.env()))
         safe = "".join(c if c.isalnum() or c in "_-." else "_" for c in cfg["output_name"])
@@ -355,6 +356,9 @@ def main() -> int:
     parser.add_argument("--wait-timeout", type=float, default=15, help="minutes --wait-quiet waits at most")
     parser.add_argument("--keep-openblas-env", action="store_true",
                         help="leave OPENBLAS_* variables of this environment in Apus's processes")
+    parser.add_argument("--apus-format", choices=["apus", "onnx"], default="apus",
+                        help="what Apus loads: the fixture converted by `apus convert` (default, its deployment "
+                             "format) or the fixture's .onnx file")
     parser.add_argument("--out", default=str(ROOT / "Docs" / "benchmarks"))
     parser.add_argument("--prepare", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -393,6 +397,7 @@ def main() -> int:
             parser.error(f"unknown engine {name}")
     apus_engines = [e for e in engines if isinstance(e, ApusEngine)]
 
+
     # Fixtures and peer files.
     fixtures = fixtures_dir(models)
     cache = cache_root()
@@ -416,9 +421,27 @@ def main() -> int:
                                 "input_name": meta["input_name"], "output_name": meta["output_name"],
                                 "state_dict": peer["state_dict"]})
 
+    # What Apus loads: each ONNX file converted once to .apus (BatchNorm folded, activations fused,
+    # weights mapped at load), unless --apus-format onnx.
+    artifact_dir = Path(tempfile.mkdtemp(prefix="apus-compare-artifacts-"))
+    atexit.register(shutil.rmtree, artifact_dir, ignore_errors=True)
+    converted = {}
+    for cfg in configs:
+        if args.apus_format == "onnx" or not apus_engines:
+            cfg["apus_model"] = cfg["onnx"]
+            continue
+        source = Path(cfg["onnx"])
+        if source not in converted:
+            target = artifact_dir / f"{len(converted)}-{cfg['model']}-b{cfg['batch']}.apus"
+            run([apus_engines[0].binary, "convert", source, "-o", target], stdout=subprocess.DEVNULL,
+                env=merged_env(apus_engines[0].env()))
+            converted[source] = target
+        cfg["apus_model"] = converted[source]
+
     machine = machine_info()
     machine["openblas_env"] = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}
     machine["openblas_env_cleared_for_apus"] = ApusEngine.clear_openblas
+    machine["apus_format"] = args.apus_format
 
     # Agreement, before any timing: one run per engine, model and batch (threads: the first).
     agreement = []
@@ -524,7 +547,7 @@ def main() -> int:
         apus = apus_engines[0]
         for cfg in configs:
             if cfg["model"] in PROFILE_MODELS and cfg["batch"] == 1:
-                cmd = [apus.binary, "bench", cfg["onnx"], "--threads", cfg["threads"], "--input",
+                cmd = [apus.binary, "bench", cfg["apus_model"], "--threads", cfg["threads"], "--input",
                        f"{cfg['input_name']}={cfg['input']}", "--runs", 20, "--json", "--profile"]
                 result = spawn_timed(cmd, apus.env())
                 profiles[(cfg["model"], cfg["threads"])] = json.loads(result["stdout"])
@@ -685,7 +708,11 @@ def write_markdown(report: dict, engines: list[Engine], plots: list[str], out_di
               "optimizations, intra_op_num_threads = threads, inter 1, sequential. PyTorch: eager, "
               "torch.set_num_threads(threads), no_grad, the torchvision module with the fixture's weights. "
               "Batch 1 uses the fixture's static ONNX file; larger batches a symbolic-batch export of the same "
-              "model (same exporter and weights). Ratios are Apus median ÷ peer median (below 1: Apus faster).", ""]
+              "model (same exporter and weights). "
+              + ("Apus loads that file converted by `apus convert` into its `.apus` artifact (its deployment "
+                 "format: optimized graph, weights memory-mapped); ONNX Runtime and PyTorch load the ONNX file and "
+                 "the weights. " if m.get("apus_format", "onnx") == "apus" else "Apus loads the ONNX file itself. ")
+              + "Ratios are Apus median ÷ peer median (below 1: Apus faster).", ""]
 
     for batch in sorted({r["batch"] for r in rows}):
         lines += [f"## Batch {batch}", ""]
