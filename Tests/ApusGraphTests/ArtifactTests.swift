@@ -257,3 +257,36 @@ import Testing
         #expect(try ArtifactReader.read(contentsOf: empty).graph.name == "rich")
     }
 }
+
+/// Kernels that keep their own packed copy of weights let the originals' pages go: a mapped
+/// file's pages come back with the same bytes on the next read, and heap memory is never touched.
+@Suite struct ResidentPageReleaseTests {
+    @Test func mappedWeightsKeepTheirValues() throws {
+        let count = 5 * 4096  // several pages
+        let values = (0..<count).map { Float($0) * 0.25 - 7 }
+        let weights = Tensor(shape: [count], scalars: values)
+        let graph = Graph(
+            name: "pages", inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(count)])],
+            outputs: [ValueInfo(name: "y", dtype: .float32, dimensions: [.fixed(count)])],
+            nodes: [Node(name: "add", opType: "Add", inputs: ["x", "w"], outputs: ["y"])],
+            initializers: ["w": weights])
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("apus-pages-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("pages.apus")
+        try ArtifactWriter.write(ArtifactContents(graph: graph), to: url)
+        let artifact = try ArtifactReader.read(contentsOf: url)
+        let mapped = try #require(artifact.graph.initializers["w"])
+        #expect(!mapped.storage.ownsMemory, "the artifact's weights are a view of the mapping")
+        mapped.releaseResidentPages()
+        let after = mapped.withUnsafeBufferPointer(as: Float.self) { Array($0) }
+        #expect(after == values)
+    }
+
+    @Test func heapMemoryIsLeftAlone() {
+        let values = (0..<(3 * 4096)).map { Float($0) + 0.5 }
+        let tensor = Tensor(shape: [values.count], scalars: values)
+        tensor.releaseResidentPages()
+        #expect(tensor.withUnsafeBufferPointer(as: Float.self) { Array($0) } == values)
+    }
+}

@@ -4,9 +4,9 @@ import Benchmark
 import Foundation
 
 // End-to-end `Model.run` on the model fixtures (scripts/fixtures/models/cached.sh prints their
-// folder; pass it as APUS_MODEL_FIXTURES). After warm-up a run should allocate only its outputs,
-// so "Malloc (total)" per iteration is the number to watch. Nothing is registered when the
-// variable is unset.
+// folder; pass it as APUS_MODEL_FIXTURES). After warm-up `run(_:)` allocates only its outputs and
+// `run(_:into:)` (outputs reused) nothing at one thread, so "Malloc (total)" per iteration is the
+// number to watch. Nothing is registered when the variable is unset.
 
 let benchmarks: @Sendable () -> Void = {
     guard let root = ProcessInfo.processInfo.environment["APUS_MODEL_FIXTURES"], !root.isEmpty else {
@@ -23,34 +23,45 @@ let benchmarks: @Sendable () -> Void = {
             continue
         }
         for threads in [1, 2] {
-            // Loaded on first use, inside the process that measures, before measurement starts.
-            nonisolated(unsafe) var loaded: (Model, [String: Tensor])?
-            Benchmark(
-                "Model.run \(name)",
-                configuration: .init(
-                    metrics: [
-                        .wallClock, .cpuTotal, .throughput, .mallocCountTotal, .mallocBytesCount, .peakMemoryResident,
-                    ],
-                    tags: ["threads": "\(threads)"], timeUnits: .milliseconds, warmupIterations: 3,
-                    maxDuration: .seconds(5), maxIterations: 200)
-            ) { benchmark in
-                if loaded == nil {
+            for reuseOutputs in [false, true] {
+                // Loaded on first use, inside the process that measures, before measurement starts.
+                nonisolated(unsafe) var loaded: (Model, [String: Tensor])?
+                nonisolated(unsafe) var outputs: [String: Tensor] = [:]
+                Benchmark(
+                    reuseOutputs ? "Model.run(into:) \(name)" : "Model.run \(name)",
+                    configuration: .init(
+                        metrics: [
+                            .wallClock, .cpuTotal, .throughput, .mallocCountTotal, .mallocBytesCount,
+                            .peakMemoryResident,
+                        ],
+                        tags: ["threads": "\(threads)"], timeUnits: .milliseconds, warmupIterations: 3,
+                        maxDuration: .seconds(5), maxIterations: 200)
+                ) { benchmark in
+                    if loaded == nil {
+                        do {
+                            let model = try Model(contentsOf: modelURL, options: .init(threadCount: threads))
+                            let input = try Tensor(contentsOfNPY: folder.appending(path: "input_0.npy"))
+                            guard let inputName = model.inputs.first?.name else { return }
+                            loaded = (model, [inputName: input])
+                            // The first run plans and makes the output tensors `run(_:into:)` reuses.
+                            if reuseOutputs { try model.run([inputName: input], into: &outputs) }
+                        } catch {
+                            benchmark.error("\(name): \(error)")
+                            return
+                        }
+                    }
+                    guard let (model, feeds) = loaded else { return }
+                    benchmark.startMeasurement()
                     do {
-                        let model = try Model(contentsOf: modelURL, options: .init(threadCount: threads))
-                        let input = try Tensor(contentsOfNPY: folder.appending(path: "input_0.npy"))
-                        guard let inputName = model.inputs.first?.name else { return }
-                        loaded = (model, [inputName: input])
+                        if reuseOutputs {
+                            try model.run(feeds, into: &outputs)
+                            blackHole(outputs)
+                        } else {
+                            blackHole(try model.run(feeds))
+                        }
                     } catch {
                         benchmark.error("\(name): \(error)")
-                        return
                     }
-                }
-                guard let (model, feeds) = loaded else { return }
-                benchmark.startMeasurement()
-                do {
-                    blackHole(try model.run(feeds))
-                } catch {
-                    benchmark.error("\(name): \(error)")
                 }
             }
         }
