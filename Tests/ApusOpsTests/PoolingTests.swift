@@ -65,6 +65,36 @@ import Testing
         }
     }
 
+    /// With the planned workspace (one row buffer per worker, as in a model run) max pooling
+    /// gives the reference's values at 1 and 2 threads.
+    @Test(arguments: geometries)
+    func maxWithWorkspaceMatchesReference(_ g: Pool2DGeometry) {
+        var random = TestRandom(seed: 9)
+        let input = random.array(g.batch * g.channels * g.inputHeight * g.inputWidth)
+        let count = g.batch * g.channels * g.outputHeight * g.outputWidth
+        var reference = [Float](repeating: .nan, count: count)
+        input.withUnsafeBufferPointer { x in
+            reference.withUnsafeMutableBufferPointer {
+                Pool2D.reference(.max, geometry: g, input: x.baseAddress!, output: $0.baseAddress!)
+            }
+        }
+        for threads in [1, 2] {
+            let bytes = Pool2D.workspaceByteCount(.max, geometry: g, threadCount: threads)
+            var fast = [Float](repeating: .nan, count: count)
+            withWorkspace(bytes) { workspace in
+                input.withUnsafeBufferPointer { x in
+                    fast.withUnsafeMutableBufferPointer {
+                        Pool2D.run(
+                            .max, geometry: g, input: x.baseAddress!, output: $0.baseAddress!,
+                            context: ComputeContext(
+                                threadCount: threads, workspace: workspace, workspaceByteCount: bytes))
+                    }
+                }
+            }
+            expectClose(fast, reference, reduction: 1, "max, \(threads) threads, \(g)")
+        }
+    }
+
     /// Hand-derived: 1×1×3×3 input 1…9, kernel 2, stride 2, pads 1 on every side.
     @Test func averageCountIncludePadByHand() {
         let g = Self.geometry(c: 1, h: 3, w: 3, k: (2, 2), s: (2, 2), pads: (1, 1, 1, 1))

@@ -13,6 +13,18 @@ let benchmarks: @Sendable () -> Void = {
         print("APUS_MODEL_FIXTURES is not set: no model benchmarks (set it to the folder cached.sh prints)")
         return
     }
+    // The harness's own mallocs per iteration (its clock and bookkeeping), to subtract from the
+    // model rows: with the same metrics, an iteration that runs nothing.
+    Benchmark(
+        "Model.run baseline (empty iteration)",
+        configuration: .init(
+            metrics: [.wallClock, .cpuTotal, .throughput, .mallocCountTotal, .mallocBytesCount],
+            timeUnits: .milliseconds, warmupIterations: 3,
+            maxDuration: .seconds(2), maxIterations: 200)
+    ) { benchmark in
+        benchmark.startMeasurement()
+        blackHole(benchmark.scaledIterations.count)
+    }
     let names = (ProcessInfo.processInfo.environment["APUS_BENCH_MODELS"] ?? "resnet18,mobilenet_v2")
         .split(separator: ",").map { String($0) }
     for name in names {
@@ -32,7 +44,6 @@ let benchmarks: @Sendable () -> Void = {
                     configuration: .init(
                         metrics: [
                             .wallClock, .cpuTotal, .throughput, .mallocCountTotal, .mallocBytesCount,
-                            .peakMemoryResident,
                         ],
                         tags: ["threads": "\(threads)"], timeUnits: .milliseconds, warmupIterations: 3,
                         maxDuration: .seconds(5), maxIterations: 200)

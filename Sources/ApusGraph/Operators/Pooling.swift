@@ -60,6 +60,11 @@ struct Pool: Operator {
         return copy
     }
 
+    func workspaceByteCount(for inputs: [ValueFact?], threadCount: Int) -> Int {
+        guard let geometry = planned ?? (try? geometry(inputs).0) else { return 0 }
+        return Pool2D.workspaceByteCount(kind, geometry: geometry, threadCount: threadCount)
+    }
+
     func run(_ inputs: [Tensor?], outputs: [Tensor], context: ComputeContext) throws(OperatorError) {
         let x = try inputs.required(0)
         let geometry: Pool2DGeometry

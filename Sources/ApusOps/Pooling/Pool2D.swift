@@ -98,6 +98,19 @@ public enum Pool2D {
         let outPlane = g.outputHeight * g.outputWidth
         if kind == .max && g.dilationHeight == 1 && g.dilationWidth == 1 {
             let padded = maxRowWidth(g)
+            let slot = maxBufferCount(g)
+            if let workspace = context.workspace, context.workspaceByteCount >= slot * MemoryLayout<Float>.stride {
+                // One row buffer per worker from the planned workspace: nothing is allocated per run.
+                let workers = min(context.threadCount, planes, context.workspaceByteCount / (slot * 4))
+                nonisolated(unsafe) let base = workspace.assumingMemoryBound(to: Float.self)
+                ComputeContext(threadCount: workers).parallelFor(workers) { worker in
+                    let buffer = base + worker * slot
+                    for plane in (worker * planes / workers)..<((worker + 1) * planes / workers) {
+                        runMaxPlane(g, input + plane * inPlane, output + plane * outPlane, buffer: buffer)
+                    }
+                }
+                return
+            }
             context.parallelFor(planes) { plane in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * padded + 64) { buffer in
                     guard let buffer = buffer.baseAddress else { return }
@@ -109,6 +122,19 @@ public enum Pool2D {
         context.parallelFor(planes) { plane in
             runPlane(kind, g, input + plane * inPlane, output + plane * outPlane)
         }
+    }
+
+    /// Floats of row buffer one worker of the max path needs (rounded to whole vectors).
+    static func maxBufferCount(_ g: Pool2DGeometry) -> Int {
+        (2 * maxRowWidth(g) + 64 + 15) / 16 * 16
+    }
+
+    /// The workspace ``run(_:geometry:input:output:context:)`` uses when it may run on
+    /// `threadCount` threads: one row buffer per worker for max pooling, none otherwise. Without
+    /// it the kernel still runs, with a temporary buffer per plane.
+    public static func workspaceByteCount(_ kind: Kind, geometry g: Pool2DGeometry, threadCount: Int) -> Int {
+        guard kind == .max && g.dilationHeight == 1 && g.dilationWidth == 1 else { return 0 }
+        return maxBufferCount(g) * MemoryLayout<Float>.stride * max(1, min(threadCount, g.batch * g.channels))
     }
 
     /// `a` where `a` is larger or NaN, else `b` — once NaN, the running maximum stays NaN (ONNX
