@@ -63,28 +63,32 @@ enum WinogradConv2D {
     static func transformWeights(
         _ weights: UnsafePointer<Float>, outputChannels: Int, inputChannels: Int, into u: UnsafeMutablePointer<Float>
     ) {
-        // G (6 × 3).
-        let gMatrix: [[Double]] = [
-            [1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
-            [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1],
+        // G (6 × 3), row-major.
+        let g: [Double] = [
+            1.0 / 4, 0, 0, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6,
+            1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 24, -1.0 / 12, 1.0 / 6, 0, 0, 1,
         ]
         let pairs = outputChannels * inputChannels
-        for pair in 0..<pairs {
-            let filter = weights + pair * 9
-            // t = G · g (6 × 3), then U = t · Gᵀ (6 × 6).
-            var t = [Double](repeating: 0, count: 18)
-            for r in 0..<6 {
-                for col in 0..<3 {
-                    var sum = 0.0
-                    for i in 0..<3 { sum += gMatrix[r][i] * Double(filter[i * 3 + col]) }
-                    t[r * 3 + col] = sum
-                }
-            }
-            for r in 0..<6 {
-                for col in 0..<6 {
-                    var sum = 0.0
-                    for i in 0..<3 { sum += t[r * 3 + i] * gMatrix[col][i] }
-                    u[(r * 6 + col) * pairs + pair] = Float(sum)
+        g.withUnsafeBufferPointer { g in
+            // t = G · filter (6 × 3), reused for every pair: one allocation per layer, not per pair.
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: 18) { t in
+                for pair in 0..<pairs {
+                    let filter = weights + pair * 9
+                    for r in 0..<6 {
+                        for col in 0..<3 {
+                            var sum = 0.0
+                            for i in 0..<3 { sum += g[r * 3 + i] * Double(filter[i * 3 + col]) }
+                            t[r * 3 + col] = sum
+                        }
+                    }
+                    // U = t · Gᵀ (6 × 6).
+                    for r in 0..<6 {
+                        for col in 0..<6 {
+                            var sum = 0.0
+                            for i in 0..<3 { sum += t[r * 3 + i] * g[col * 3 + i] }
+                            u[(r * 6 + col) * pairs + pair] = Float(sum)
+                        }
+                    }
                 }
             }
         }
