@@ -277,6 +277,18 @@ public struct Conv2DPlan: Sendable {
             nonisolated(unsafe) let matrix = columnMatrix
             let inputImageCount = g.inputChannels * g.inputHeight * g.inputWidth
             let outputImageCount = g.outputChannels * g.outputHeight * g.outputWidth
+            if matrix == nil && g.batch > 1 {
+                // Pointwise: no shared column matrix, so every image's tiles go into one parallel
+                // region instead of one region per image.
+                context.parallelFor(g.batch * tasks) { item in
+                    let image = item / tasks
+                    runGemmTile(
+                        task: item % tasks, input: input + image * inputImageCount, columnMatrix: nil,
+                        weights: weights, bias: bias, residual: residual.map { $0 + image * outputImageCount },
+                        output: output + image * outputImageCount, activation: activation)
+                }
+                return
+            }
             for image in 0..<g.batch {
                 let inputImage = input + image * inputImageCount
                 let outputImage = output + image * outputImageCount
