@@ -114,170 +114,43 @@ TARGET void apus_logistic_avx512(float *x, long n, int silu) {
     }
 }
 
-/// One 8 × 32 block (two vectors per row; `m0`/`m1` mask the columns that exist).
-TARGET static inline void kernel_8x32(
-    long kc, const float *a, const float *b, long ldb, float *c, long ldc, long rows, __mmask16 m0, __mmask16 m1,
-    int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual) {
-    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
-    __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
-    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
-    __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
-    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
-    __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
-    __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();
-    __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
-    if (accumulate) {
-        // Continue the running sums so every element adds its terms in ascending k order.
-        float *row = c;
-#define LOADROW(r)                                                                                                     \
-    if (rows > r) {                                                                                                    \
-        c##r##0 = _mm512_maskz_loadu_ps(m0, row);                                                                      \
-        c##r##1 = _mm512_maskz_loadu_ps(m1, row + 16);                                                                 \
-    }                                                                                                                  \
-    row += ldc;
-        LOADROW(0) LOADROW(1) LOADROW(2) LOADROW(3) LOADROW(4) LOADROW(5) LOADROW(6) LOADROW(7)
-#undef LOADROW
+/// One block of 8 rows × `NV` vectors of 16 columns (`mask[v]` marks the columns that exist):
+/// 8·NV accumulators in registers for the whole block of k. Instantiated below for NV = 1, 2, 3
+/// with the constant propagated, so that the loops unroll and the arrays stay in registers.
+TARGET static inline __attribute__((always_inline)) void kernel_8xnv(
+    const int NV, long kc, const float *a, const float *b, long ldb, float *c, long ldc, long rows,
+    const __mmask16 *mask, int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual) {
+    __m512 acc[MR][3];
+    for (int r = 0; r < MR; r++) {
+        for (int v = 0; v < NV; v++) {
+            // Continuing the running sums keeps every element's terms in ascending k order.
+            acc[r][v] = accumulate && rows > r ? _mm512_maskz_loadu_ps(mask[v], c + r * ldc + 16 * v)
+                                               : _mm512_setzero_ps();
+        }
     }
     for (long kk = 0; kk < kc; kk++) {
         // The packed weights stream from memory once per block; fetch ahead of the loads.
         _mm_prefetch((const char *)(a + PREFETCH), _MM_HINT_T0);
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
-        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
-        __m512 av;
-#define STEP(r)                                                                                                        \
-    av = _mm512_set1_ps(a[r]);                                                                                         \
-    c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                                                                        \
-    c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
-        STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5) STEP(6) STEP(7)
-#undef STEP
+        __m512 bv[3];
+        for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(mask[v], b + 16 * v);
+        for (int r = 0; r < MR; r++) {
+            __m512 av = _mm512_set1_ps(a[r]);
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+        }
         a += MR;
         b += ldb;
     }
-    if (epi) {
-        const float *res = residual;
-#define FINISHROW(r)                                                                                                   \
-    if (rows > r) {                                                                                                    \
-        c##r##0 = finish(c##r##0, epi, bias, r, res, m0);                                                              \
-        c##r##1 = finish(c##r##1, epi, bias, r, res ? res + 16 : 0, m1);                                               \
-    }                                                                                                                  \
-    if (res) res += epi->residual_stride;
-        FINISHROW(0) FINISHROW(1) FINISHROW(2) FINISHROW(3) FINISHROW(4) FINISHROW(5) FINISHROW(6) FINISHROW(7)
-#undef FINISHROW
+    for (int r = 0; r < MR; r++) {
+        if (rows <= r) break;
+        for (int v = 0; v < NV; v++) {
+            __m512 value = acc[r][v];
+            if (epi) {
+                const float *res = residual ? residual + r * epi->residual_stride + 16 * v : 0;
+                value = finish(value, epi, bias, r, res, mask[v]);
+            }
+            _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], value);
+        }
     }
-    float *row = c;
-#define STOREROW(r)                                                                                                    \
-    if (rows > r) {                                                                                                    \
-        _mm512_mask_storeu_ps(row, m0, c##r##0);                                                                       \
-        _mm512_mask_storeu_ps(row + 16, m1, c##r##1);                                                                  \
-    }                                                                                                                  \
-    row += ldc;
-    STOREROW(0) STOREROW(1) STOREROW(2) STOREROW(3) STOREROW(4) STOREROW(5) STOREROW(6) STOREROW(7)
-#undef STOREROW
-}
-
-/// One 8 × 48 block (three vectors per row; `m0`/`m1`/`m2` mask the columns that exist).
-TARGET static inline void kernel_8x48(
-    long kc, const float *a, const float *b, long ldb, float *c, long ldc, long rows, __mmask16 m0, __mmask16 m1,
-    __mmask16 m2, int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual) {
-    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c02 = _mm512_setzero_ps();
-    __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps(), c12 = _mm512_setzero_ps();
-    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c22 = _mm512_setzero_ps();
-    __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps(), c32 = _mm512_setzero_ps();
-    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c42 = _mm512_setzero_ps();
-    __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps(), c52 = _mm512_setzero_ps();
-    __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps(), c62 = _mm512_setzero_ps();
-    __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps(), c72 = _mm512_setzero_ps();
-    if (accumulate) {
-        // Continue the running sums so every element adds its terms in ascending k order.
-        float *row = c;
-#define LOADROW(r)                                                                                                     \
-    if (rows > r) {                                                                                                    \
-        c##r##0 = _mm512_maskz_loadu_ps(m0, row);                                                                      \
-        c##r##1 = _mm512_maskz_loadu_ps(m1, row + 16);                                                                 \
-        c##r##2 = _mm512_maskz_loadu_ps(m2, row + 32);                                                                 \
-    }                                                                                                                  \
-    row += ldc;
-        LOADROW(0) LOADROW(1) LOADROW(2) LOADROW(3) LOADROW(4) LOADROW(5) LOADROW(6) LOADROW(7)
-#undef LOADROW
-    }
-    for (long kk = 0; kk < kc; kk++) {
-        // The packed weights stream from memory once per block; fetch ahead of the loads.
-        _mm_prefetch((const char *)(a + PREFETCH), _MM_HINT_T0);
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
-        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
-        __m512 b2 = _mm512_maskz_loadu_ps(m2, b + 32);
-        __m512 av;
-#define STEP(r)                                                                                                        \
-    av = _mm512_set1_ps(a[r]);                                                                                         \
-    c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);                                                                        \
-    c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);                                                                        \
-    c##r##2 = _mm512_fmadd_ps(av, b2, c##r##2);
-        STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5) STEP(6) STEP(7)
-#undef STEP
-        a += MR;
-        b += ldb;
-    }
-    if (epi) {
-        const float *res = residual;
-#define FINISHROW(r)                                                                                                   \
-    if (rows > r) {                                                                                                    \
-        c##r##0 = finish(c##r##0, epi, bias, r, res, m0);                                                              \
-        c##r##1 = finish(c##r##1, epi, bias, r, res ? res + 16 : 0, m1);                                               \
-        c##r##2 = finish(c##r##2, epi, bias, r, res ? res + 32 : 0, m2);                                               \
-    }                                                                                                                  \
-    if (res) res += epi->residual_stride;
-        FINISHROW(0) FINISHROW(1) FINISHROW(2) FINISHROW(3) FINISHROW(4) FINISHROW(5) FINISHROW(6) FINISHROW(7)
-#undef FINISHROW
-    }
-    float *row = c;
-#define STOREROW(r)                                                                                                    \
-    if (rows > r) {                                                                                                    \
-        _mm512_mask_storeu_ps(row, m0, c##r##0);                                                                       \
-        _mm512_mask_storeu_ps(row + 16, m1, c##r##1);                                                                  \
-        _mm512_mask_storeu_ps(row + 32, m2, c##r##2);                                                                  \
-    }                                                                                                                  \
-    row += ldc;
-    STOREROW(0) STOREROW(1) STOREROW(2) STOREROW(3) STOREROW(4) STOREROW(5) STOREROW(6) STOREROW(7)
-#undef STOREROW
-}
-
-/// One 8 × 16 block (one vector per row), for the last strip when at most 16 columns remain.
-TARGET static inline void kernel_8x16(
-    long kc, const float *a, const float *b, long ldb, float *c, long ldc, long rows, __mmask16 m0, int accumulate,
-    const apus_gemm_epilogue *epi, const float *bias, const float *residual) {
-    __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps(), c2 = _mm512_setzero_ps(), c3 = _mm512_setzero_ps();
-    __m512 c4 = _mm512_setzero_ps(), c5 = _mm512_setzero_ps(), c6 = _mm512_setzero_ps(), c7 = _mm512_setzero_ps();
-    if (accumulate) {
-        float *row = c;
-#define LOADROW(r)                                                                                                     \
-    if (rows > r) c##r = _mm512_maskz_loadu_ps(m0, row);                                                               \
-    row += ldc;
-        LOADROW(0) LOADROW(1) LOADROW(2) LOADROW(3) LOADROW(4) LOADROW(5) LOADROW(6) LOADROW(7)
-#undef LOADROW
-    }
-    for (long kk = 0; kk < kc; kk++) {
-        _mm_prefetch((const char *)(a + PREFETCH), _MM_HINT_T0);
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
-#define STEP(r) c##r = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), b0, c##r);
-        STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5) STEP(6) STEP(7)
-#undef STEP
-        a += MR;
-        b += ldb;
-    }
-    if (epi) {
-        const float *res = residual;
-#define FINISHROW(r)                                                                                                   \
-    if (rows > r) c##r = finish(c##r, epi, bias, r, res, m0);                                                          \
-    if (res) res += epi->residual_stride;
-        FINISHROW(0) FINISHROW(1) FINISHROW(2) FINISHROW(3) FINISHROW(4) FINISHROW(5) FINISHROW(6) FINISHROW(7)
-#undef FINISHROW
-    }
-    float *row = c;
-#define STOREROW(r)                                                                                                    \
-    if (rows > r) _mm512_mask_storeu_ps(row, m0, c##r);                                                                \
-    row += ldc;
-    STOREROW(0) STOREROW(1) STOREROW(2) STOREROW(3) STOREROW(4) STOREROW(5) STOREROW(6) STOREROW(7)
-#undef STOREROW
 }
 
 static inline __mmask16 mask_for(long columns) {
@@ -366,19 +239,16 @@ TARGETVL static void kernel_columns(
 TARGET static inline long strip(
     long kc, const float *aPanel, const float *bStrip, long ldb, float *cBlock, long ldc, long rows, long columns,
     int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual) {
+    const __mmask16 mask[3] = {mask_for(columns), mask_for(columns - 16), mask_for(columns - 32)};
     if (columns > 32) {
-        kernel_8x48(
-            kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask_for(columns), mask_for(columns - 16),
-            mask_for(columns - 32), accumulate, epi, bias, residual);
+        kernel_8xnv(3, kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask, accumulate, epi, bias, residual);
         return columns < 48 ? columns : 48;
     }
     if (columns > 16) {
-        kernel_8x32(
-            kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask_for(columns), mask_for(columns - 16), accumulate, epi, bias,
-            residual);
+        kernel_8xnv(2, kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask, accumulate, epi, bias, residual);
         return columns;
     }
-    kernel_8x16(kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask_for(columns), accumulate, epi, bias, residual);
+    kernel_8xnv(1, kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask, accumulate, epi, bias, residual);
     return columns;
 }
 
