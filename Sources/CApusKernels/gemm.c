@@ -33,24 +33,6 @@ void apus_gemm_pack(const float *a, long lda, long m, long k, float *packed) {
     }
 }
 
-void apus_gemm_pack_transposed(const float *a, long lda, long k, long m, float *packed) {
-    long panels = (m + MR - 1) / MR;
-    long paddedRows = panels * MR;
-    for (long k0 = 0; k0 < k; k0 += KC) {
-        long kc = k - k0 < KC ? k - k0 : KC;
-        for (long p = 0; p < panels; p++) {
-            float *dest = packed + k0 * paddedRows + p * MR * kc;
-            long rows = m - p * MR < MR ? m - p * MR : MR;
-            for (long kk = 0; kk < kc; kk++) {
-                const float *source = a + (k0 + kk) * lda + p * MR;
-                long r = 0;
-                for (; r < rows; r++) dest[kk * MR + r] = source[r];
-                for (; r < MR; r++) dest[kk * MR + r] = 0.0f;
-            }
-        }
-    }
-}
-
 #if defined(__x86_64__)
 
 #define TARGET __attribute__((target("avx512f")))

@@ -30,14 +30,10 @@ typedef struct {
     float high;
 } apus_gemm_epilogue;
 
-/// Packs the transpose of `a` (`k` × `m`, row-major, row stride `lda`), i.e. the `m` × `k`
-/// matrix `aᵀ`, exactly as `apus_gemm_pack` would pack it.
-void apus_gemm_pack_transposed(const float *a, long lda, long k, long m, float *packed);
-
 /// `c[m × n] = A[firstRow ..< firstRow + m] · b` where `A` (`packedRows` × `k`) was packed by
 /// `apus_gemm_pack` and `firstRow` is a multiple of 8; `b` is `k` × `n` row-major with row stride
-/// `ldb`; `c` has row stride `ldc`. Uses AVX-512F: call
-/// only when the CPU and OS support it. Every output element is summed in ascending `k` order
+/// `ldb`; `c` has row stride `ldc`. Uses AVX-512F and VL, AVX2 and FMA: call only when the CPU
+/// and OS support them (`PackedGemm.isAvailable`). Every output element is summed in ascending `k` order
 /// with one fused multiply-add per term, whatever `m`, `n` and the tile it sits in; then
 /// `epilogue` (NULL: none) is applied while the block is still in registers.
 void apus_gemm_packed_avx512(
