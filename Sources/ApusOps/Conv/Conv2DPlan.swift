@@ -125,9 +125,11 @@ public struct Conv2DPlan: Sendable {
         return minimumTiles >= 0 && WinogradConv2D.tiles(g).count >= minimumTiles
     }
 
+    /// At least 16 tiles: maps of 14 × 14 and up (Docs/performance.md). `APUS_WINOGRAD_MIN_TILES`
+    /// overrides it for experiments (a negative value turns Winograd off).
     static let winogradMinimumTiles: Int = {
         if let text = getenv("APUS_WINOGRAD_MIN_TILES"), let value = Int(String(cString: text)) { return value }
-        return 49
+        return 16
     }()
 
     /// The tiles of the im2col path on the packed kernel: every row of a group, and column tiles
