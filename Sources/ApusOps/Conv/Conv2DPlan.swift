@@ -276,12 +276,11 @@ public struct Conv2DPlan: Sendable {
                     "convolution needs \(needed) workspace bytes, has \(context.workspaceByteCount)")
                 columnMatrix = context.workspace?.assumingMemoryBound(to: Float.self)
             }
-            nonisolated(unsafe) let matrix = columnMatrix
             let inputImageCount = g.inputChannels * g.inputHeight * g.inputWidth
             let outputImageCount = g.outputChannels * g.outputHeight * g.outputWidth
-            if matrix == nil && g.batch > 1 {
+            guard let columnMatrix else {
                 // Pointwise: no shared column matrix, so every image's tiles go into one parallel
-                // region instead of one region per image.
+                // region (one region for the whole batch).
                 context.parallelFor(g.batch * tasks) { item in
                     let image = item / tasks
                     runGemmTile(
@@ -291,11 +290,13 @@ public struct Conv2DPlan: Sendable {
                 }
                 return
             }
+            // im2col: the column matrix in the workspace holds one image at a time.
+            nonisolated(unsafe) let matrix = columnMatrix
             for image in 0..<g.batch {
                 let inputImage = input + image * inputImageCount
                 let outputImage = output + image * outputImageCount
                 let residualImage = residual.map { $0 + image * outputImageCount }
-                if let matrix, !tilesFillColumns {
+                if !tilesFillColumns {
                     // The whole column matrix first (pure copies, split by input channel), so that
                     // each sgemm sees every column of its tile at once.
                     let channels = g.inputChannels
@@ -312,7 +313,7 @@ public struct Conv2DPlan: Sendable {
                 }
                 context.parallelFor(tasks) { task in
                     runGemmTile(
-                        task: task, input: inputImage, columnMatrix: matrix.map { UnsafePointer($0) },
+                        task: task, input: inputImage, columnMatrix: UnsafePointer(matrix),
                         weights: weights, bias: bias, residual: residualImage, output: outputImage,
                         activation: activation)
                 }
