@@ -143,20 +143,25 @@ enum WinogradConv2D {
         let written = lineCount / 4
         let copyStart = min(g.padLeft, lineCount)
         let copyCount = max(0, min(inW, lineCount - copyStart))
+        // What no channel writes is zeroed once per call: the rows outside the image, each row's
+        // columns after its last phase column, and the padding either side of the row in `line`.
+        for y in 0..<plane.rows {
+            let inside = y >= g.padTop && y - g.padTop < inH
+            for phase in 0..<4 {
+                let row = scratch + phase * plane.phaseStride + y * plane.rowStride
+                if inside {
+                    (row + written).update(repeating: 0, count: plane.rowStride - written)
+                } else {
+                    row.update(repeating: 0, count: plane.rowStride)
+                }
+            }
+        }
+        line.update(repeating: 0, count: lineCount)
+        let imageRows = min(g.padTop, plane.rows)..<min(plane.rows, g.padTop + inH)
         for channel in channels {
             let source = input + channel * inH * inW
-            for y in 0..<plane.rows {
-                let iy = y - g.padTop
-                if iy < 0 || iy >= inH {
-                    for phase in 0..<4 {
-                        (scratch + phase * plane.phaseStride + y * plane.rowStride).update(
-                            repeating: 0, count: plane.rowStride)
-                    }
-                    continue
-                }
-                line.update(repeating: 0, count: copyStart)
-                (line + copyStart).update(from: source + iy * inW, count: copyCount)
-                (line + copyStart + copyCount).update(repeating: 0, count: lineCount - copyStart - copyCount)
+            for y in imageRows {
+                (line + copyStart).update(from: source + (y - g.padTop) * inW, count: copyCount)
                 let rows = UnsafeMutableRawPointer(scratch + y * plane.rowStride)
                 let phaseBytes = plane.phaseStride * 4
                 var x = 0
@@ -170,11 +175,6 @@ enum WinogradConv2D {
                     rows.storeBytes(of: even.oddHalf, toByteOffset: 2 * phaseBytes + offset, as: SIMD4<Float>.self)
                     rows.storeBytes(of: odd.oddHalf, toByteOffset: 3 * phaseBytes + offset, as: SIMD4<Float>.self)
                     x += lanes
-                }
-                // Zeros after the row, where the shifted loads of the last vector reach.
-                for phase in 0..<4 {
-                    (scratch + phase * plane.phaseStride + y * plane.rowStride + written).update(
-                        repeating: 0, count: plane.rowStride - written)
                 }
             }
             @inline(__always) func load(_ phase: Int, _ y: Int, _ q: Int) -> SIMD16<Float> {
