@@ -38,18 +38,17 @@ public final class PackedMatrix: @unchecked Sendable {
     }
 
     deinit { values.deallocate() }
-
-    /// Bytes held.
-    public var byteCount: Int { max(1, stride * matrixCount) * 4 }
 }
 
 /// `C = A · B` with `A` a ``PackedMatrix``, on the AVX-512 kernel (CApusKernels).
 public enum PackedGemm {
-    /// Rows per packed panel: a row range handed to ``multiply(_:matrix:firstRow:rowCount:n:b:ldb:c:ldc:)``
+    /// Rows per packed panel: a row range handed to
+    /// ``multiply(_:matrix:firstRow:rowCount:n:b:ldb:c:ldc:bias:residual:residualStride:activation:)``
     /// must start at a multiple of it.
     public static let panelRows = Int(APUS_GEMM_PANEL_ROWS)
 
-    /// Whether the kernel can run here: the CPU has AVX-512F and the OS saves its registers.
+    /// Whether the kernel can run here: the CPU has AVX-512F and VL, AVX2 and FMA, and the OS saves
+    /// the vector registers.
     /// `APUS_PACKED_GEMM=0` in the environment turns it off (to compare against OpenBLAS).
     public static let isAvailable: Bool = {
         if let text = getenv("APUS_PACKED_GEMM"), String(cString: text) == "0" { return false }
