@@ -7,7 +7,7 @@
 #endif
 
 #define MR APUS_GEMM_PANEL_ROWS
-/// Reduction steps per block: one 32-column strip of `b` (KC × 32 floats = 16 KB) stays in L1
+/// Reduction steps per block: one strip of `b` (KC × 48 floats = 24 KB at most) stays in L1
 /// while every row panel passes over it.
 #define KC 128
 
