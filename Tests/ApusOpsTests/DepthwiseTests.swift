@@ -59,6 +59,98 @@ import Testing
     }
 }
 
+/// The two kernels behind the depthwise path: the AVX-512 one (chosen on this machine when the
+/// CPU has it) on model-like shapes, and the Swift one, which CPUs without AVX-512 run, called
+/// directly so that it stays tested here.
+@Suite struct DepthwiseKernelTests {
+    /// Many planes per task (7 × 7 and 14 × 14 maps are split into blocks of planes), every
+    /// activation (those the C kernel lacks run after it), residual, 1 and 2 threads.
+    @Test(arguments: [7, 14, 28, 56])
+    func modelShapesMatchReference(_ size: Int) {
+        for (kernel, stride) in [(3, 1), (3, 2), (5, 1), (5, 2)] {
+            let pad = kernel / 2
+            let g = geometry(
+                n: 2, c: 90, h: size, w: size, m: 90, groups: 90, k: (kernel, kernel), stride: (stride, stride),
+                pads: (pad, pad, pad, pad))
+            for (residual, activation) in [
+                (false, FusedActivation.clip(min: 0, max: 6)), (true, .none), (false, .silu), (false, .sigmoid),
+                (false, .hardSwish), (true, .leakyRelu(alpha: 0.1)), (false, .relu),
+            ] {
+                let c = ConvCase(geometry: g, residual: residual, activation: activation)
+                let (fast, reference, plan) = runConv(c)
+                #expect(plan.algorithm == .depthwise)
+                #expect((plan.depthwiseKernel != nil) == PackedGemm.isAvailable, "\(c)")
+                expectClose(fast, reference, reduction: kernel * kernel, "\(c)")
+                let two = runConv(c, threads: 2)
+                #expect(fast.map(\.bitPattern) == two.fast.map(\.bitPattern), "\(c)")
+            }
+        }
+    }
+
+    /// Which geometries the AVX-512 kernel takes: square kernels up to 7 × 7 with equal strides of
+    /// 1 or 2 and no dilation.
+    @Test func vectorKernelChoice() {
+        guard PackedGemm.isAvailable else { return }
+        func kernel(_ k: Int, stride: (Int, Int) = (1, 1), dilation: (Int, Int) = (1, 1)) -> Bool {
+            let g = geometry(
+                c: 4, h: 20, w: 20, m: 4, groups: 4, k: (k, k), stride: stride, dilation: dilation, pads: (1, 1, 1, 1))
+            return DepthwiseVectorKernel(g) != nil
+        }
+        #expect(kernel(3) && kernel(5) && kernel(7) && kernel(1) && kernel(3, stride: (2, 2)))
+        #expect(!kernel(9) && !kernel(3, stride: (1, 2)) && !kernel(3, stride: (3, 3)) && !kernel(3, dilation: (2, 2)))
+    }
+
+    /// The Swift kernel against its scalar reference (both through the padded plane).
+    @Test(arguments: [1, 7, 14, 15, 16, 17, 31, 56])
+    func swiftKernelMatchesReference(_ width: Int) {
+        let shapes: [(k: Int, stride: (Int, Int), dilation: (Int, Int), pads: (Int, Int, Int, Int))] = [
+            (3, (1, 1), (1, 1), (1, 1, 1, 1)), (3, (2, 2), (1, 1), (1, 1, 1, 1)), (3, (2, 2), (1, 1), (0, 0, 1, 1)),
+            (5, (1, 1), (1, 1), (2, 2, 2, 2)), (5, (2, 2), (1, 1), (1, 2, 2, 1)), (7, (1, 1), (1, 1), (3, 3, 3, 3)),
+            (3, (1, 1), (2, 2), (2, 2, 2, 2)), (3, (1, 2), (1, 1), (1, 1, 1, 1)),
+        ]
+        var random = TestRandom(seed: UInt64(width))
+        for shape in shapes {
+            for height in [1, 6] {
+                let g = geometry(
+                    c: 1, h: height, w: width, m: 1, groups: 1, k: (shape.k, shape.k), stride: shape.stride,
+                    dilation: shape.dilation, pads: shape.pads)
+                if g.outputHeight < 1 || g.outputWidth < 1 { continue }
+                let layout = DepthwiseLayout(geometry: g)
+                let input = random.array(height * width)
+                let weights = random.array(shape.k * shape.k)
+                let residual = random.array(g.outputHeight * g.outputWidth)
+                for activation in [FusedActivation.none, .relu, .silu, .hardSwish] {
+                    var fast = [Float](repeating: .nan, count: residual.count)
+                    var reference = fast
+                    var scratch = [Float](repeating: 0, count: layout.planeElementCount)
+                    input.withUnsafeBufferPointer { x in
+                        weights.withUnsafeBufferPointer { w in
+                            residual.withUnsafeBufferPointer { r in
+                                scratch.withUnsafeMutableBufferPointer { s in
+                                    DepthwiseConv2D.clearPlane(layout: layout, scratch: s.baseAddress!)
+                                    fast.withUnsafeMutableBufferPointer {
+                                        DepthwiseConv2D.runChannel(
+                                            layout: layout, input: x.baseAddress!, weights: w.baseAddress!, bias: 0.25,
+                                            residual: r.baseAddress!, output: $0.baseAddress!, activation: activation,
+                                            scratch: s.baseAddress!)
+                                    }
+                                    reference.withUnsafeMutableBufferPointer {
+                                        DepthwiseConv2D.runChannelReference(
+                                            layout: layout, input: x.baseAddress!, weights: w.baseAddress!, bias: 0.25,
+                                            residual: r.baseAddress!, output: $0.baseAddress!, activation: activation,
+                                            scratch: s.baseAddress!)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    expectClose(fast, reference, reduction: shape.k * shape.k, "\(g) \(activation)")
+                }
+            }
+        }
+    }
+}
+
 /// The max-pooling fast path (no dilation) against the reference, with NaN and widths around the
 /// vector width.
 @Suite struct MaxPoolFastPathTests {

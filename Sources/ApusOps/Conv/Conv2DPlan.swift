@@ -48,6 +48,8 @@ public struct Conv2DPlan: Sendable {
     /// The weights packed for the AVX-512 kernel (sgemm paths, or the 36 Winograd matrices), when
     /// they were known at plan time and the CPU has AVX-512; otherwise OpenBLAS multiplies.
     let packedWeights: PackedMatrix?
+    /// The AVX-512 kernel of the ``Algorithm/depthwise`` path, when the CPU and geometry allow it.
+    let depthwiseKernel: DepthwiseVectorKernel?
 
     /// Plans `geometry`; `algorithm` overrides the choice (tests use it to force a path that the
     /// geometry allows: ``Algorithm/pointwise`` needs ``Conv2DGeometry/isPointwise``,
@@ -77,6 +79,7 @@ public struct Conv2DPlan: Sendable {
             chosen != .winograd || (WinogradConv2D.supports(geometry) && weights != nil),
             "Winograd path on a convolution that is not 3×3 stride 1, or without weights")
         self.algorithm = chosen
+        depthwiseKernel = chosen == .depthwise ? DepthwiseVectorKernel(geometry) : nil
         if chosen == .winograd, let weights {
             let transformed = WinogradWeights(weights: weights, geometry: geometry)
             if PackedGemm.isAvailable {
@@ -391,6 +394,18 @@ public struct Conv2DPlan: Sendable {
         context: ComputeContext
     ) {
         let tasks = taskCount
+        if let depthwiseKernel {
+            // Reads the input in place: no scratch plane. Blocks of planes per task fixed by the
+            // plane size alone (each plane is computed whole, whatever thread runs it).
+            let perTask = max(1, 4096 / max(1, geometry.outputHeight * geometry.outputWidth))
+            let channels = geometry.outputChannels
+            context.parallelFor((tasks + perTask - 1) / perTask) { task in
+                depthwiseKernel.run(
+                    channels: channels, tasks: task * perTask..<min(tasks, (task + 1) * perTask), input: input,
+                    weights: weights, bias: bias, residual: residual, output: output, activation: activation)
+            }
+            return
+        }
         let slot = (slotByteCount + 63) / 64 * 64
         precondition(
             context.workspace != nil && context.workspaceByteCount >= slot,

@@ -1,3 +1,5 @@
+import CApusKernels
+
 /// How the depthwise kernel lays out one padded input channel in scratch memory.
 ///
 /// The padded plane is split by column phase: with stride `s`, phase `p` holds the padded columns
@@ -444,6 +446,62 @@ enum DepthwiseConv2D {
                     (phaseRow + hi).update(repeating: 0, count: phaseWidth - hi)
                 }
             }
+        }
+    }
+}
+
+/// The AVX-512 depthwise kernel (Sources/CApusKernels/depthwise.c), chosen at run time like the
+/// packed GEMM: the Swift kernel above is SSE2 in the default build, where a 16-lane vector is
+/// four instructions and a stride-2 tap needs a deinterleaved copy of the plane. The C kernel
+/// reads the input in place with masked loads (padding costs no copy), convolves stride-1 planes
+/// whose rows keep their width as one flat row (7 × 7 and 14 × 14 maps fill whole vectors), runs
+/// four vectors at a time, and sums with fused multiply-adds (the Swift kernel multiplies, then
+/// adds: results differ in the last bits, never with the thread count).
+///
+/// A plan makes one per depthwise layer: the table of where each output vector's taps start and
+/// which lanes they may load depends only on the geometry.
+final class DepthwiseVectorKernel: @unchecked Sendable {
+    private var geometry: apus_depthwise_geometry
+    private let table: UnsafeMutableRawPointer
+
+    /// The kernel for `g`, or `nil` when it does not apply: no AVX-512 (or `APUS_PACKED_GEMM=0`),
+    /// not depthwise, a non-square kernel or stride, a stride above 2, dilation, a kernel above
+    /// 7 × 7, or sizes past the table's 32-bit offsets.
+    init?(_ g: Conv2DGeometry) {
+        guard PackedGemm.isAvailable, g.isDepthwise, g.kernelHeight == g.kernelWidth,
+            g.strideHeight == g.strideWidth, g.dilationHeight == 1, g.dilationWidth == 1
+        else { return nil }
+        var v = apus_depthwise_geometry(
+            input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
+            output_width: g.outputWidth, kernel: g.kernelHeight, stride: g.strideHeight, pad_top: g.padTop,
+            pad_left: g.padLeft)
+        let size = apus_depthwise_table_size(&v)
+        guard apus_depthwise_supported(&v) != 0, size > 0 else { return nil }
+        geometry = v
+        table = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        apus_depthwise_prepare(&v, table)
+    }
+
+    deinit { table.deallocate() }
+
+    /// Convolves the planes `tasks` ((image, channel) pairs, channel fastest) of `input` into
+    /// `output`, with the per-channel `bias`, the `residual` (same layout as `output`) and
+    /// `activation` applied per vector; activations the kernel lacks are applied per plane after.
+    func run(
+        channels: Int, tasks: Range<Int>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+        activation: FusedActivation
+    ) {
+        let (code, low, high, rest) = PackedGemm.kernelActivation(activation)
+        var epilogue = apus_gemm_epilogue(
+            bias: bias, residual: residual, residual_stride: 0, activation: code, low: low, high: high)
+        apus_depthwise_avx512(
+            &geometry, table, input, weights, channels, tasks.lowerBound, tasks.count, output, &epilogue)
+        if rest != .none {
+            let plane = geometry.output_height * geometry.output_width
+            Epilogue.apply(
+                to: output + tasks.lowerBound * plane, rowCount: 1, columnCount: tasks.count * plane,
+                rowStride: tasks.count * plane, bias: nil, residual: nil, residualRowStride: 0, activation: rest)
         }
     }
 }

@@ -75,21 +75,7 @@ public enum PackedGemm {
         precondition(isAvailable, "the packed GEMM kernel needs AVX-512")
         precondition(firstRow % panelRows == 0 && firstRow + rowCount <= packed.rows, "row range off the panels")
         let values = packed.values + matrix * packed.stride
-        var inKernel = Int32(APUS_GEMM_NONE)
-        var low: Float = 0
-        var high: Float = 0
-        var rest = FusedActivation.none
-        switch activation {
-        case .none: break
-        case .relu: inKernel = Int32(APUS_GEMM_RELU)
-        case .clip(let l, let h):
-            inKernel = Int32(APUS_GEMM_CLIP)
-            low = l
-            high = h
-        case .sigmoid: inKernel = Int32(APUS_GEMM_SIGMOID)
-        case .silu: inKernel = Int32(APUS_GEMM_SILU)
-        default: rest = activation
-        }
+        let (inKernel, low, high, rest) = kernelActivation(activation)
         if bias == nil && residual == nil && inKernel == Int32(APUS_GEMM_NONE) {
             apus_gemm_packed_avx512(values, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc, nil)
         } else {
@@ -103,6 +89,21 @@ public enum PackedGemm {
             Epilogue.apply(
                 to: c, rowCount: rowCount, columnCount: n, rowStride: ldc, bias: nil, residual: nil,
                 residualRowStride: 0, activation: rest)
+        }
+    }
+
+    /// Splits `activation` into what the AVX-512 kernels apply in registers (code, clip bounds)
+    /// and what is left for ``Epilogue`` afterwards (`.none` when nothing is).
+    static func kernelActivation(_ activation: FusedActivation) -> (
+        code: Int32, low: Float, high: Float, rest: FusedActivation
+    ) {
+        switch activation {
+        case .none: return (Int32(APUS_GEMM_NONE), 0, 0, .none)
+        case .relu: return (Int32(APUS_GEMM_RELU), 0, 0, .none)
+        case .clip(let low, let high): return (Int32(APUS_GEMM_CLIP), low, high, .none)
+        case .sigmoid: return (Int32(APUS_GEMM_SIGMOID), 0, 0, .none)
+        case .silu: return (Int32(APUS_GEMM_SILU), 0, 0, .none)
+        default: return (Int32(APUS_GEMM_NONE), 0, 0, activation)
         }
     }
 

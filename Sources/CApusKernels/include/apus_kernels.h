@@ -44,4 +44,43 @@ void apus_gemm_packed_avx512(
 /// the exp of the kernels' epilogue. AVX-512F only.
 void apus_logistic_avx512(float *x, long n, int silu);
 
+/// The shape of a depthwise convolution (one 2-D filter per plane): square `kernel`, square
+/// `stride` (1 or 2), no dilation; zero padding `pad_top` rows above and `pad_left` columns left
+/// (the bottom and right padding follow from the output size).
+typedef struct {
+    long input_height;
+    long input_width;
+    long output_height;
+    long output_width;
+    long kernel;
+    long stride;
+    long pad_top;
+    long pad_left;
+} apus_depthwise_geometry;
+
+/// Whether `apus_depthwise_avx512` computes this geometry (kernel 1 to 7, stride 1 or 2, sizes
+/// whose offsets fit in 32 bits).
+int apus_depthwise_supported(const apus_depthwise_geometry *g);
+
+/// Bytes of the table `apus_depthwise_prepare` writes for `g` (0 when unsupported).
+size_t apus_depthwise_table_size(const apus_depthwise_geometry *g);
+
+/// Writes the kernel's table for `g` into `table` (`apus_depthwise_table_size` bytes, 8-byte
+/// aligned): for every vector of sixteen outputs, where its taps start in the input plane and the
+/// lanes each tap may load (zero padding is a masked-off lane), so the kernel does no bounds
+/// arithmetic. The table depends only on the geometry: make it once per plan.
+void apus_depthwise_prepare(const apus_depthwise_geometry *g, void *table);
+
+/// Depthwise convolution of the planes `first ..< first + count` of `input` (planes of
+/// input_height × input_width, plane `t` filtered by `weights[(t % channels) · kernel²...]`)
+/// into the same planes of `output`, four vectors of sixteen outputs at a time. Each output is
+/// `bias[t % channels]` (0 when `epilogue` or its bias is NULL) plus the taps in (row, column)
+/// order, one fused multiply-add each, padding read as zero; then the residual plane (the
+/// epilogue's `residual` is the first plane's, planes contiguous) and the activation. The
+/// epilogue's `residual_stride` is ignored. `table` is `apus_depthwise_prepare`'s for `g`.
+/// AVX-512F only: call when `PackedGemm.isAvailable`.
+void apus_depthwise_avx512(
+    const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
+    long first, long count, float *output, const apus_gemm_epilogue *epilogue);
+
 #endif

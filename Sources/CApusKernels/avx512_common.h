@@ -1,0 +1,59 @@
+/// Vector helpers shared by the AVX-512 kernels (GEMM epilogue, depthwise convolution): private
+/// to this target, included only inside `#if defined(__x86_64__)`.
+#ifndef APUS_AVX512_COMMON_H
+#define APUS_AVX512_COMMON_H
+
+#include <immintrin.h>
+
+#include "include/apus_kernels.h"
+
+#define TARGET __attribute__((target("avx512f")))
+
+/// exp(x) on sixteen lanes, the algorithm of the Swift `VectorMath.exp` (Cephes range
+/// reduction, XNNPACK's degree-5 polynomial, 2ⁿ built in the exponent bits); arguments clamped to
+/// [-87.33654, 88.72284]; NaN stays NaN (max/min return their second operand for it).
+TARGET static inline __m512 exp16(__m512 x) {
+    __m512 v = _mm512_max_ps(_mm512_set1_ps(-87.33654f), x);
+    v = _mm512_min_ps(_mm512_set1_ps(88.72284f), v);
+    __m512 shifted = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504f)), _mm512_set1_ps(12582912.0f));
+    __m512 n = _mm512_sub_ps(shifted, _mm512_set1_ps(12582912.0f));
+    __m512 r = _mm512_sub_ps(v, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
+    r = _mm512_add_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(2.1219444e-4f)));
+    __m512 p = _mm512_set1_ps(0x1.0F9F9Cp-7f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0x1.573A1Ap-5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0x1.555A80p-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0x1.FFFDC6p-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0x1.FFFFF6p-1f));
+    __m512i exponent = _mm512_slli_epi32(
+        _mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_set1_epi32(0x4B400000 - 127)), 23);
+    __m512 scale = _mm512_castsi512_ps(exponent);
+    return _mm512_fmadd_ps(_mm512_mul_ps(p, r), scale, scale);
+}
+
+/// Sigmoid (`1 / (1 + exp(-x))`) or SiLU (`x / (1 + exp(-x))`) of sixteen lanes.
+TARGET static inline __m512 logistic16(__m512 x, int silu) {
+    __m512 denominator = _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), x)));
+    return _mm512_div_ps(silu ? x : _mm512_set1_ps(1.0f), denominator);
+}
+
+/// The epilogue of one vector of row `r`: + bias, + residual, then the activation. Max and min
+/// take the running value as their second operand, which they return when it is NaN, so NaN
+/// passes through like in the Swift epilogue.
+TARGET static inline __m512 finish(
+    __m512 v, const apus_gemm_epilogue *epi, const float *bias, long r, const float *residual, __mmask16 mask) {
+    if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[r]));
+    if (residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, residual));
+    switch (epi->activation) {
+    case APUS_GEMM_RELU: v = _mm512_max_ps(_mm512_setzero_ps(), v); break;
+    case APUS_GEMM_CLIP:
+        v = _mm512_max_ps(_mm512_set1_ps(epi->low), v);
+        v = _mm512_min_ps(_mm512_set1_ps(epi->high), v);
+        break;
+    case APUS_GEMM_SIGMOID: v = logistic16(v, 0); break;
+    case APUS_GEMM_SILU: v = logistic16(v, 1); break;
+    default: break;
+    }
+    return v;
+}
+
+#endif

@@ -1,0 +1,302 @@
+#include "apus_kernels.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/// The table's header; then `units` unit records, then the masks, `[unit][tap][load]`.
+typedef struct {
+    long units;
+    long taps;
+    /// Loads per tap: 1, or 2 for stride 2 (the 32 input columns whose even ones are the taps).
+    long loads;
+    /// The first `full` units (a multiple of four) load every lane of every tap, without masks.
+    long full;
+} table_header;
+
+/// Sixteen outputs: where they go in the output plane, where tap (0, 0) of the first one is in
+/// the input plane (negative inside the padding), and which lanes exist.
+typedef struct {
+    int32_t input;
+    int32_t output;
+    uint32_t tail;
+} table_unit;
+
+/// Units are processed four at a time; the count is padded with units that load and store nothing.
+#define GROUP 4
+
+int apus_depthwise_supported(const apus_depthwise_geometry *g) {
+    const long limit = 1L << 28;
+    return g->kernel >= 1 && g->kernel <= 7 && (g->stride == 1 || g->stride == 2) && g->input_height > 0 &&
+        g->input_width > 0 && g->output_height > 0 && g->output_width > 0 && g->pad_top >= 0 && g->pad_left >= 0 &&
+        g->pad_top < limit && g->pad_left < limit && g->input_height < limit && g->input_width < limit &&
+        g->output_height < limit && g->output_width < limit && g->input_height * g->input_width < limit &&
+        g->output_height * g->output_width < limit;
+}
+
+/// Stride 1 with output rows as wide as input rows: the plane is convolved as one flat row, so a
+/// vector spans row ends and 7- or 14-wide maps fill whole vectors; tap (ky, kx) of output `p` is
+/// input `p + (ky − pad_top)·width + kx − pad_left`.
+static int is_flat(const apus_depthwise_geometry *g) {
+    return g->stride == 1 && g->output_width == g->input_width;
+}
+
+static long unit_count(const apus_depthwise_geometry *g) {
+    long units = is_flat(g) ? (g->output_height * g->output_width + 15) / 16
+                            : g->output_height * ((g->output_width + 15) / 16);
+    return (units + GROUP - 1) / GROUP * GROUP;
+}
+
+static size_t units_bytes(long units) {
+    return ((size_t)units * sizeof(table_unit) + 7) / 8 * 8;
+}
+
+size_t apus_depthwise_table_size(const apus_depthwise_geometry *g) {
+    if (!apus_depthwise_supported(g)) return 0;
+    long units = unit_count(g);
+    long loads = g->stride == 2 ? 2 : 1;
+    return sizeof(table_header) + units_bytes(units) + (size_t)(units * g->kernel * g->kernel * loads) * 2;
+}
+
+/// Lanes `j` of a vector starting at column `first` with `0 <= first + j < width`.
+static uint16_t range_mask(long first, long width) {
+    long lo = -first;
+    long hi = width - first;
+    if (lo < 0) lo = 0;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (uint16_t)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
+/// Moves the units whose every tap mask is full to the front (units are independent: each writes
+/// its own outputs), as many as fill whole groups, and records how many there are.
+static void move_full_units_first(table_header *header, table_unit *units, uint16_t *masks) {
+    const long per = header->taps * header->loads;
+    long full = 0;
+    for (long u = 0; u < header->units; u++) {
+        int all = 1;
+        for (long i = 0; i < per; i++) all &= masks[u * per + i] == 0xFFFF;
+        if (!all) continue;
+        // Swap unit u with unit `full`, masks included.
+        table_unit t = units[u];
+        units[u] = units[full];
+        units[full] = t;
+        for (long i = 0; i < per; i++) {
+            uint16_t m = masks[u * per + i];
+            masks[u * per + i] = masks[full * per + i];
+            masks[full * per + i] = m;
+        }
+        full++;
+    }
+    header->full = full / GROUP * GROUP;
+}
+
+void apus_depthwise_prepare(const apus_depthwise_geometry *g, void *table) {
+    const long K = g->kernel, S = g->stride, H = g->input_height, W = g->input_width;
+    const long outH = g->output_height, outW = g->output_width;
+    table_header *header = table;
+    header->units = unit_count(g);
+    header->taps = K * K;
+    header->loads = S == 2 ? 2 : 1;
+    header->full = 0;
+    table_unit *units = (table_unit *)(header + 1);
+    uint16_t *masks = (uint16_t *)((char *)units + units_bytes(header->units));
+    memset(units, 0, units_bytes(header->units));
+    memset(masks, 0, (size_t)(header->units * header->taps * header->loads) * 2);
+    if (is_flat(g)) {
+        const long count = outH * W;
+        for (long u = 0; u * 16 < count; u++) {
+            long p0 = u * 16;
+            units[u].output = (int32_t)p0;
+            units[u].input = (int32_t)(p0 - g->pad_top * W - g->pad_left);
+            units[u].tail = count - p0 >= 16 ? 0xFFFFu : (1u << (count - p0)) - 1u;
+            for (long ky = 0; ky < K; ky++) {
+                for (long kx = 0; kx < K; kx++) {
+                    uint16_t mask = 0;
+                    for (long j = 0; j < 16 && p0 + j < count; j++) {
+                        long y = (p0 + j) / W + ky - g->pad_top;
+                        long x = (p0 + j) % W + kx - g->pad_left;
+                        if (y >= 0 && y < H && x >= 0 && x < W) mask |= (uint16_t)(1u << j);
+                    }
+                    masks[u * K * K + ky * K + kx] = mask;
+                }
+            }
+        }
+        move_full_units_first(header, units, masks);
+        return;
+    }
+    const long vectors = (outW + 15) / 16;
+    for (long oy = 0; oy < outH; oy++) {
+        for (long v = 0; v < vectors; v++) {
+            long u = oy * vectors + v;
+            long x0 = v * 16;
+            units[u].output = (int32_t)(oy * outW + x0);
+            units[u].input = (int32_t)((oy * S - g->pad_top) * W + x0 * S - g->pad_left);
+            units[u].tail = outW - x0 >= 16 ? 0xFFFFu : (1u << (outW - x0)) - 1u;
+            for (long ky = 0; ky < K; ky++) {
+                long iy = oy * S + ky - g->pad_top;
+                if (iy < 0 || iy >= H) continue;
+                for (long kx = 0; kx < K; kx++) {
+                    long first = x0 * S + kx - g->pad_left;
+                    uint16_t *m = masks + (u * K * K + ky * K + kx) * header->loads;
+                    m[0] = range_mask(first, W);
+                    if (S == 2) m[1] = range_mask(first + 16, W);
+                }
+            }
+        }
+    }
+    move_full_units_first(header, units, masks);
+}
+
+#if defined(__x86_64__)
+
+#include "avx512_common.h"
+
+/// `base + offset` computed on integers: the start of a vector inside the padding lies before
+/// the plane, and the lanes it would read are masked off (masked loads do not fault).
+static inline const float *offset_pointer(const float *base, long offset) {
+    return (const float *)((uintptr_t)base + (uintptr_t)(offset * (long)sizeof(float)));
+}
+
+/// Residual, activation `ACT` (an `APUS_GEMM_*` constant) and store of one vector.
+TARGET static inline __attribute__((always_inline)) void store(
+    const int ACT, __m512 acc, float *out, const float *residual, float low, float high, __mmask16 mask) {
+    if (residual) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, residual));
+    // Max and min take the sum second: they return it when it is NaN, like the Swift epilogue.
+    switch (ACT) {
+    case APUS_GEMM_RELU: acc = _mm512_max_ps(_mm512_setzero_ps(), acc); break;
+    case APUS_GEMM_CLIP: acc = _mm512_min_ps(_mm512_set1_ps(high), _mm512_max_ps(_mm512_set1_ps(low), acc)); break;
+    case APUS_GEMM_SIGMOID: acc = logistic16(acc, 0); break;
+    case APUS_GEMM_SILU: acc = logistic16(acc, 1); break;
+    default: break;
+    }
+    _mm512_mask_storeu_ps(out, mask, acc);
+}
+
+/// Units `begin ..< end` of one plane, four at a time: four independent chains of fused
+/// multiply-adds hide the FMA latency (one chain per vector, in tap order, so the grouping does
+/// not change a result). `K` (0: `k` at run time), `S`, `ACT` and `FULL` (every lane of every
+/// tap exists: plain loads, no masks) are constants in each instantiation.
+TARGET static inline __attribute__((always_inline)) void units_of_plane(
+    const int K, const int S, const int ACT, const int FULL, long k, long W, const table_unit *units,
+    const uint16_t *masks, long begin, long end, const float *in, const __m512 *weights, float bias, float *out,
+    const float *residual, float low, float high) {
+    if (K) k = K;
+    const long taps = k * k;
+    const long L = S == 2 ? 2 : 1;
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (long u = begin; u < end; u += GROUP) {
+        const table_unit *un = units + u;
+        const uint16_t *m = masks + u * taps * L;
+        __m512 acc[GROUP];
+        const float *base[GROUP];
+#pragma clang loop unroll(full)
+        for (int j = 0; j < GROUP; j++) {
+            acc[j] = _mm512_set1_ps(bias);
+            base[j] = offset_pointer(in, un[j].input);
+        }
+        for (long ky = 0; ky < k; ky++) {
+            // Stride 2: one load of 32 columns serves two taps, kx (its even columns) and kx + 1 (its
+            // odd ones), with the mask of tap kx (a lane exists if its column does).
+            for (long kx = 0; kx < k; kx += S) {
+                const long t = ky * k + kx;
+#pragma clang loop unroll(full)
+                for (int j = 0; j < GROUP; j++) {
+                    const uint16_t *mt = m + (j * taps + t) * L;
+                    const float *p = base[j] + kx;
+                    if (S == 2) {
+                        __m512 lowHalf = FULL ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mt[0], p);
+                        __m512 highHalf = FULL ? _mm512_loadu_ps(p + 16) : _mm512_maskz_loadu_ps(mt[1], p + 16);
+                        acc[j] = _mm512_fmadd_ps(
+                            weights[t], _mm512_permutex2var_ps(lowHalf, evens, highHalf), acc[j]);
+                        if (kx + 1 < k) {
+                            acc[j] = _mm512_fmadd_ps(
+                                weights[t + 1], _mm512_permutex2var_ps(lowHalf, odds, highHalf), acc[j]);
+                        }
+                    } else {
+                        __m512 v = FULL ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mt[0], p);
+                        acc[j] = _mm512_fmadd_ps(weights[t], v, acc[j]);
+                    }
+                }
+            }
+#pragma clang loop unroll(full)
+            for (int j = 0; j < GROUP; j++) base[j] += W;
+        }
+        for (int j = 0; j < GROUP; j++) {
+            __mmask16 tail = (__mmask16)un[j].tail;
+            if (!tail) continue;
+            store(ACT, acc[j], out + un[j].output, residual ? residual + un[j].output : 0, low, high, tail);
+        }
+    }
+}
+
+/// One plane: the units without masks, then the others.
+TARGET static inline __attribute__((always_inline)) void plane(
+    const int K, const int S, const int ACT, const apus_depthwise_geometry *g, const void *table, const float *in,
+    const float *w, float bias, float *out, const float *residual, float low, float high) {
+    const table_header *header = table;
+    const table_unit *units = (const table_unit *)(header + 1);
+    const uint16_t *masks = (const uint16_t *)((const char *)units + units_bytes(header->units));
+    const long k = K ? K : g->kernel;
+    __m512 weights[49];
+    for (long t = 0; t < k * k; t++) weights[t] = _mm512_set1_ps(w[t]);
+    units_of_plane(
+        K, S, ACT, 1, k, g->input_width, units, masks, 0, header->full, in, weights, bias, out, residual, low, high);
+    units_of_plane(
+        K, S, ACT, 0, k, g->input_width, units, masks, header->full, header->units, in, weights, bias, out, residual,
+        low, high);
+}
+
+/// The planes of one call with kernel, stride and activation fixed.
+#define PLANES(K, S, ACT)                                                                                              \
+    for (long t = first; t < first + count; t++) {                                                                     \
+        long channel = t % channels;                                                                                   \
+        plane(                                                                                                         \
+            K, S, ACT, g, table, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f,           \
+            output + t * outPlane, residual ? residual + t * outPlane : 0, low, high);                                 \
+    }
+
+#define BY_ACTIVATION(K, S)                                                                                            \
+    switch (activation) {                                                                                              \
+    case APUS_GEMM_RELU: PLANES(K, S, APUS_GEMM_RELU) break;                                                           \
+    case APUS_GEMM_CLIP: PLANES(K, S, APUS_GEMM_CLIP) break;                                                           \
+    case APUS_GEMM_SIGMOID: PLANES(K, S, APUS_GEMM_SIGMOID) break;                                                     \
+    case APUS_GEMM_SILU: PLANES(K, S, APUS_GEMM_SILU) break;                                                           \
+    default: PLANES(K, S, APUS_GEMM_NONE) break;                                                                       \
+    }
+
+TARGET void apus_depthwise_avx512(
+    const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
+    long first, long count, float *output, const apus_gemm_epilogue *epilogue) {
+    const long inPlane = g->input_height * g->input_width;
+    const long outPlane = g->output_height * g->output_width;
+    const long taps = g->kernel * g->kernel;
+    const float *bias = epilogue ? epilogue->bias : 0;
+    const float *residual = epilogue ? epilogue->residual : 0;
+    const int activation = epilogue ? epilogue->activation : APUS_GEMM_NONE;
+    const float low = epilogue ? epilogue->low : 0, high = epilogue ? epilogue->high : 0;
+    // Kernel size and stride as constants for the common shapes, so that the tap loops unroll.
+    if (g->stride == 1) {
+        switch (g->kernel) {
+        case 3: BY_ACTIVATION(3, 1) return;
+        case 5: BY_ACTIVATION(5, 1) return;
+        default: BY_ACTIVATION(0, 1) return;
+        }
+    }
+    switch (g->kernel) {
+    case 3: BY_ACTIVATION(3, 2) return;
+    case 5: BY_ACTIVATION(5, 2) return;
+    default: BY_ACTIVATION(0, 2) return;
+    }
+}
+
+#else
+
+void apus_depthwise_avx512(
+    const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
+    long first, long count, float *output, const apus_gemm_epilogue *epilogue) {
+    (void)g; (void)table; (void)input; (void)weights; (void)channels; (void)first; (void)count; (void)output;
+    (void)epilogue;
+}
+
+#endif
