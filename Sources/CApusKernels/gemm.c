@@ -9,7 +9,7 @@
 #define MR APUS_GEMM_PANEL_ROWS
 /// Reduction steps per block: one strip of `b` (KC × 48 floats = 24 KB at most) stays in L1
 /// while every row panel passes over it.
-#define KC 128
+#define KC APUS_GEMM_BLOCK_COLUMNS
 
 size_t apus_gemm_packed_count(long m, long k) {
     long panels = (m + MR - 1) / MR;
@@ -17,16 +17,22 @@ size_t apus_gemm_packed_count(long m, long k) {
 }
 
 void apus_gemm_pack(const float *a, long lda, long m, long k, float *packed) {
-    long panels = (m + MR - 1) / MR;
-    long paddedRows = panels * MR;
-    for (long k0 = 0; k0 < k; k0 += KC) {
-        long kc = k - k0 < KC ? k - k0 : KC;
-        for (long p = 0; p < panels; p++) {
+    apus_gemm_pack_panels(a, lda, m, k, 0, (m + MR - 1) / MR, packed);
+}
+
+void apus_gemm_pack_panels(const float *a, long lda, long m, long k, long firstPanel, long panelCount, float *packed) {
+    long paddedRows = (m + MR - 1) / MR * MR;
+    for (long p = firstPanel; p < firstPanel + panelCount; p++) {
+        for (long k0 = 0; k0 < k; k0 += KC) {
+            long kc = k - k0 < KC ? k - k0 : KC;
             float *dest = packed + k0 * paddedRows + p * MR * kc;
-            for (long kk = 0; kk < kc; kk++) {
-                for (long r = 0; r < MR; r++) {
-                    long row = p * MR + r;
-                    dest[kk * MR + r] = row < m ? a[row * lda + k0 + kk] : 0.0f;
+            for (long r = 0; r < MR; r++) {
+                long row = p * MR + r;
+                if (row < m) {
+                    const float *source = a + row * lda + k0;
+                    for (long kk = 0; kk < kc; kk++) dest[kk * MR + r] = source[kk];
+                } else {
+                    for (long kk = 0; kk < kc; kk++) dest[kk * MR + r] = 0.0f;
                 }
             }
         }
