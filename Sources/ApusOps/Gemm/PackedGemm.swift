@@ -53,8 +53,15 @@ public final class PackedMatrix: @unchecked Sendable {
         self.matrixCount = matrixCount
         stride = apus_gemm_packed_count(rows, columns)
         let total = max(1, stride * matrixCount)
-        values = UnsafeMutableRawPointer.allocate(byteCount: total * 4, alignment: 64).bindMemory(
-            to: Float.self, capacity: total)
+        let bytes = total * 4
+        let huge = 1 << 21
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: bytes >= 2 * huge ? huge : 64)
+        #if os(Linux)
+            if bytes >= 2 * huge && getenv("APUS_NO_HUGEPAGE") == nil {
+                _ = madvise(raw, bytes / huge * huge, 14)  // MADV_HUGEPAGE
+            }
+        #endif
+        values = raw.bindMemory(to: Float.self, capacity: total)
     }
 
     /// Where, from the start of a packed matrix, the eight rows of `panel` hold column `column`:
