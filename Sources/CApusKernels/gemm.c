@@ -9,7 +9,7 @@
 #define MR APUS_GEMM_PANEL_ROWS
 /// Reduction steps per block: one strip of `b` (KC × 48 floats = 24 KB at most) stays in L1
 /// while every row panel passes over it.
-#define KC 128
+#define KC APUS_GEMM_BLOCK_COLUMNS
 
 size_t apus_gemm_packed_count(long m, long k) {
     long panels = (m + MR - 1) / MR;
@@ -17,16 +17,63 @@ size_t apus_gemm_packed_count(long m, long k) {
 }
 
 void apus_gemm_pack(const float *a, long lda, long m, long k, float *packed) {
-    long panels = (m + MR - 1) / MR;
-    long paddedRows = panels * MR;
-    for (long k0 = 0; k0 < k; k0 += KC) {
-        long kc = k - k0 < KC ? k - k0 : KC;
-        for (long p = 0; p < panels; p++) {
+    apus_gemm_pack_panels(a, lda, m, k, 0, (m + MR - 1) / MR, packed);
+}
+
+#if defined(__x86_64__)
+/// Eight whole rows × eight columns of one panel, transposed in registers: `dest[j · 8 + r]` =
+/// `source[r · lda + j]`.
+__attribute__((target("avx2"))) static void pack_block8x8(const float *source, long lda, float *dest) {
+    __m256 r0 = _mm256_loadu_ps(source), r1 = _mm256_loadu_ps(source + lda);
+    __m256 r2 = _mm256_loadu_ps(source + 2 * lda), r3 = _mm256_loadu_ps(source + 3 * lda);
+    __m256 r4 = _mm256_loadu_ps(source + 4 * lda), r5 = _mm256_loadu_ps(source + 5 * lda);
+    __m256 r6 = _mm256_loadu_ps(source + 6 * lda), r7 = _mm256_loadu_ps(source + 7 * lda);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    _mm256_storeu_ps(dest, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(dest + 8, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(dest + 16, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(dest + 24, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(dest + 32, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(dest + 40, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(dest + 48, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(dest + 56, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+#endif
+
+void apus_gemm_pack_panels(const float *a, long lda, long m, long k, long firstPanel, long panelCount, float *packed) {
+    long paddedRows = (m + MR - 1) / MR * MR;
+#if defined(__x86_64__) && MR == 8
+    int avx2 = __builtin_cpu_supports("avx2");
+#endif
+    for (long p = firstPanel; p < firstPanel + panelCount; p++) {
+        for (long k0 = 0; k0 < k; k0 += KC) {
+            long kc = k - k0 < KC ? k - k0 : KC;
             float *dest = packed + k0 * paddedRows + p * MR * kc;
-            for (long kk = 0; kk < kc; kk++) {
-                for (long r = 0; r < MR; r++) {
-                    long row = p * MR + r;
-                    dest[kk * MR + r] = row < m ? a[row * lda + k0 + kk] : 0.0f;
+            long done = 0;
+#if defined(__x86_64__) && MR == 8
+            // Whole panels: eight columns at a time through registers (the same bytes).
+            if (avx2 && p * MR + MR <= m) {
+                for (; done + 8 <= kc; done += 8) pack_block8x8(a + p * MR * lda + k0 + done, lda, dest + done * MR);
+            }
+#endif
+            for (long r = 0; r < MR; r++) {
+                long row = p * MR + r;
+                if (row < m) {
+                    const float *source = a + row * lda + k0;
+                    for (long kk = done; kk < kc; kk++) dest[kk * MR + r] = source[kk];
+                } else {
+                    for (long kk = done; kk < kc; kk++) dest[kk * MR + r] = 0.0f;
                 }
             }
         }

@@ -210,7 +210,8 @@ struct Conv: Operator {
         var copy = self
         let geometry = try geometry(inputs).0
         if let weights = inputs.optional(1)?.constant {
-            let plan = Conv2DPlan(geometry: geometry, weights: weights.pointer(as: Float.self))
+            let plan = Conv2DPlan(
+                geometry: geometry, weights: weights.pointer(as: Float.self), threadCount: threadCount)
             copy.plan = plan
             // The plan reads its own copy from now on; a mapped file's pages of the originals can go.
             if plan.readsOwnWeights { weights.releaseResidentPages() }

@@ -59,7 +59,12 @@ public struct Conv2DPlan: Sendable {
     /// - Parameter weights: the weights, when they are known now (constant in the model): the
     ///   ``Algorithm/winograd`` path transforms them once, here, and keeps the result (four times
     ///   their size). Without them that path is never chosen.
-    public init(geometry: Conv2DGeometry, algorithm: Algorithm? = nil, weights: UnsafePointer<Float>? = nil) {
+    /// - Parameter threadCount: threads that may prepare the weights (the result does not
+    ///   depend on it).
+    public init(
+        geometry: Conv2DGeometry, algorithm: Algorithm? = nil, weights: UnsafePointer<Float>? = nil,
+        threadCount: Int = 1
+    ) {
         self.geometry = geometry
         let chosen: Algorithm
         if let algorithm {
@@ -81,17 +86,13 @@ public struct Conv2DPlan: Sendable {
         self.algorithm = chosen
         depthwiseKernel = chosen == .depthwise ? DepthwiseVectorKernel(geometry) : nil
         if chosen == .winograd, let weights {
-            let transformed = WinogradWeights(weights: weights, geometry: geometry)
             if PackedGemm.isAvailable {
-                // Only the packed form is kept: the transformed weights are four times the size
-                // of the originals already.
+                // Only the packed form is kept (transformed straight into place): the transformed
+                // weights are four times the size of the originals already.
                 winogradWeights = nil
-                packedWeights = PackedMatrix(
-                    transformed.values, rows: geometry.outputChannels, columns: geometry.inputChannels,
-                    rowStride: geometry.inputChannels, matrixCount: WinogradConv2D.positions,
-                    matrixStride: geometry.outputChannels * geometry.inputChannels)
+                packedWeights = WinogradWeights.packed(weights: weights, geometry: geometry, threadCount: threadCount)
             } else {
-                winogradWeights = transformed
+                winogradWeights = WinogradWeights(weights: weights, geometry: geometry, threadCount: threadCount)
                 packedWeights = nil
             }
         } else if let weights, PackedGemm.isAvailable, chosen == .pointwise || chosen == .im2col,
@@ -100,7 +101,7 @@ public struct Conv2DPlan: Sendable {
             winogradWeights = nil
             packedWeights = PackedMatrix(
                 weights, rows: geometry.outputChannels, columns: geometry.reductionLength,
-                rowStride: geometry.reductionLength)
+                rowStride: geometry.reductionLength, threadCount: threadCount)
         } else {
             winogradWeights = nil
             packedWeights = nil

@@ -59,39 +59,165 @@ enum WinogradConv2D {
         return max(PhasePlane(g).floatCount + line, 40 * lanes)
     }
 
-    /// Transforms ONNX weights `[K, C, 3, 3]` into `U[ξ][k][c]` (36 × K × C), in Double.
+    /// Transforms ONNX weights `[K, C, 3, 3]` into `U[ξ][k][c]` (36 × K × C), in Double: the
+    /// (output channel, input channel) pairs `pairs` (all of them by default), eight at a time,
+    /// each of the 36 planes written contiguously. Disjoint ranges may run in parallel.
+    ///
+    /// Every value is computed with the same Double operations in the same order as the plain
+    /// formula (each sum starting from +0, `G` times the filter, then that times `Gᵀ`) and rounded
+    /// to Float once: ``transformFilters(_:into:)``.
     static func transformWeights(
-        _ weights: UnsafePointer<Float>, outputChannels: Int, inputChannels: Int, into u: UnsafeMutablePointer<Float>
+        _ weights: UnsafePointer<Float>, outputChannels: Int, inputChannels: Int, into u: UnsafeMutablePointer<Float>,
+        pairs range: Range<Int>? = nil
     ) {
-        // G (6 × 3), row-major.
-        let g: [Double] = [
-            1.0 / 4, 0, 0, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6,
-            1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 24, -1.0 / 12, 1.0 / 6, 0, 0, 1,
-        ]
         let pairs = outputChannels * inputChannels
-        g.withUnsafeBufferPointer { g in
-            // t = G · filter (6 × 3), reused for every pair: one allocation per layer, not per pair.
-            withUnsafeTemporaryAllocation(of: Double.self, capacity: 18) { t in
-                for pair in 0..<pairs {
-                    let filter = weights + pair * 9
-                    for r in 0..<6 {
-                        for col in 0..<3 {
-                            var sum = 0.0
-                            for i in 0..<3 { sum += g[r * 3 + i] * Double(filter[i * 3 + col]) }
-                            t[r * 3 + col] = sum
+        let range = range ?? 0..<pairs
+        withUnsafeTemporaryAllocation(of: SIMD8<Double>.self, capacity: 9) { f in
+            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 36) { out in
+                let f = f.baseAddress.unsafelyUnwrapped
+                let out = out.baseAddress.unsafelyUnwrapped
+                // The filter that lanes past the last pair or row read.
+                let zero: UnsafePointer<Float> = Self.zeroFilter
+                var pair = range.lowerBound
+                while pair < range.upperBound {
+                    let count = min(8, range.upperBound - pair)
+                    gather(
+                        f, zero: zero, count: count, stride: 9,
+                        from: weights + pair * 9)
+                    transformFilters(f, into: out)
+                    if count == 8 {
+                        for position in 0..<36 {
+                            UnsafeMutableRawPointer(u + position * pairs + pair).storeBytes(
+                                of: out[position], as: SIMD8<Float>.self)
+                        }
+                    } else {
+                        for position in 0..<36 {
+                            for lane in 0..<count { u[position * pairs + pair + lane] = out[position][lane] }
                         }
                     }
-                    // U = t · Gᵀ (6 × 6).
-                    for r in 0..<6 {
-                        for col in 0..<6 {
-                            var sum = 0.0
-                            for i in 0..<3 { sum += t[r * 3 + i] * g[col * 3 + i] }
-                            u[(r * 6 + col) * pairs + pair] = Float(sum)
+                    pair += 8
+                }
+            }
+        }
+    }
+
+    /// Transforms the weights straight into the packed layout of the AVX-512 kernel: matrix `ξ` of
+    /// `packed` (K × C) gets `U[ξ]`, for the row panels `panels` (eight output channels each, one
+    /// per lane; rows past K are zero, as ``PackedMatrix`` pads them). The same values as
+    /// ``transformWeights(_:outputChannels:inputChannels:into:pairs:)`` followed by packing, without
+    /// the intermediate matrices. Disjoint panel ranges may run in parallel.
+    static func packWeights(
+        _ weights: UnsafePointer<Float>, outputChannels: Int, inputChannels: Int, into packed: PackedMatrix,
+        panels: Range<Int>
+    ) {
+        precondition(
+            packed.rows == outputChannels && packed.columns == inputChannels && packed.matrixCount == positions,
+            "packed matrices of the wrong size")
+        precondition(PackedGemm.panelRows == 8, "one panel row per lane")
+        withUnsafeTemporaryAllocation(of: SIMD8<Double>.self, capacity: 9) { f in
+            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 36) { out in
+                let f = f.baseAddress.unsafelyUnwrapped
+                let out = out.baseAddress.unsafelyUnwrapped
+                // The filter that lanes past the last pair or row read.
+                let zero: UnsafePointer<Float> = Self.zeroFilter
+                let destination = UnsafeMutableRawPointer(packed.values)
+                for panel in panels {
+                    let firstRow = panel * 8
+                    let count = min(8, outputChannels - firstRow)
+                    for channel in 0..<inputChannels {
+                        // Lanes past K read a zero filter: their transform is +0, the packing's padding.
+                        gather(
+                            f, zero: zero, count: count, stride: inputChannels * 9,
+                            from: weights + (firstRow * inputChannels + channel) * 9)
+                        transformFilters(f, into: out)
+                        let offset = packed.offset(panel: panel, column: channel)
+                        for position in 0..<36 {
+                            destination.storeBytes(
+                                of: out[position], toByteOffset: (position * packed.stride + offset) * 4,
+                                as: SIMD8<Float>.self)
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Nine zeros: the filter of lanes past the last pair or row (never written after this).
+    nonisolated(unsafe) static let zeroFilter: UnsafePointer<Float> = {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: 9)
+        p.initialize(repeating: 0, count: 9)
+        return UnsafePointer(p)
+    }()
+
+    /// Loads eight filters into `f` as Double, one per lane, element by element (`f[e]` holds
+    /// element `e` of each): lane `l < count` from `first + l · stride`, the others from `zero`.
+    /// Whole vectors are built in registers, not lane by lane through memory.
+    @inline(__always)
+    static func gather(
+        _ f: UnsafeMutablePointer<SIMD8<Double>>, zero: UnsafePointer<Float>, count: Int, stride: Int,
+        from first: UnsafePointer<Float>
+    ) {
+        @inline(__always) func lane(_ l: Int) -> UnsafePointer<Float> { l < count ? first + l * stride : zero }
+        let p0 = lane(0)
+        let p1 = lane(1)
+        let p2 = lane(2)
+        let p3 = lane(3)
+        let p4 = lane(4)
+        let p5 = lane(5)
+        let p6 = lane(6)
+        let p7 = lane(7)
+        for e in 0..<9 {
+            f[e] = SIMD8<Double>(
+                Double(p0[e]), Double(p1[e]), Double(p2[e]), Double(p3[e]), Double(p4[e]), Double(p5[e]),
+                Double(p6[e]), Double(p7[e]))
+        }
+    }
+
+    /// `U = G g Gᵀ` for eight filters, one per lane: `f[i · 3 + j]` holds element (i, j) of
+    /// each, `u[r · 6 + c]` receives element (r, c) of each transform. Each sum starts from +0 and
+    /// adds its three products in order (no fused multiply-adds), so every lane is bitwise the
+    /// plain scalar formula, zeros' signs and products of 0 and ∞ included.
+    @inline(__always)
+    static func transformFilters(_ f: UnsafePointer<SIMD8<Double>>, into u: UnsafeMutablePointer<SIMD8<Float>>) {
+        typealias V = SIMD8<Double>
+        // G (6 × 3): rows (1/4, 0, 0), (−1/6, −1/6, −1/6), (−1/6, 1/6, −1/6), (1/24, 1/12, 1/6),
+        // (1/24, −1/12, 1/6), (0, 0, 1).
+        @inline(__always) func left(_ a: Double, _ b: Double, _ c: Double, _ x: V, _ y: V, _ z: V) -> V {
+            var sum = V()
+            sum += a * x
+            sum += b * y
+            sum += c * z
+            return sum
+        }
+        @inline(__always) func right(_ x: V, _ y: V, _ z: V, _ a: Double, _ b: Double, _ c: Double) -> V {
+            var sum = V()
+            sum += x * a
+            sum += y * b
+            sum += z * c
+            return sum
+        }
+        // t = G · g, one row (three columns) per output row of G.
+        @inline(__always) func row(_ a: Double, _ b: Double, _ c: Double) -> (V, V, V) {
+            (
+                left(a, b, c, f[0], f[3], f[6]), left(a, b, c, f[1], f[4], f[7]),
+                left(a, b, c, f[2], f[5], f[8])
+            )
+        }
+        // One row of U = t · Gᵀ.
+        @inline(__always) func store(_ r: Int, _ t: (V, V, V)) {
+            u[r * 6] = SIMD8<Float>(right(t.0, t.1, t.2, 1.0 / 4, 0, 0))
+            u[r * 6 + 1] = SIMD8<Float>(right(t.0, t.1, t.2, -1.0 / 6, -1.0 / 6, -1.0 / 6))
+            u[r * 6 + 2] = SIMD8<Float>(right(t.0, t.1, t.2, -1.0 / 6, 1.0 / 6, -1.0 / 6))
+            u[r * 6 + 3] = SIMD8<Float>(right(t.0, t.1, t.2, 1.0 / 24, 1.0 / 12, 1.0 / 6))
+            u[r * 6 + 4] = SIMD8<Float>(right(t.0, t.1, t.2, 1.0 / 24, -1.0 / 12, 1.0 / 6))
+            u[r * 6 + 5] = SIMD8<Float>(right(t.0, t.1, t.2, 0, 0, 1))
+        }
+        store(0, row(1.0 / 4, 0, 0))
+        store(1, row(-1.0 / 6, -1.0 / 6, -1.0 / 6))
+        store(2, row(-1.0 / 6, 1.0 / 6, -1.0 / 6))
+        store(3, row(1.0 / 24, 1.0 / 12, 1.0 / 6))
+        store(4, row(1.0 / 24, -1.0 / 12, 1.0 / 6))
+        store(5, row(0, 0, 1))
     }
 
     /// `Bᵀ d` for one column of six values.
@@ -318,12 +444,40 @@ final class WinogradWeights: @unchecked Sendable {
     let values: UnsafeMutablePointer<Float>
     let count: Int
 
-    init(weights: UnsafePointer<Float>, geometry g: Conv2DGeometry) {
+    /// Transforms `weights` on up to `threadCount` threads (ranges of filter pairs).
+    init(weights: UnsafePointer<Float>, geometry g: Conv2DGeometry, threadCount: Int = 1) {
         count = WinogradConv2D.positions * g.outputChannels * g.inputChannels
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
         values = raw.bindMemory(to: Float.self, capacity: max(1, count))
-        WinogradConv2D.transformWeights(
-            weights, outputChannels: g.outputChannels, inputChannels: g.inputChannels, into: values)
+        let pairs = g.outputChannels * g.inputChannels
+        let pairsPerTask = 2048
+        nonisolated(unsafe) let weights = weights
+        nonisolated(unsafe) let values = values
+        ComputeContext(threadCount: threadCount).parallelFor((pairs + pairsPerTask - 1) / pairsPerTask) { task in
+            let first = task * pairsPerTask
+            WinogradConv2D.transformWeights(
+                weights, outputChannels: g.outputChannels, inputChannels: g.inputChannels, into: values,
+                pairs: first..<min(pairs, first + pairsPerTask))
+        }
+    }
+
+    /// The transformed weights of `g` packed for the AVX-512 kernel (36 matrices of K × C),
+    /// transformed straight into place on up to `threadCount` threads (ranges of row panels).
+    static func packed(weights: UnsafePointer<Float>, geometry g: Conv2DGeometry, threadCount: Int = 1)
+        -> PackedMatrix
+    {
+        let packed = PackedMatrix(
+            rows: g.outputChannels, columns: g.inputChannels, matrixCount: WinogradConv2D.positions)
+        let panels = (g.outputChannels + PackedGemm.panelRows - 1) / PackedGemm.panelRows
+        let panelsPerTask = 2
+        nonisolated(unsafe) let weights = weights
+        ComputeContext(threadCount: threadCount).parallelFor((panels + panelsPerTask - 1) / panelsPerTask) { task in
+            let first = task * panelsPerTask
+            WinogradConv2D.packWeights(
+                weights, outputChannels: g.outputChannels, inputChannels: g.inputChannels, into: packed,
+                panels: first..<min(panels, first + panelsPerTask))
+        }
+        return packed
     }
 
     deinit { values.deallocate() }

@@ -21,20 +21,59 @@ public final class PackedMatrix: @unchecked Sendable {
     let values: UnsafeMutablePointer<Float>
 
     /// Packs `matrixCount` matrices of `rows` × `columns` (row-major, row stride `rowStride`),
-    /// the `i`-th starting at `a + i · matrixStride`.
-    public init(
-        _ a: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int, matrixCount: Int = 1, matrixStride: Int = 0
+    /// the `i`-th starting at `a + i · matrixStride`, on up to `threadCount` threads (ranges of
+    /// row panels; the packed bytes do not depend on the split).
+    public convenience init(
+        _ a: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int, matrixCount: Int = 1, matrixStride: Int = 0,
+        threadCount: Int = 1
     ) {
+        self.init(rows: rows, columns: columns, matrixCount: matrixCount)
+        let panels = (rows + PackedGemm.panelRows - 1) / PackedGemm.panelRows
+        // About 64 K floats per task: enough to hide the hand-off, small enough to share the
+        // panels of one layer between threads.
+        let panelsPerTask = max(1, (1 << 16) / max(1, PackedGemm.panelRows * columns))
+        let tasksPerMatrix = (panels + panelsPerTask - 1) / panelsPerTask
+        nonisolated(unsafe) let a = a
+        nonisolated(unsafe) let values = values
+        let stride = stride
+        ComputeContext(threadCount: threadCount).parallelFor(matrixCount * tasksPerMatrix) { task in
+            let index = task / tasksPerMatrix
+            let first = task % tasksPerMatrix * panelsPerTask
+            apus_gemm_pack_panels(
+                a + index * matrixStride, rowStride, rows, columns, first, min(panelsPerTask, panels - first),
+                values + index * stride)
+        }
+    }
+
+    /// Allocates `matrixCount` packed matrices of `rows` × `columns` for the caller to fill
+    /// (``offset(panel:column:)``).
+    init(rows: Int, columns: Int, matrixCount: Int) {
         self.rows = rows
         self.columns = columns
         self.matrixCount = matrixCount
         stride = apus_gemm_packed_count(rows, columns)
         let total = max(1, stride * matrixCount)
-        values = UnsafeMutableRawPointer.allocate(byteCount: total * 4, alignment: 64).bindMemory(
-            to: Float.self, capacity: total)
-        for index in 0..<matrixCount {
-            apus_gemm_pack(a + index * matrixStride, rowStride, rows, columns, values + index * stride)
-        }
+        let bytes = total * 4
+        let huge = 1 << 21
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: bytes >= 2 * huge ? huge : 64)
+        #if os(Linux)
+            if bytes >= 2 * huge && getenv("APUS_NO_HUGEPAGE") == nil {
+                _ = madvise(raw, bytes / huge * huge, 14)  // MADV_HUGEPAGE
+            }
+        #endif
+        values = raw.bindMemory(to: Float.self, capacity: total)
+    }
+
+    /// Where, from the start of a packed matrix, the eight rows of `panel` hold column `column`:
+    /// the columns come in blocks of `APUS_GEMM_BLOCK_COLUMNS`, each holding every panel, each
+    /// panel column by column.
+    func offset(panel: Int, column: Int) -> Int {
+        let blockColumns = Int(APUS_GEMM_BLOCK_COLUMNS)
+        let panelRows = PackedGemm.panelRows
+        let first = column / blockColumns * blockColumns
+        let width = min(blockColumns, columns - first)
+        let paddedRows = (rows + panelRows - 1) / panelRows * panelRows
+        return first * paddedRows + panel * panelRows * width + (column - first) * panelRows
     }
 
     deinit { values.deallocate() }

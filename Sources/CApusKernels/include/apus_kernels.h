@@ -5,6 +5,8 @@
 
 /// Rows per packed panel of the left matrix.
 #define APUS_GEMM_PANEL_ROWS 8
+/// Columns per block of the packed left matrix (the kernel's reduction block).
+#define APUS_GEMM_BLOCK_COLUMNS 128
 
 /// Floats needed to pack an `m` × `k` matrix into panels of `APUS_GEMM_PANEL_ROWS` rows
 /// (the last panel padded with zero rows).
@@ -14,6 +16,11 @@ size_t apus_gemm_packed_count(long m, long k);
 /// 128, each block holding every panel of 8 rows (zero past row `m`), each panel column by column,
 /// so the kernel reads the packed matrix front to back.
 void apus_gemm_pack(const float *a, long lda, long m, long k, float *packed);
+
+/// Packs only the panels `firstPanel ..< firstPanel + panelCount` of `a` into `packed` (the
+/// whole packed matrix of `apus_gemm_pack`, whose other panels are left untouched), so disjoint
+/// panel ranges can be packed in parallel.
+void apus_gemm_pack_panels(const float *a, long lda, long m, long k, long firstPanel, long panelCount, float *packed);
 
 /// Activations the kernel applies itself (others are applied by the caller afterwards).
 enum { APUS_GEMM_NONE = 0, APUS_GEMM_RELU = 1, APUS_GEMM_CLIP = 2, APUS_GEMM_SIGMOID = 3, APUS_GEMM_SILU = 4 };
