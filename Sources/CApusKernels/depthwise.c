@@ -290,6 +290,142 @@ TARGET void apus_depthwise_avx512(
     }
 }
 
+/// Output channels per pass of the direct kernel; with two units, 16 accumulators.
+#define DIRECT_CHANNELS 8
+
+/// Units `begin ..< end` of one image for `channels` (at most 8) output channels, two units at a
+/// time: each input vector (one per input channel and tap) feeds eight accumulators. Every output
+/// sums bias, then (input channel, ky, kx) in order, one fused multiply-add each.
+TARGET static inline __attribute__((always_inline)) void direct_units(
+    const int K, const int S, const int ACT, const int FULL, long k, long W, long inPlane, long outPlane,
+    const table_unit *units, const uint16_t *masks, long begin, long end, const float *in, long inputChannels,
+    const float *w, long channels, const float *bias, float *out, const float *residual, float low, float high) {
+    if (K) k = K;
+    const long taps = k * k;
+    const long L = S == 2 ? 2 : 1;
+    const long filter = inputChannels * taps;
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    // Channels past `channels` repeat the last one; their sums are never stored.
+    const float *filters[DIRECT_CHANNELS];
+    for (int c = 0; c < DIRECT_CHANNELS; c++) filters[c] = w + (c < channels ? c : channels - 1) * filter;
+    for (long u = begin; u < end; u += 2) {
+        const table_unit *un = units + u;
+        __m512 acc[2][DIRECT_CHANNELS];
+#pragma clang loop unroll(full)
+        for (int c = 0; c < DIRECT_CHANNELS; c++) {
+            __m512 b = _mm512_set1_ps(bias ? bias[c < channels ? c : 0] : 0.0f);
+            acc[0][c] = b;
+            acc[1][c] = b;
+        }
+        for (long ci = 0; ci < inputChannels; ci++) {
+            const float *base0 = offset_pointer(in + ci * inPlane, un[0].input);
+            const float *base1 = offset_pointer(in + ci * inPlane, un[1].input);
+            const uint16_t *m0 = masks + u * taps * L;
+            const uint16_t *m1 = m0 + taps * L;
+            for (long ky = 0; ky < k; ky++) {
+                for (long kx = 0; kx < k; kx += S) {
+                    const long t = ky * k + kx;
+                    const long tw = ci * taps + t;
+                    __m512 v0, v1, o0 = _mm512_setzero_ps(), o1 = _mm512_setzero_ps();
+                    if (S == 2) {
+                        __m512 l0 = FULL ? _mm512_loadu_ps(base0 + kx) : _mm512_maskz_loadu_ps(m0[t * 2], base0 + kx);
+                        __m512 h0 = FULL ? _mm512_loadu_ps(base0 + kx + 16)
+                                         : _mm512_maskz_loadu_ps(m0[t * 2 + 1], base0 + kx + 16);
+                        __m512 l1 = FULL ? _mm512_loadu_ps(base1 + kx) : _mm512_maskz_loadu_ps(m1[t * 2], base1 + kx);
+                        __m512 h1 = FULL ? _mm512_loadu_ps(base1 + kx + 16)
+                                         : _mm512_maskz_loadu_ps(m1[t * 2 + 1], base1 + kx + 16);
+                        v0 = _mm512_permutex2var_ps(l0, evens, h0);
+                        v1 = _mm512_permutex2var_ps(l1, evens, h1);
+                        if (kx + 1 < k) {
+                            o0 = _mm512_permutex2var_ps(l0, odds, h0);
+                            o1 = _mm512_permutex2var_ps(l1, odds, h1);
+                        }
+                    } else {
+                        v0 = FULL ? _mm512_loadu_ps(base0 + kx) : _mm512_maskz_loadu_ps(m0[t], base0 + kx);
+                        v1 = FULL ? _mm512_loadu_ps(base1 + kx) : _mm512_maskz_loadu_ps(m1[t], base1 + kx);
+                    }
+#pragma clang loop unroll(full)
+                    for (int c = 0; c < DIRECT_CHANNELS; c++) {
+                        __m512 wv = _mm512_set1_ps(filters[c][tw]);
+                        acc[0][c] = _mm512_fmadd_ps(wv, v0, acc[0][c]);
+                        acc[1][c] = _mm512_fmadd_ps(wv, v1, acc[1][c]);
+                    }
+                    if (S == 2 && kx + 1 < k) {
+#pragma clang loop unroll(full)
+                        for (int c = 0; c < DIRECT_CHANNELS; c++) {
+                            __m512 wv = _mm512_set1_ps(filters[c][tw + 1]);
+                            acc[0][c] = _mm512_fmadd_ps(wv, o0, acc[0][c]);
+                            acc[1][c] = _mm512_fmadd_ps(wv, o1, acc[1][c]);
+                        }
+                    }
+                }
+                base0 += W;
+                base1 += W;
+            }
+        }
+        for (int j = 0; j < 2; j++) {
+            __mmask16 tail = (__mmask16)un[j].tail;
+            if (!tail) continue;
+            for (int c = 0; c < DIRECT_CHANNELS && c < channels; c++) {
+                long index = c * outPlane + un[j].output;
+                store(ACT, acc[j][c], out + index, residual ? residual + index : 0, low, high, tail);
+            }
+        }
+    }
+}
+
+#define DIRECT(K, S, ACT)                                                                                              \
+    for (long c0 = firstChannel; c0 < firstChannel + channelCount; c0 += DIRECT_CHANNELS) {                            \
+        long n = firstChannel + channelCount - c0 < DIRECT_CHANNELS ? firstChannel + channelCount - c0                \
+                                                                    : DIRECT_CHANNELS;                                 \
+        const float *w = weights + c0 * inputChannels * g->kernel * g->kernel;                                         \
+        const float *b = bias ? bias + c0 : 0;                                                                         \
+        float *o = output + c0 * outPlane;                                                                             \
+        const float *r = residual ? residual + c0 * outPlane : 0;                                                      \
+        direct_units(                                                                                                  \
+            K, S, ACT, 1, g->kernel, g->input_width, inPlane, outPlane, units, masks, 0, header->full, input,          \
+            inputChannels, w, n, b, o, r, low, high);                                                                  \
+        direct_units(                                                                                                  \
+            K, S, ACT, 0, g->kernel, g->input_width, inPlane, outPlane, units, masks, header->full, header->units,     \
+            input, inputChannels, w, n, b, o, r, low, high);                                                           \
+    }
+
+#define DIRECT_BY_ACTIVATION(K, S)                                                                                     \
+    switch (activation) {                                                                                              \
+    case APUS_GEMM_RELU: DIRECT(K, S, APUS_GEMM_RELU) break;                                                           \
+    case APUS_GEMM_CLIP: DIRECT(K, S, APUS_GEMM_CLIP) break;                                                           \
+    case APUS_GEMM_SIGMOID: DIRECT(K, S, APUS_GEMM_SIGMOID) break;                                                     \
+    case APUS_GEMM_SILU: DIRECT(K, S, APUS_GEMM_SILU) break;                                                           \
+    default: DIRECT(K, S, APUS_GEMM_NONE) break;                                                                       \
+    }
+
+TARGET void apus_direct_conv_avx512(
+    const apus_depthwise_geometry *g, const void *table, const float *input, long inputChannels, const float *weights,
+    long firstChannel, long channelCount, float *output, const apus_gemm_epilogue *epilogue) {
+    if (channelCount <= 0) return;
+    const table_header *header = table;
+    const table_unit *units = (const table_unit *)(header + 1);
+    const uint16_t *masks = (const uint16_t *)((const char *)units + units_bytes(header->units));
+    const long inPlane = g->input_height * g->input_width;
+    const long outPlane = g->output_height * g->output_width;
+    const float *bias = epilogue ? epilogue->bias : 0;
+    const float *residual = epilogue ? epilogue->residual : 0;
+    const int activation = epilogue ? epilogue->activation : APUS_GEMM_NONE;
+    const float low = epilogue ? epilogue->low : 0, high = epilogue ? epilogue->high : 0;
+    if (g->stride == 1) {
+        switch (g->kernel) {
+        case 3: DIRECT_BY_ACTIVATION(3, 1) return;
+        default: DIRECT_BY_ACTIVATION(0, 1) return;
+        }
+    }
+    switch (g->kernel) {
+    case 3: DIRECT_BY_ACTIVATION(3, 2) return;
+    case 7: DIRECT_BY_ACTIVATION(7, 2) return;
+    default: DIRECT_BY_ACTIVATION(0, 2) return;
+    }
+}
+
 #else
 
 void apus_depthwise_avx512(
@@ -297,6 +433,13 @@ void apus_depthwise_avx512(
     long first, long count, float *output, const apus_gemm_epilogue *epilogue) {
     (void)g; (void)table; (void)input; (void)weights; (void)channels; (void)first; (void)count; (void)output;
     (void)epilogue;
+}
+
+void apus_direct_conv_avx512(
+    const apus_depthwise_geometry *g, const void *table, const float *input, long inputChannels, const float *weights,
+    long firstChannel, long channelCount, float *output, const apus_gemm_epilogue *epilogue) {
+    (void)g; (void)table; (void)input; (void)inputChannels; (void)weights; (void)firstChannel; (void)channelCount;
+    (void)output; (void)epilogue;
 }
 
 #endif

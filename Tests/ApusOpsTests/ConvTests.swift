@@ -176,8 +176,19 @@ let convCases: [ConvCase] = [
     @Test func algorithmChoice() {
         #expect(Conv2DPlan(geometry: convCases[0].geometry).algorithm == .pointwise)
         #expect(Conv2DPlan(geometry: convCases[2].geometry).algorithm == .im2col)
-        #expect(Conv2DPlan(geometry: convCases[3].geometry).algorithm == .im2col)
+        // At most four input channels: the AVX-512 direct kernel when there is one.
+        #expect(Conv2DPlan(geometry: convCases[3].geometry).algorithm == (PackedGemm.isAvailable ? .direct : .im2col))
+        #expect(Conv2DPlan(geometry: convCases[5].geometry).algorithm == .im2col)
         #expect(Conv2DPlan(geometry: convCases[14].geometry).algorithm == .depthwise)
+    }
+
+    /// Ungrouped cases through im2col too, those the direct kernel takes included.
+    @Test func everyUngroupedCaseThroughIm2col() {
+        for c in convCases where c.geometry.groups == 1 {
+            let (fast, reference, plan) = runConv(c, algorithm: .im2col)
+            #expect(plan.algorithm == .im2col)
+            expectClose(fast, reference, reduction: c.geometry.reductionLength, "\(c)")
+        }
     }
 
     /// Depthwise convolutions through the im2col path too: both paths agree with the reference.

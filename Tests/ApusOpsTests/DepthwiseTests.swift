@@ -79,7 +79,7 @@ import Testing
                 let c = ConvCase(geometry: g, residual: residual, activation: activation)
                 let (fast, reference, plan) = runConv(c)
                 #expect(plan.algorithm == .depthwise)
-                #expect((plan.depthwiseKernel != nil) == PackedGemm.isAvailable, "\(c)")
+                #expect((plan.vectorKernel != nil) == PackedGemm.isAvailable, "\(c)")
                 expectClose(fast, reference, reduction: kernel * kernel, "\(c)")
                 let two = runConv(c, threads: 2)
                 #expect(fast.map(\.bitPattern) == two.fast.map(\.bitPattern), "\(c)")
@@ -94,10 +94,35 @@ import Testing
         func kernel(_ k: Int, stride: (Int, Int) = (1, 1), dilation: (Int, Int) = (1, 1)) -> Bool {
             let g = geometry(
                 c: 4, h: 20, w: 20, m: 4, groups: 4, k: (k, k), stride: stride, dilation: dilation, pads: (1, 1, 1, 1))
-            return DepthwiseVectorKernel(g) != nil
+            return DirectConvKernel(g) != nil
         }
         #expect(kernel(3) && kernel(5) && kernel(7) && kernel(1) && kernel(3, stride: (2, 2)))
         #expect(!kernel(9) && !kernel(3, stride: (1, 2)) && !kernel(3, stride: (3, 3)) && !kernel(3, dilation: (2, 2)))
+    }
+
+    /// The stem kernel (at most four input channels) on network stems and awkward shapes:
+    /// output-channel counts that leave a partial block of eight, stride 1 and 2, padding, two
+    /// images, residual and activations, 1 and 2 threads.
+    @Test func fewInputChannelsMatchReference() {
+        let shapes: [(c: Int, m: Int, size: Int, k: Int, stride: Int, pads: (Int, Int, Int, Int))] = [
+            (3, 32, 224, 3, 2, (1, 1, 1, 1)), (3, 64, 64, 7, 2, (3, 3, 3, 3)), (1, 5, 17, 5, 1, (2, 2, 2, 2)),
+            (4, 13, 15, 3, 1, (1, 1, 1, 1)), (2, 9, 9, 3, 2, (0, 0, 1, 1)), (3, 8, 7, 1, 1, (0, 0, 0, 0)),
+        ]
+        for shape in shapes {
+            let g = geometry(
+                n: 2, c: shape.c, h: shape.size, w: shape.size, m: shape.m, k: (shape.k, shape.k),
+                stride: (shape.stride, shape.stride), pads: shape.pads)
+            for (residual, activation) in [
+                (false, FusedActivation.relu), (true, .none), (false, .silu), (false, .hardSwish),
+            ] {
+                let c = ConvCase(geometry: g, residual: residual, activation: activation)
+                let (fast, reference, plan) = runConv(c)
+                #expect((plan.algorithm == .direct) == PackedGemm.isAvailable, "\(c)")
+                expectClose(fast, reference, reduction: shape.c * shape.k * shape.k, "\(c)")
+                let two = runConv(c, threads: 2)
+                #expect(fast.map(\.bitPattern) == two.fast.map(\.bitPattern), "\(c)")
+            }
+        }
     }
 
     /// The Swift kernel against its scalar reference (both through the padded plane).

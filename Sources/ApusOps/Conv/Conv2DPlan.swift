@@ -22,6 +22,9 @@ public struct Conv2DPlan: Sendable {
         /// Winograd F(4×4, 3×3): transformed input tiles, 36 sgemm calls, transformed back
         /// (3×3, stride 1, undilated, ungrouped; needs the weights when the plan is made).
         case winograd
+        /// Direct convolution in AVX-512, eight output channels per pass, for layers with at most
+        /// four input channels (a network's stem; see ``DirectConvKernel``).
+        case direct
     }
 
     /// The sizes.
@@ -48,8 +51,9 @@ public struct Conv2DPlan: Sendable {
     /// The weights packed for the AVX-512 kernel (sgemm paths, or the 36 Winograd matrices), when
     /// they were known at plan time and the CPU has AVX-512; otherwise OpenBLAS multiplies.
     let packedWeights: PackedMatrix?
-    /// The AVX-512 kernel of the ``Algorithm/depthwise`` path, when the CPU and geometry allow it.
-    let depthwiseKernel: DepthwiseVectorKernel?
+    /// The AVX-512 kernel of the ``Algorithm/direct`` path, and of the ``Algorithm/depthwise``
+    /// path when the CPU and geometry allow it.
+    let vectorKernel: DirectConvKernel?
 
     /// Plans `geometry`; `algorithm` overrides the choice (tests use it to force a path that the
     /// geometry allows: ``Algorithm/pointwise`` needs ``Conv2DGeometry/isPointwise``,
@@ -73,6 +77,8 @@ public struct Conv2DPlan: Sendable {
             chosen = .winograd
         } else if geometry.isDepthwise {
             chosen = .depthwise
+        } else if DirectConvKernel.suitsFewChannels(geometry) {
+            chosen = .direct
         } else if geometry.isPointwise {
             chosen = .pointwise
         } else {
@@ -84,7 +90,8 @@ public struct Conv2DPlan: Sendable {
             chosen != .winograd || (WinogradConv2D.supports(geometry) && weights != nil),
             "Winograd path on a convolution that is not 3×3 stride 1, or without weights")
         self.algorithm = chosen
-        depthwiseKernel = chosen == .depthwise ? DepthwiseVectorKernel(geometry) : nil
+        vectorKernel = chosen == .depthwise || chosen == .direct ? DirectConvKernel(geometry) : nil
+        precondition(chosen != .direct || vectorKernel != nil, "direct path on a geometry its kernel does not take")
         if chosen == .winograd, let weights {
             if PackedGemm.isAvailable {
                 // Only the packed form is kept (transformed straight into place): the transformed
@@ -184,7 +191,7 @@ public struct Conv2DPlan: Sendable {
     var slotByteCount: Int {
         let g = geometry
         switch algorithm {
-        case .pointwise, .im2col, .winograd: return 0
+        case .pointwise, .im2col, .winograd, .direct: return 0
         case .depthwise:
             let layout = DepthwiseLayout(geometry: g)
             return layout.planeElementCount * MemoryLayout<Float>.stride
@@ -216,6 +223,9 @@ public struct Conv2DPlan: Sendable {
         case .depthwise: geometry.batch * geometry.outputChannels
         case .pointwise, .im2col: geometry.groups * rowTileCount * columnTileCount
         case .winograd: WinogradConv2D.positions
+        case .direct:
+            geometry.batch
+                * ((geometry.outputChannels + DirectConvKernel.channelsPerPass - 1) / DirectConvKernel.channelsPerPass)
         }
     }
 
@@ -265,6 +275,10 @@ public struct Conv2DPlan: Sendable {
         switch algorithm {
         case .depthwise:
             runDepthwise(
+                input: input, weights: weights, bias: bias, residual: residual, output: output, activation: activation,
+                context: context)
+        case .direct:
+            runDirect(
                 input: input, weights: weights, bias: bias, residual: residual, output: output, activation: activation,
                 context: context)
         case .winograd:
@@ -388,6 +402,29 @@ public struct Conv2DPlan: Sendable {
         }
     }
 
+    /// The direct path: one (image, block of eight output channels) per task.
+    private func runDirect(
+        input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
+        context: ComputeContext
+    ) {
+        guard let vectorKernel else { return }
+        let g = geometry
+        let per = DirectConvKernel.channelsPerPass
+        let blocks = (g.outputChannels + per - 1) / per
+        let inputImage = g.inputChannels * g.inputHeight * g.inputWidth
+        let outputImage = g.outputChannels * g.outputHeight * g.outputWidth
+        context.parallelFor(g.batch * blocks) { task in
+            let image = task / blocks
+            let first = task % blocks * per
+            vectorKernel.runDirect(
+                inputChannels: g.inputChannels, channels: first..<min(g.outputChannels, first + per),
+                input: input + image * inputImage, weights: weights, bias: bias,
+                residual: residual.map { $0 + image * outputImage }, output: output + image * outputImage,
+                activation: activation)
+        }
+    }
+
     /// The depthwise path: one (image, channel) per task, each with its own padded plane.
     private func runDepthwise(
         input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
@@ -395,13 +432,13 @@ public struct Conv2DPlan: Sendable {
         context: ComputeContext
     ) {
         let tasks = taskCount
-        if let depthwiseKernel {
+        if let vectorKernel {
             // Reads the input in place: no scratch plane. Blocks of planes per task fixed by the
             // plane size alone (each plane is computed whole, whatever thread runs it).
             let perTask = max(1, 4096 / max(1, geometry.outputHeight * geometry.outputWidth))
             let channels = geometry.outputChannels
             context.parallelFor((tasks + perTask - 1) / perTask) { task in
-                depthwiseKernel.run(
+                vectorKernel.runDepthwise(
                     channels: channels, tasks: task * perTask..<min(tasks, (task + 1) * perTask), input: input,
                     weights: weights, bias: bias, residual: residual, output: output, activation: activation)
             }

@@ -90,4 +90,16 @@ void apus_depthwise_avx512(
     const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
     long first, long count, float *output, const apus_gemm_epilogue *epilogue);
 
+/// Direct convolution of one image with few input channels (a network's stem, where im2col's
+/// reduction of `inputChannels · kernel²` is too short for the GEMM kernel): output channels
+/// `firstChannel ..< firstChannel + channelCount` of `output` (planes of output_height ×
+/// output_width) from the `inputChannels` planes of `input`, `weights` [output channel][input
+/// channel][kernel][kernel], using the table `apus_depthwise_prepare` made for the same spatial
+/// geometry. Each output is `bias[channel]` plus the terms in (input channel, ky, kx) order, one
+/// fused multiply-add each; then the residual (same layout as `output`, from its first plane) and
+/// the activation. AVX-512F only.
+void apus_direct_conv_avx512(
+    const apus_depthwise_geometry *g, const void *table, const float *input, long inputChannels, const float *weights,
+    long firstChannel, long channelCount, float *output, const apus_gemm_epilogue *epilogue);
+
 #endif

@@ -1,0 +1,93 @@
+import CApusKernels
+
+/// The AVX-512 direct convolution kernels (Sources/CApusKernels/depthwise.c), chosen at run time
+/// like the packed GEMM, for two kinds of layer:
+///
+/// - depthwise: the Swift kernel (DepthwiseConv2D) is SSE2 in the default build, where a 16-lane
+///   vector is four instructions and a stride-2 tap needs a deinterleaved copy of the plane;
+/// - few input channels (a network's stem, 3 → 32 or 64): im2col's reduction of `C · k²` (27 or
+///   147) is too short for the GEMM kernel and its column matrix is megabytes.
+///
+/// Both read the input in place with masked loads (padding costs no copy), take stride 2 as the
+/// even (and odd) lanes of 32 loaded columns, convolve stride-1 planes whose rows keep their width
+/// as one flat row (7 × 7 and 14 × 14 maps fill whole vectors), keep several vectors in flight,
+/// and sum with fused multiply-adds in a fixed order (results never depend on the thread count).
+///
+/// A plan makes one per layer: the table of where each output vector's taps start and which lanes
+/// they may load depends only on the spatial geometry.
+final class DirectConvKernel: @unchecked Sendable {
+    private var geometry: apus_depthwise_geometry
+    private let table: UnsafeMutableRawPointer
+
+    /// Output channels the direct (stem) kernel computes per pass.
+    static let channelsPerPass = 8
+
+    /// The kernel for `g`'s spatial geometry, or `nil` when it does not apply: no AVX-512 (or
+    /// `APUS_PACKED_GEMM=0`), a non-square kernel or stride, a stride above 2, dilation, a kernel
+    /// above 7 × 7, or sizes past the table's 32-bit offsets.
+    init?(_ g: Conv2DGeometry) {
+        guard PackedGemm.isAvailable, g.kernelHeight == g.kernelWidth, g.strideHeight == g.strideWidth,
+            g.dilationHeight == 1, g.dilationWidth == 1
+        else { return nil }
+        var v = apus_depthwise_geometry(
+            input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
+            output_width: g.outputWidth, kernel: g.kernelHeight, stride: g.strideHeight, pad_top: g.padTop,
+            pad_left: g.padLeft)
+        guard apus_depthwise_supported(&v) != 0 else { return nil }
+        let size = apus_depthwise_table_size(&v)
+        guard size > 0 else { return nil }
+        geometry = v
+        table = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        apus_depthwise_prepare(&v, table)
+    }
+
+    deinit { table.deallocate() }
+
+    /// Whether the stem kernel should run `g`: ungrouped, at most four input channels, and a
+    /// geometry ``init(_:)`` accepts.
+    static func suitsFewChannels(_ g: Conv2DGeometry) -> Bool {
+        g.groups == 1 && g.inputChannels <= 4 && g.outputChannels >= 1 && PackedGemm.isAvailable
+            && g.kernelHeight == g.kernelWidth && g.kernelHeight <= 7 && g.strideHeight == g.strideWidth
+            && g.strideHeight <= 2 && g.dilationHeight == 1 && g.dilationWidth == 1
+    }
+
+    /// Depthwise: convolves the planes `tasks` ((image, channel) pairs, channel fastest) of `input`
+    /// into `output`, with the per-channel `bias`, the `residual` (same layout as `output`) and
+    /// `activation` applied per vector; activations the kernel lacks are applied per plane after.
+    func runDepthwise(
+        channels: Int, tasks: Range<Int>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+        activation: FusedActivation
+    ) {
+        let (code, low, high, rest) = PackedGemm.kernelActivation(activation)
+        var epilogue = apus_gemm_epilogue(
+            bias: bias, residual: residual, residual_stride: 0, activation: code, low: low, high: high)
+        apus_depthwise_avx512(
+            &geometry, table, input, weights, channels, tasks.lowerBound, tasks.count, output, &epilogue)
+        applyRest(rest, output: output, planes: tasks)
+    }
+
+    /// Few input channels: output channels `channels` of one image (`input` and `output` point at
+    /// the image, `residual` at its output-shaped residual), weights [M][C][k][k].
+    func runDirect(
+        inputChannels: Int, channels: Range<Int>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+        activation: FusedActivation
+    ) {
+        let (code, low, high, rest) = PackedGemm.kernelActivation(activation)
+        var epilogue = apus_gemm_epilogue(
+            bias: bias, residual: residual, residual_stride: 0, activation: code, low: low, high: high)
+        apus_direct_conv_avx512(
+            &geometry, table, input, inputChannels, weights, channels.lowerBound, channels.count, output, &epilogue)
+        applyRest(rest, output: output, planes: channels)
+    }
+
+    /// Applies what the kernel's epilogue lacks to the computed planes.
+    private func applyRest(_ rest: FusedActivation, output: UnsafeMutablePointer<Float>, planes: Range<Int>) {
+        guard rest != .none else { return }
+        let plane = geometry.output_height * geometry.output_width
+        Epilogue.apply(
+            to: output + planes.lowerBound * plane, rowCount: 1, columnCount: planes.count * plane,
+            rowStride: planes.count * plane, bias: nil, residual: nil, residualRowStride: 0, activation: rest)
+    }
+}
