@@ -5,7 +5,7 @@
 
 #include <immintrin.h>
 
-#include "include/apus_kernels.h"
+#include "apus_kernels.h"
 
 #define TARGET __attribute__((target("avx512f")))
 

@@ -193,6 +193,8 @@ public struct Conv2DPlan: Sendable {
         switch algorithm {
         case .pointwise, .im2col, .winograd, .direct: return 0
         case .depthwise:
+            // The AVX-512 kernel reads the input in place.
+            if vectorKernel != nil { return 0 }
             let layout = DepthwiseLayout(geometry: g)
             return layout.planeElementCount * MemoryLayout<Float>.stride
         }
