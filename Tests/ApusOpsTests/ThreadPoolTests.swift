@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import Dispatch
+import Synchronization
 import Testing
 
 @testable import ApusOps
@@ -21,10 +22,140 @@ private func expectEveryTaskRunsOnce(
         sourceLocation: sourceLocation)
 }
 
+/// Counts its runs per task in memory the test owns.
+private struct CountingTasks: ParallelTasks {
+    let counts: UnsafeMutablePointer<Int>
+
+    func run(_ task: Int) { counts[task] += 1 }
+}
+
+/// Runs the ``ParallelTasks`` form of `parallelFor(taskCount)` and expects every count is 1.
+private func expectEveryStructTaskRunsOnce(
+    taskCount: Int, threadCount: Int, sourceLocation: SourceLocation = #_sourceLocation
+) {
+    let counts = UnsafeMutablePointer<Int>.allocate(capacity: max(1, taskCount))
+    defer { counts.deallocate() }
+    counts.initialize(repeating: 0, count: max(1, taskCount))
+    ComputeContext(threadCount: threadCount).parallelFor(taskCount, CountingTasks(counts: counts))
+    let wrong = (0..<taskCount).filter { counts[$0] != 1 }
+    #expect(
+        wrong.isEmpty, "tasks \(wrong.prefix(5)) ran \(wrong.prefix(5).map { counts[$0] }) times",
+        sourceLocation: sourceLocation)
+}
+
+/// Records the thread of every outer task and of every task of a `parallelFor` nested in it.
+private struct NestedTasks: ParallelTasks {
+    let context: ComputeContext
+    let inner: Int
+    let threads: UnsafeMutablePointer<pthread_t>
+    let counts: UnsafeMutablePointer<Int>
+
+    func run(_ task: Int) {
+        threads[task * (inner + 1)] = pthread_self()
+        context.parallelFor(inner, InnerTasks(outer: task, inner: inner, threads: threads, counts: counts))
+    }
+
+    struct InnerTasks: ParallelTasks {
+        let outer: Int
+        let inner: Int
+        let threads: UnsafeMutablePointer<pthread_t>
+        let counts: UnsafeMutablePointer<Int>
+
+        func run(_ task: Int) {
+            threads[outer * (inner + 1) + 1 + task] = pthread_self()
+            counts[outer * inner + task] += 1
+        }
+    }
+}
+
+// Counting the Swift runtime's heap-object allocations made on one thread, through the runtime's
+// `_swift_allocObject` hook (what a closure box, class instance or array buffer goes through).
+private typealias AllocObject = @convention(c) (UnsafeRawPointer?, Int, Int) -> UnsafeMutableRawPointer?
+nonisolated(unsafe) private var originalAllocObject: AllocObject?
+private let watchedThread = Atomic<UInt>(0)
+private let watchedAllocations = Atomic<Int>(0)
+private let countingAllocObject: AllocObject = { metadata, size, alignmentMask in
+    if UInt(pthread_self()) == watchedThread.load(ordering: .relaxed) {
+        watchedAllocations.wrappingAdd(1, ordering: .relaxed)
+    }
+    return originalAllocObject.unsafelyUnwrapped(metadata, size, alignmentMask)
+}
+
+/// Heap objects the Swift runtime allocates on the calling thread while `body` runs, or `nil`
+/// when the runtime has no allocation hook to count with.
+private func heapObjectsAllocated(_ body: () -> Void) -> Int? {
+    guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "_swift_allocObject") else { return nil }
+    let hook = symbol.assumingMemoryBound(to: AllocObject?.self)
+    guard let original = hook.pointee else { return nil }
+    originalAllocObject = original
+    watchedAllocations.store(0, ordering: .relaxed)
+    watchedThread.store(UInt(pthread_self()), ordering: .relaxed)
+    hook.pointee = countingAllocObject
+    body()
+    hook.pointee = original
+    watchedThread.store(0, ordering: .relaxed)
+    return watchedAllocations.load(ordering: .relaxed)
+}
+
+/// A class instance that escapes: the allocation the counter must see.
+private final class Escaping {
+    var value = 0
+}
+nonisolated(unsafe) private var escapingSink: Escaping?
+
+@inline(never)
+private func allocateOneObject() { escapingSink = Escaping() }
+
 @Suite struct ThreadPoolTests {
     @Test(arguments: [0, 1, 2, 3, 17, 1000], [1, 2, 4])
     func everyTaskRunsExactlyOnce(taskCount: Int, threadCount: Int) {
         expectEveryTaskRunsOnce(taskCount: taskCount, threadCount: threadCount)
+    }
+
+    @Test(arguments: [0, 1, 2, 3, 17, 1000], [1, 2, 4])
+    func everyStructTaskRunsExactlyOnce(taskCount: Int, threadCount: Int) {
+        expectEveryStructTaskRunsOnce(taskCount: taskCount, threadCount: threadCount)
+    }
+
+    @Test func nestedStructCallRunsInlineOnTheTasksThread() {
+        let outer = 8
+        let inner = 5
+        let threads = UnsafeMutablePointer<pthread_t>.allocate(capacity: outer * (inner + 1))
+        defer { threads.deallocate() }
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: outer * inner)
+        defer { counts.deallocate() }
+        counts.initialize(repeating: 0, count: outer * inner)
+        let context = ComputeContext(threadCount: 2)
+        context.parallelFor(outer, NestedTasks(context: context, inner: inner, threads: threads, counts: counts))
+        for task in 0..<outer {
+            let base = task * (inner + 1)
+            for innerTask in 0..<inner {
+                #expect(pthread_equal(threads[base], threads[base + 1 + innerTask]) != 0, "task \(task).\(innerTask)")
+                #expect(counts[task * inner + innerTask] == 1, "task \(task).\(innerTask)")
+            }
+        }
+    }
+
+    /// The struct form allocates nothing per call at two threads once specialized (an optimized
+    /// build; a debug build does not specialize, so there only the counter itself is checked).
+    @Test func structFormAllocatesNoHeapObjects() throws {
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 64)
+        defer { counts.deallocate() }
+        counts.initialize(repeating: 0, count: 64)
+        let context = ComputeContext(threadCount: 2)
+        // Warm-up: starts the workers (thread creation allocates).
+        context.parallelFor(64, CountingTasks(counts: counts))
+        let control = try #require(heapObjectsAllocated { allocateOneObject() }, "no allocation hook")
+        #expect(control >= 1, "the counter misses a class instance")
+        let allocations = try #require(
+            heapObjectsAllocated {
+                for _ in 0..<1000 { context.parallelFor(64, CountingTasks(counts: counts)) }
+            })
+        #expect((0..<64).allSatisfy { counts[$0] == 1001 })
+        #if !DEBUG
+            #expect(allocations == 0, "\(allocations) heap objects in 1000 calls")
+        #endif
+        _ = allocations
     }
 
     @Test func nestedCallRunsInlineOnTheTasksThread() {

@@ -49,7 +49,9 @@ final class ThreadPool: @unchecked Sendable {
     nonisolated(unsafe) private var taskCount = 0
     nonisolated(unsafe) private var blockCount = 0
     nonisolated(unsafe) private var context: UnsafeRawPointer?
-    nonisolated(unsafe) private var invoke: ((UnsafeRawPointer, Int) -> Void)?
+    // Not optional: a function inside an Optional is stored at the generic abstraction, and
+    // taking it out makes a reabstraction thunk, a heap allocation per worker per job.
+    nonisolated(unsafe) private var invoke: (UnsafeRawPointer, Int) -> Void = { _, _ in }
     nonisolated(unsafe) private var generation: UInt64 = 0
 
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
@@ -133,7 +135,7 @@ final class ThreadPool: @unchecked Sendable {
             current = state.load(ordering: .acquiring)
         }
         self.context = nil
-        self.invoke = nil
+        self.invoke = { _, _ in }
     }
 
     /// Claims blocks of contiguous tasks and runs them until none is left. Blocks keep neighbouring
@@ -198,7 +200,7 @@ final class ThreadPool: @unchecked Sendable {
                     Self.work(
                         taskCount: taskCount, blockCount: blockCount, next: nextTask,
                         context: context.unsafelyUnwrapped,
-                        invoke: invoke.unsafelyUnwrapped)
+                        invoke: invoke)
                     state.wrappingSubtract(1, ordering: .releasing)
                 }
                 continue
