@@ -2,7 +2,6 @@
     import Glibc
 #endif
 import Dispatch
-import Synchronization
 import Testing
 
 @testable import ApusOps
@@ -68,44 +67,6 @@ private struct NestedTasks: ParallelTasks {
     }
 }
 
-// Counting the Swift runtime's heap-object allocations made on one thread, through the runtime's
-// `_swift_allocObject` hook (what a closure box, class instance or array buffer goes through).
-private typealias AllocObject = @convention(c) (UnsafeRawPointer?, Int, Int) -> UnsafeMutableRawPointer?
-nonisolated(unsafe) private var originalAllocObject: AllocObject?
-private let watchedThread = Atomic<UInt>(0)
-private let watchedAllocations = Atomic<Int>(0)
-private let countingAllocObject: AllocObject = { metadata, size, alignmentMask in
-    if UInt(pthread_self()) == watchedThread.load(ordering: .relaxed) {
-        watchedAllocations.wrappingAdd(1, ordering: .relaxed)
-    }
-    return originalAllocObject.unsafelyUnwrapped(metadata, size, alignmentMask)
-}
-
-/// Heap objects the Swift runtime allocates on the calling thread while `body` runs, or `nil`
-/// when the runtime has no allocation hook to count with.
-private func heapObjectsAllocated(_ body: () -> Void) -> Int? {
-    guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "_swift_allocObject") else { return nil }
-    let hook = symbol.assumingMemoryBound(to: AllocObject?.self)
-    guard let original = hook.pointee else { return nil }
-    originalAllocObject = original
-    watchedAllocations.store(0, ordering: .relaxed)
-    watchedThread.store(UInt(pthread_self()), ordering: .relaxed)
-    hook.pointee = countingAllocObject
-    body()
-    hook.pointee = original
-    watchedThread.store(0, ordering: .relaxed)
-    return watchedAllocations.load(ordering: .relaxed)
-}
-
-/// A class instance that escapes: the allocation the counter must see.
-private final class Escaping {
-    var value = 0
-}
-nonisolated(unsafe) private var escapingSink: Escaping?
-
-@inline(never)
-private func allocateOneObject() { escapingSink = Escaping() }
-
 @Suite struct ThreadPoolTests {
     @Test(arguments: [0, 1, 2, 3, 17, 1000], [1, 2, 4])
     func everyTaskRunsExactlyOnce(taskCount: Int, threadCount: Int) {
@@ -134,28 +95,6 @@ private func allocateOneObject() { escapingSink = Escaping() }
                 #expect(counts[task * inner + innerTask] == 1, "task \(task).\(innerTask)")
             }
         }
-    }
-
-    /// The struct form allocates nothing per call at two threads once specialized (an optimized
-    /// build; a debug build does not specialize, so there only the counter itself is checked).
-    @Test func structFormAllocatesNoHeapObjects() throws {
-        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 64)
-        defer { counts.deallocate() }
-        counts.initialize(repeating: 0, count: 64)
-        let context = ComputeContext(threadCount: 2)
-        // Warm-up: starts the workers (thread creation allocates).
-        context.parallelFor(64, CountingTasks(counts: counts))
-        let control = try #require(heapObjectsAllocated { allocateOneObject() }, "no allocation hook")
-        #expect(control >= 1, "the counter misses a class instance")
-        let allocations = try #require(
-            heapObjectsAllocated {
-                for _ in 0..<1000 { context.parallelFor(64, CountingTasks(counts: counts)) }
-            })
-        #expect((0..<64).allSatisfy { counts[$0] == 1001 })
-        #if !DEBUG
-            #expect(allocations == 0, "\(allocations) heap objects in 1000 calls")
-        #endif
-        _ = allocations
     }
 
     @Test func nestedCallRunsInlineOnTheTasksThread() {
