@@ -21,10 +21,80 @@ private func expectEveryTaskRunsOnce(
         sourceLocation: sourceLocation)
 }
 
+/// Counts its runs per task in memory the test owns.
+private struct CountingTasks: ParallelTasks {
+    let counts: UnsafeMutablePointer<Int>
+
+    func run(_ task: Int) { counts[task] += 1 }
+}
+
+/// Runs the ``ParallelTasks`` form of `parallelFor(taskCount)` and expects every count is 1.
+private func expectEveryStructTaskRunsOnce(
+    taskCount: Int, threadCount: Int, sourceLocation: SourceLocation = #_sourceLocation
+) {
+    let counts = UnsafeMutablePointer<Int>.allocate(capacity: max(1, taskCount))
+    defer { counts.deallocate() }
+    counts.initialize(repeating: 0, count: max(1, taskCount))
+    ComputeContext(threadCount: threadCount).parallelFor(taskCount, CountingTasks(counts: counts))
+    let wrong = (0..<taskCount).filter { counts[$0] != 1 }
+    #expect(
+        wrong.isEmpty, "tasks \(wrong.prefix(5)) ran \(wrong.prefix(5).map { counts[$0] }) times",
+        sourceLocation: sourceLocation)
+}
+
+/// Records the thread of every outer task and of every task of a `parallelFor` nested in it.
+private struct NestedTasks: ParallelTasks {
+    let context: ComputeContext
+    let inner: Int
+    let threads: UnsafeMutablePointer<pthread_t>
+    let counts: UnsafeMutablePointer<Int>
+
+    func run(_ task: Int) {
+        threads[task * (inner + 1)] = pthread_self()
+        context.parallelFor(inner, InnerTasks(outer: task, inner: inner, threads: threads, counts: counts))
+    }
+
+    struct InnerTasks: ParallelTasks {
+        let outer: Int
+        let inner: Int
+        let threads: UnsafeMutablePointer<pthread_t>
+        let counts: UnsafeMutablePointer<Int>
+
+        func run(_ task: Int) {
+            threads[outer * (inner + 1) + 1 + task] = pthread_self()
+            counts[outer * inner + task] += 1
+        }
+    }
+}
+
 @Suite struct ThreadPoolTests {
     @Test(arguments: [0, 1, 2, 3, 17, 1000], [1, 2, 4])
     func everyTaskRunsExactlyOnce(taskCount: Int, threadCount: Int) {
         expectEveryTaskRunsOnce(taskCount: taskCount, threadCount: threadCount)
+    }
+
+    @Test(arguments: [0, 1, 2, 3, 17, 1000], [1, 2, 4])
+    func everyStructTaskRunsExactlyOnce(taskCount: Int, threadCount: Int) {
+        expectEveryStructTaskRunsOnce(taskCount: taskCount, threadCount: threadCount)
+    }
+
+    @Test func nestedStructCallRunsInlineOnTheTasksThread() {
+        let outer = 8
+        let inner = 5
+        let threads = UnsafeMutablePointer<pthread_t>.allocate(capacity: outer * (inner + 1))
+        defer { threads.deallocate() }
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: outer * inner)
+        defer { counts.deallocate() }
+        counts.initialize(repeating: 0, count: outer * inner)
+        let context = ComputeContext(threadCount: 2)
+        context.parallelFor(outer, NestedTasks(context: context, inner: inner, threads: threads, counts: counts))
+        for task in 0..<outer {
+            let base = task * (inner + 1)
+            for innerTask in 0..<inner {
+                #expect(pthread_equal(threads[base], threads[base + 1 + innerTask]) != 0, "task \(task).\(innerTask)")
+                #expect(counts[task * inner + innerTask] == 1, "task \(task).\(innerTask)")
+            }
+        }
     }
 
     @Test func nestedCallRunsInlineOnTheTasksThread() {

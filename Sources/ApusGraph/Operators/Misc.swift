@@ -127,11 +127,23 @@ struct FloatMap: Operator {
         let count = x.elementCount
         let chunk = 1 << 16
         let function = self.function
-        context.parallelFor((count + chunk - 1) / chunk) { task in
-            for index in (task * chunk)..<min(count, (task + 1) * chunk) {
-                destination[index] = function(source[index])
+        /// One chunk of elements per task.
+        struct Chunks: ParallelTasks {
+            let source: UnsafePointer<Float>
+            let destination: UnsafeMutablePointer<Float>
+            let count: Int
+            let chunk: Int
+            let function: @Sendable (Float) -> Float
+
+            func run(_ task: Int) {
+                for index in (task * chunk)..<min(count, (task + 1) * chunk) {
+                    destination[index] = function(source[index])
+                }
             }
         }
+        context.parallelFor(
+            (count + chunk - 1) / chunk,
+            Chunks(source: source, destination: destination, count: count, chunk: chunk, function: function))
     }
 
     /// `ThresholdedRelu`: `x > alpha ? x : 0`.

@@ -298,17 +298,56 @@ public struct Conv2DPlan: Sendable {
             }
             let inputImageCount = g.inputChannels * g.inputHeight * g.inputWidth
             let outputImageCount = g.outputChannels * g.outputHeight * g.outputWidth
-            guard let columnMatrix else {
-                // Pointwise: no shared column matrix, so every image's tiles go into one parallel
-                // region (one region for the whole batch).
-                context.parallelFor(g.batch * tasks) { item in
-                    let image = item / tasks
-                    runGemmTile(
-                        task: item % tasks, input: input + image * inputImageCount, columnMatrix: nil,
+            /// Gemm tiles of consecutive images, `tasksPerImage` per image.
+            struct GemmTiles: ParallelTasks {
+                let plan: Conv2DPlan
+                let tasksPerImage: Int
+                let input: UnsafePointer<Float>
+                let inputImageCount: Int
+                let columnMatrix: UnsafePointer<Float>?
+                let weights: UnsafePointer<Float>
+                let bias: UnsafePointer<Float>?
+                let residual: UnsafePointer<Float>?
+                let output: UnsafeMutablePointer<Float>
+                let outputImageCount: Int
+                let activation: FusedActivation
+
+                func run(_ item: Int) {
+                    let image = item / tasksPerImage
+                    plan.runGemmTile(
+                        task: item % tasksPerImage, input: input + image * inputImageCount, columnMatrix: columnMatrix,
                         weights: weights, bias: bias, residual: residual.map { $0 + image * outputImageCount },
                         output: output + image * outputImageCount, activation: activation)
                 }
+            }
+            guard let columnMatrix else {
+                // Pointwise: no shared column matrix, so every image's tiles go into one parallel
+                // region (one region for the whole batch).
+                context.parallelFor(
+                    g.batch * tasks,
+                    GemmTiles(
+                        plan: self, tasksPerImage: tasks, input: input, inputImageCount: inputImageCount,
+                        columnMatrix: nil, weights: weights, bias: bias, residual: residual, output: output,
+                        outputImageCount: outputImageCount, activation: activation))
                 return
+            }
+            /// The column matrix of one image, split by input channel.
+            struct ColumnFill: ParallelTasks {
+                let geometry: Conv2DGeometry
+                let input: UnsafePointer<Float>
+                let chunks: Int
+                let matrix: UnsafeMutablePointer<Float>
+
+                func run(_ chunk: Int) {
+                    let channels = geometry.inputChannels
+                    let rowsPerChannel = geometry.kernelHeight * geometry.kernelWidth
+                    let columns = geometry.outputHeight * geometry.outputWidth
+                    let first = chunk * channels / chunks
+                    let last = (chunk + 1) * channels / chunks
+                    Im2col.fill(
+                        geometry: geometry, input: input, channels: first..<last, columns: 0..<columns,
+                        into: matrix + first * rowsPerChannel * columns, rowStride: columns)
+                }
             }
             // im2col: the column matrix in the workspace holds one image at a time.
             nonisolated(unsafe) let matrix = columnMatrix
@@ -319,24 +358,16 @@ public struct Conv2DPlan: Sendable {
                 if !tilesFillColumns {
                     // The whole column matrix first (pure copies, split by input channel), so that
                     // each sgemm sees every column of its tile at once.
-                    let channels = g.inputChannels
-                    let rowsPerChannel = g.kernelHeight * g.kernelWidth
-                    let columns = g.outputHeight * g.outputWidth
-                    let chunks = min(channels, 8)
-                    context.parallelFor(chunks) { chunk in
-                        let first = chunk * channels / chunks
-                        let last = (chunk + 1) * channels / chunks
-                        Im2col.fill(
-                            geometry: g, input: inputImage, channels: first..<last, columns: 0..<columns,
-                            into: matrix + first * rowsPerChannel * columns, rowStride: columns)
-                    }
+                    let chunks = min(g.inputChannels, 8)
+                    context.parallelFor(
+                        chunks, ColumnFill(geometry: g, input: inputImage, chunks: chunks, matrix: matrix))
                 }
-                context.parallelFor(tasks) { task in
-                    runGemmTile(
-                        task: task, input: inputImage, columnMatrix: UnsafePointer(matrix),
-                        weights: weights, bias: bias, residual: residualImage, output: outputImage,
-                        activation: activation)
-                }
+                context.parallelFor(
+                    tasks,
+                    GemmTiles(
+                        plan: self, tasksPerImage: tasks, input: inputImage, inputImageCount: inputImageCount,
+                        columnMatrix: UnsafePointer(matrix), weights: weights, bias: bias, residual: residualImage,
+                        output: outputImage, outputImageCount: outputImageCount, activation: activation))
             }
         }
     }
@@ -355,27 +386,38 @@ public struct Conv2DPlan: Sendable {
         guard let base = context.workspace?.assumingMemoryBound(to: Float.self),
             packedWeights != nil || winogradWeights != nil
         else { return }
-        nonisolated(unsafe) let workspace = base
-        nonisolated(unsafe) let weights = winogradWeights.map { UnsafePointer($0.values) }
-        let (_, _, tileCount, tileStride) = WinogradConv2D.tiles(g)
+        let workspace = base
+        let weights = winogradWeights.map { UnsafePointer($0.values) }
         let inputImageCount = g.inputChannels * g.inputHeight * g.inputWidth
-        let plane = g.outputHeight * g.outputWidth
-        let outputImageCount = g.outputChannels * plane
-        let channels = g.inputChannels
-        let outChannels = g.outputChannels
-        for image in 0..<g.batch {
-            let inputImage = input + image * inputImageCount
-            let outputImage = output + image * outputImageCount
-            let residualImage = residual.map { $0 + image * outputImageCount }
-            context.parallelFor(layout.inputTasks) { task in
-                let first = task * channels / layout.inputTasks
-                let last = (task + 1) * channels / layout.inputTasks
+        let outputImageCount = g.outputChannels * g.outputHeight * g.outputWidth
+
+        /// The input transform of one image, split by input channel.
+        struct InputTransform: ParallelTasks {
+            let geometry: Conv2DGeometry
+            let layout: WinogradLayout
+            let input: UnsafePointer<Float>
+            let workspace: UnsafeMutablePointer<Float>
+
+            func run(_ task: Int) {
+                let first = task * geometry.inputChannels / layout.inputTasks
+                let last = (task + 1) * geometry.inputChannels / layout.inputTasks
                 WinogradConv2D.transformInput(
-                    geometry: g, input: inputImage, channels: first..<last, v: workspace + layout.v,
-                    scratch: workspace + layout.scratch + task * WinogradConv2D.scratchCount(g))
+                    geometry: geometry, input: input, channels: first..<last, v: workspace + layout.v,
+                    scratch: workspace + layout.scratch + task * WinogradConv2D.scratchCount(geometry))
             }
-            let packed = packedWeights
-            context.parallelFor(WinogradConv2D.positions) { position in
+        }
+        /// One matrix product per tile position.
+        struct PositionProducts: ParallelTasks {
+            let geometry: Conv2DGeometry
+            let layout: WinogradLayout
+            let packed: PackedMatrix?
+            let weights: UnsafePointer<Float>?
+            let workspace: UnsafeMutablePointer<Float>
+
+            func run(_ position: Int) {
+                let (_, _, tileCount, tileStride) = WinogradConv2D.tiles(geometry)
+                let channels = geometry.inputChannels
+                let outChannels = geometry.outputChannels
                 if let packed {
                     PackedGemm.multiply(
                         packed, matrix: position, firstRow: 0, rowCount: outChannels, n: tileCount,
@@ -390,17 +432,45 @@ public struct Conv2DPlan: Sendable {
                     b: workspace + layout.v + position * channels * tileStride, ldb: tileStride, beta: 0,
                     c: workspace + layout.m + position * outChannels * tileStride, ldc: tileStride)
             }
-            context.parallelFor(layout.outputTasks) { task in
-                let first = task * outChannels / layout.outputTasks
-                let last = (task + 1) * outChannels / layout.outputTasks
+        }
+        /// The output transform and epilogue of one image, split by output channel.
+        struct OutputTransform: ParallelTasks {
+            let geometry: Conv2DGeometry
+            let layout: WinogradLayout
+            let bias: UnsafePointer<Float>?
+            let residual: UnsafePointer<Float>?
+            let output: UnsafeMutablePointer<Float>
+            let activation: FusedActivation
+            let workspace: UnsafeMutablePointer<Float>
+
+            func run(_ task: Int) {
+                let plane = geometry.outputHeight * geometry.outputWidth
+                let first = task * geometry.outputChannels / layout.outputTasks
+                let last = (task + 1) * geometry.outputChannels / layout.outputTasks
                 WinogradConv2D.transformOutput(
-                    geometry: g, m: workspace + layout.m, channels: first..<last, bias: bias, output: outputImage,
-                    scratch: workspace + layout.scratch + task * WinogradConv2D.scratchCount(g))
+                    geometry: geometry, m: workspace + layout.m, channels: first..<last, bias: bias, output: output,
+                    scratch: workspace + layout.scratch + task * WinogradConv2D.scratchCount(geometry))
                 Epilogue.apply(
-                    to: outputImage + first * plane, rowCount: last - first, columnCount: plane, rowStride: plane,
-                    bias: nil, residual: residualImage.map { $0 + first * plane }, residualRowStride: plane,
+                    to: output + first * plane, rowCount: last - first, columnCount: plane, rowStride: plane,
+                    bias: nil, residual: residual.map { $0 + first * plane }, residualRowStride: plane,
                     activation: activation)
             }
+        }
+        for image in 0..<g.batch {
+            let inputImage = input + image * inputImageCount
+            let outputImage = output + image * outputImageCount
+            let residualImage = residual.map { $0 + image * outputImageCount }
+            context.parallelFor(
+                layout.inputTasks, InputTransform(geometry: g, layout: layout, input: inputImage, workspace: workspace))
+            context.parallelFor(
+                WinogradConv2D.positions,
+                PositionProducts(
+                    geometry: g, layout: layout, packed: packedWeights, weights: weights, workspace: workspace))
+            context.parallelFor(
+                layout.outputTasks,
+                OutputTransform(
+                    geometry: g, layout: layout, bias: bias, residual: residualImage, output: outputImage,
+                    activation: activation, workspace: workspace))
         }
     }
 

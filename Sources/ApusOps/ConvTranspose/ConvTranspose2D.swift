@@ -124,6 +124,46 @@ public enum ConvTranspose2D {
         let pixels = g.inputHeight * g.inputWidth
         let outputPlane = g.outputHeight * g.outputWidth
         let rows = outputPerGroup * kernelArea
+        /// The col2im of one output channel per task.
+        struct OutputPlanes: ParallelTasks {
+            let g: ConvTranspose2DGeometry
+            let columns: UnsafeMutablePointer<Float>
+            let bias: UnsafePointer<Float>?
+            let outputBase: UnsafeMutablePointer<Float>
+            let outputPlane: Int
+            let group: Int
+            let outputPerGroup: Int
+            let kernelArea: Int
+            let pixels: Int
+
+            func run(_ local: Int) {
+                let plane = outputBase + local * outputPlane
+                plane.update(repeating: bias?[group * outputPerGroup + local] ?? 0, count: outputPlane)
+                for kh in 0..<g.kernelHeight {
+                    for kw in 0..<g.kernelWidth {
+                        let row = columns + (local * kernelArea + kh * g.kernelWidth + kw) * pixels
+                        // Input columns iw whose output column lands inside [0, outputWidth).
+                        let offset = kw * g.dilationWidth - g.padLeft
+                        let first = offset >= 0 ? 0 : (-offset + g.strideWidth - 1) / g.strideWidth
+                        let limit = g.outputWidth - offset
+                        let end =
+                            limit <= 0 ? 0 : Swift.min(g.inputWidth, (limit + g.strideWidth - 1) / g.strideWidth)
+                        guard first < end else { continue }
+                        for ih in 0..<g.inputHeight {
+                            let oh = ih * g.strideHeight - g.padTop + kh * g.dilationHeight
+                            guard oh >= 0, oh < g.outputHeight else { continue }
+                            let source = row + ih * g.inputWidth
+                            let destination = plane + oh * g.outputWidth + offset
+                            if g.strideWidth == 1 {
+                                for iw in first..<end { destination[iw] += source[iw] }
+                            } else {
+                                for iw in first..<end { destination[iw * g.strideWidth] += source[iw] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         for n in 0..<g.batch {
             for group in 0..<g.groups {
                 let x = input + (n * g.inputChannels + group * inputPerGroup) * pixels
@@ -132,33 +172,11 @@ public enum ConvTranspose2D {
                     transposeA: true, transposeB: false, m: rows, n: pixels, k: inputPerGroup, alpha: 1, a: w,
                     lda: rows, b: x, ldb: pixels, beta: 0, c: columns, ldc: pixels)
                 let outputBase = output + (n * g.outputChannels + group * outputPerGroup) * outputPlane
-                context.parallelFor(outputPerGroup) { local in
-                    let plane = outputBase + local * outputPlane
-                    plane.update(repeating: bias?[group * outputPerGroup + local] ?? 0, count: outputPlane)
-                    for kh in 0..<g.kernelHeight {
-                        for kw in 0..<g.kernelWidth {
-                            let row = columns + (local * kernelArea + kh * g.kernelWidth + kw) * pixels
-                            // Input columns iw whose output column lands inside [0, outputWidth).
-                            let offset = kw * g.dilationWidth - g.padLeft
-                            let first = offset >= 0 ? 0 : (-offset + g.strideWidth - 1) / g.strideWidth
-                            let limit = g.outputWidth - offset
-                            let end =
-                                limit <= 0 ? 0 : Swift.min(g.inputWidth, (limit + g.strideWidth - 1) / g.strideWidth)
-                            guard first < end else { continue }
-                            for ih in 0..<g.inputHeight {
-                                let oh = ih * g.strideHeight - g.padTop + kh * g.dilationHeight
-                                guard oh >= 0, oh < g.outputHeight else { continue }
-                                let source = row + ih * g.inputWidth
-                                let destination = plane + oh * g.outputWidth + offset
-                                if g.strideWidth == 1 {
-                                    for iw in first..<end { destination[iw] += source[iw] }
-                                } else {
-                                    for iw in first..<end { destination[iw * g.strideWidth] += source[iw] }
-                                }
-                            }
-                        }
-                    }
-                }
+                context.parallelFor(
+                    outputPerGroup,
+                    OutputPlanes(
+                        g: g, columns: columns, bias: bias, outputBase: outputBase, outputPlane: outputPlane,
+                        group: group, outputPerGroup: outputPerGroup, kernelArea: kernelArea, pixels: pixels))
             }
         }
     }

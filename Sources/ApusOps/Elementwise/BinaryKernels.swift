@@ -137,9 +137,19 @@ func binaryFloat<F: BinaryFloatFunction>(
     _ function: F.Type, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
     _ layout: BroadcastLayout, _ context: ComputeContext
 ) {
-    let aStride = layout.innerStrides[0]
-    let bStride = layout.innerStrides[1]
-    context.parallelFor(layout.taskCount) { task in
+    context.parallelFor(layout.taskCount, BinaryFloatRows<F>(a: a, b: b, output: output, layout: layout))
+}
+
+/// The rows of one layout task per task.
+private struct BinaryFloatRows<F: BinaryFloatFunction>: ParallelTasks {
+    let a: UnsafePointer<Float>
+    let b: UnsafePointer<Float>
+    let output: UnsafeMutablePointer<Float>
+    let layout: BroadcastLayout
+
+    func run(_ task: Int) {
+        let aStride = layout.innerStrides[0]
+        let bStride = layout.innerStrides[1]
         layout.forEachRow(task: task) { outputOffset, offsets, count in
             binaryRow(F.self, a + offsets.0, aStride, b + offsets.1, bStride, output + outputOffset, count)
         }
@@ -205,6 +215,9 @@ public func forEachBroadcastIndex(operandDimensions: [[Int]], _ body: (Int, [Int
 
 /// Computes `output[i] = function(a[·], b[·])` with broadcasting for any element types: the path
 /// for integer arithmetic and comparisons, where the operation is cheap next to memory traffic.
+///
+/// Hands `function` to the threads as a closure, so with more than one thread it heap-allocates
+/// per call (see ``ComputeContext/parallelFor(_:_:)``); none of the float32 hot paths use it.
 @inlinable
 public func broadcastMap<A, B, Output>(
     _ a: UnsafePointer<A>, _ b: UnsafePointer<B>, output: UnsafeMutablePointer<Output>, layout: BroadcastLayout,
@@ -228,10 +241,36 @@ public func broadcastSelect<Element>(
     _ condition: UnsafePointer<Bool>, _ x: UnsafePointer<Element>, _ y: UnsafePointer<Element>,
     output: UnsafeMutablePointer<Element>, layout: BroadcastLayout, context: ComputeContext
 ) {
-    let conditionStride = layout.innerStrides[0]
-    let xStride = layout.innerStrides[1]
-    let yStride = layout.innerStrides[2]
-    context.parallelFor(layout.taskCount) { task in
+    context.parallelFor(
+        layout.taskCount, BroadcastSelectRows(condition: condition, x: x, y: y, output: output, layout: layout))
+}
+
+/// The rows of one layout task per task, for ``broadcastSelect(_:_:_:output:layout:context:)``.
+@usableFromInline
+struct BroadcastSelectRows<Element>: ParallelTasks {
+    @usableFromInline let condition: UnsafePointer<Bool>
+    @usableFromInline let x: UnsafePointer<Element>
+    @usableFromInline let y: UnsafePointer<Element>
+    @usableFromInline let output: UnsafeMutablePointer<Element>
+    @usableFromInline let layout: BroadcastLayout
+
+    @inlinable
+    init(
+        condition: UnsafePointer<Bool>, x: UnsafePointer<Element>, y: UnsafePointer<Element>,
+        output: UnsafeMutablePointer<Element>, layout: BroadcastLayout
+    ) {
+        self.condition = condition
+        self.x = x
+        self.y = y
+        self.output = output
+        self.layout = layout
+    }
+
+    @inlinable
+    func run(_ task: Int) {
+        let conditionStride = layout.innerStrides[0]
+        let xStride = layout.innerStrides[1]
+        let yStride = layout.innerStrides[2]
         layout.forEachRow(task: task) { outputOffset, offsets, count in
             let rowCondition = condition + offsets.0
             let rowX = x + offsets.1

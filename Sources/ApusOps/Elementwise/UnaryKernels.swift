@@ -139,10 +139,22 @@ public func unaryFloat32(
     context: ComputeContext
 ) {
     let chunk = BroadcastLayout.chunkElementCount
-    context.parallelFor((count + chunk - 1) / chunk) { task in
-        let start = task * chunk
-        unaryFloat32Chunk(operation, input + start, output + start, min(chunk, count - start))
+    /// One chunk of elements per task.
+    struct Chunks: ParallelTasks {
+        let operation: UnaryFloatOperation
+        let input: UnsafePointer<Float>
+        let output: UnsafeMutablePointer<Float>
+        let count: Int
+        let chunk: Int
+
+        func run(_ task: Int) {
+            let start = task * chunk
+            unaryFloat32Chunk(operation, input + start, output + start, min(chunk, count - start))
+        }
     }
+    context.parallelFor(
+        (count + chunk - 1) / chunk,
+        Chunks(operation: operation, input: input, output: output, count: count, chunk: chunk))
 }
 
 func unaryFloat32Chunk(

@@ -63,12 +63,29 @@ public struct GemmPlan: Sendable, Hashable {
         alpha: Float = 1, beta: Float = 1, output: UnsafeMutablePointer<Float>,
         activation: FusedActivation = .none, context: ComputeContext
     ) {
-        let tiles = tileCount
-        context.parallelFor(tiles) { tile in
-            runTile(
-                tile, a: a, b: b, c: c, addend: addend, alpha: alpha, beta: beta, output: output,
-                activation: activation)
+        /// One tile per task.
+        struct Tiles: ParallelTasks {
+            let plan: GemmPlan
+            let a: UnsafePointer<Float>
+            let b: UnsafePointer<Float>
+            let c: UnsafePointer<Float>?
+            let addend: GemmAddend
+            let alpha: Float
+            let beta: Float
+            let output: UnsafeMutablePointer<Float>
+            let activation: FusedActivation
+
+            func run(_ tile: Int) {
+                plan.runTile(
+                    tile, a: a, b: b, c: c, addend: addend, alpha: alpha, beta: beta, output: output,
+                    activation: activation)
+            }
         }
+        context.parallelFor(
+            tileCount,
+            Tiles(
+                plan: self, a: a, b: b, c: c, addend: addend, alpha: alpha, beta: beta, output: output,
+                activation: activation))
     }
 
     /// One tile of ``run(a:b:c:addend:alpha:beta:output:activation:context:)``.
@@ -176,22 +193,31 @@ public struct MatMulPlan: Sendable, Hashable {
     public func run(
         a: UnsafePointer<Float>, b: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, context: ComputeContext
     ) {
-        let tilesPerEntry = gemm.tileCount
-        let tasks = batchCount * tilesPerEntry
-        context.parallelFor(tasks) { task in
-            let entry = task / tilesPerEntry
-            var rest = entry
-            var aOffset = 0
-            var bOffset = 0
-            for axis in stride(from: batchShape.count - 1, through: 0, by: -1) {
-                let index = rest % batchShape[axis]
-                rest /= batchShape[axis]
-                aOffset += index * aBatchStrides[axis]
-                bOffset += index * bBatchStrides[axis]
+        /// One tile of one batch entry per task.
+        struct Tiles: ParallelTasks {
+            let plan: MatMulPlan
+            let a: UnsafePointer<Float>
+            let b: UnsafePointer<Float>
+            let output: UnsafeMutablePointer<Float>
+
+            func run(_ task: Int) {
+                let gemm = plan.gemm
+                let tilesPerEntry = gemm.tileCount
+                let entry = task / tilesPerEntry
+                var rest = entry
+                var aOffset = 0
+                var bOffset = 0
+                for axis in stride(from: plan.batchShape.count - 1, through: 0, by: -1) {
+                    let index = rest % plan.batchShape[axis]
+                    rest /= plan.batchShape[axis]
+                    aOffset += index * plan.aBatchStrides[axis]
+                    bOffset += index * plan.bBatchStrides[axis]
+                }
+                gemm.runTile(
+                    task % tilesPerEntry, a: a + aOffset, b: b + bOffset, c: nil, addend: .none, alpha: 1, beta: 0,
+                    output: output + entry * gemm.m * gemm.n, activation: .none)
             }
-            gemm.runTile(
-                task % tilesPerEntry, a: a + aOffset, b: b + bOffset, c: nil, addend: .none, alpha: 1, beta: 0,
-                output: output + entry * gemm.m * gemm.n, activation: .none)
         }
+        context.parallelFor(batchCount * gemm.tileCount, Tiles(plan: self, a: a, b: b, output: output))
     }
 }

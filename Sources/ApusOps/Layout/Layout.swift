@@ -19,11 +19,28 @@ public enum Layout {
     ) {
         guard blockByteCount > 0, blockCount > 0 else { return }
         let taskCount = Swift.max(1, Swift.min(blockCount, blockCount * blockByteCount / (256 * 1024)))
-        context.parallelFor(taskCount) { task in
-            for block in (task * blockCount / taskCount)..<((task + 1) * blockCount / taskCount) {
-                memcpy(destination + block * destinationStride, source + block * sourceStride, blockByteCount)
+        /// A contiguous range of blocks per task.
+        struct Blocks: ParallelTasks {
+            let source: UnsafeRawPointer
+            let sourceStride: Int
+            let destination: UnsafeMutableRawPointer
+            let destinationStride: Int
+            let blockByteCount: Int
+            let blockCount: Int
+            let taskCount: Int
+
+            func run(_ task: Int) {
+                for block in (task * blockCount / taskCount)..<((task + 1) * blockCount / taskCount) {
+                    memcpy(destination + block * destinationStride, source + block * sourceStride, blockByteCount)
+                }
             }
         }
+        context.parallelFor(
+            taskCount,
+            Blocks(
+                source: source, sourceStride: sourceStride, destination: destination,
+                destinationStride: destinationStride, blockByteCount: blockByteCount, blockCount: blockCount,
+                taskCount: taskCount))
     }
 
     /// Fills `count` elements of `elementByteSize` bytes at `destination` with the element at `value`.
@@ -63,7 +80,25 @@ public enum Layout {
         guard outerCount > 0, indexCount > 0, innerByteCount > 0 else { return }
         let rows = outerCount * indexCount
         let taskCount = Swift.max(1, Swift.min(rows, rows * innerByteCount / (256 * 1024)))
-        context.parallelFor(taskCount) { task in
+        context.parallelFor(
+            taskCount,
+            GatherRows(
+                source: source, destination: destination, axisCount: axisCount, innerByteCount: innerByteCount,
+                indices: indices, rows: rows, taskCount: taskCount))
+    }
+
+    /// A contiguous range of destination rows of ``gather(source:destination:outerCount:axisCount:innerByteCount:indices:context:)`` per task.
+    private struct GatherRows<Index: BinaryInteger>: ParallelTasks {
+        let source: UnsafeRawPointer
+        let destination: UnsafeMutableRawPointer
+        let axisCount: Int
+        let innerByteCount: Int
+        let indices: UnsafeBufferPointer<Index>
+        let rows: Int
+        let taskCount: Int
+
+        func run(_ task: Int) {
+            let indexCount = indices.count
             for row in (task * rows / taskCount)..<((task + 1) * rows / taskCount) {
                 let outer = row / indexCount
                 var index = Int(indices[row - outer * indexCount])
@@ -89,28 +124,44 @@ public enum Layout {
         let totalBytes = batchCount * rowCount * columnCount * elementByteSize
         var local = context
         if totalBytes < 128 * 1024 { local.threadCount = 1 }
-        local.parallelFor(tasks) { task in
-            let batch = task / columnTiles
-            let columnStart = (task - batch * columnTiles) * tile
-            let columnEnd = Swift.min(columnStart + tile, columnCount)
-            let matrixBytes = rowCount * columnCount * elementByteSize
-            let from = source + batch * matrixBytes
-            let to = destination + batch * matrixBytes
-            switch elementByteSize {
-            case 1: transposeBlock(UInt8.self, from, to, rowCount, columnCount, columnStart, columnEnd)
-            case 2: transposeBlock(UInt16.self, from, to, rowCount, columnCount, columnStart, columnEnd)
-            case 4: transposeBlock(UInt32.self, from, to, rowCount, columnCount, columnStart, columnEnd)
-            case 8: transposeBlock(UInt64.self, from, to, rowCount, columnCount, columnStart, columnEnd)
-            default:
-                for column in columnStart..<columnEnd {
-                    for row in 0..<rowCount {
-                        memcpy(
-                            to + (column * rowCount + row) * elementByteSize,
-                            from + (row * columnCount + column) * elementByteSize, elementByteSize)
+        /// One column tile of one matrix per task.
+        struct ColumnTiles: ParallelTasks {
+            let source: UnsafeRawPointer
+            let destination: UnsafeMutableRawPointer
+            let rowCount: Int
+            let columnCount: Int
+            let columnTiles: Int
+            let tile: Int
+            let elementByteSize: Int
+
+            func run(_ task: Int) {
+                let batch = task / columnTiles
+                let columnStart = (task - batch * columnTiles) * tile
+                let columnEnd = Swift.min(columnStart + tile, columnCount)
+                let matrixBytes = rowCount * columnCount * elementByteSize
+                let from = source + batch * matrixBytes
+                let to = destination + batch * matrixBytes
+                switch elementByteSize {
+                case 1: Layout.transposeBlock(UInt8.self, from, to, rowCount, columnCount, columnStart, columnEnd)
+                case 2: Layout.transposeBlock(UInt16.self, from, to, rowCount, columnCount, columnStart, columnEnd)
+                case 4: Layout.transposeBlock(UInt32.self, from, to, rowCount, columnCount, columnStart, columnEnd)
+                case 8: Layout.transposeBlock(UInt64.self, from, to, rowCount, columnCount, columnStart, columnEnd)
+                default:
+                    for column in columnStart..<columnEnd {
+                        for row in 0..<rowCount {
+                            memcpy(
+                                to + (column * rowCount + row) * elementByteSize,
+                                from + (row * columnCount + column) * elementByteSize, elementByteSize)
+                        }
                     }
                 }
             }
         }
+        local.parallelFor(
+            tasks,
+            ColumnTiles(
+                source: source, destination: destination, rowCount: rowCount, columnCount: columnCount,
+                columnTiles: columnTiles, tile: tile, elementByteSize: elementByteSize))
     }
 
     @inline(__always)

@@ -140,38 +140,56 @@ public struct LayoutCopy: Sendable {
         let totalBytes = outerCount * innerSourceOffsets.count * runByteCount
         let taskCount = Swift.max(1, Swift.min(outerCount, totalBytes / (256 * 1024)))
         let rank = outerSizes.count
+        /// A contiguous range of outer positions per task.
+        struct Rows: ParallelTasks {
+            let plan: LayoutCopy
+            let source: UnsafeRawPointer
+            let destination: UnsafeMutableRawPointer
+            let sizes: UnsafeBufferPointer<Int>
+            let strides: UnsafeBufferPointer<Int>
+            let inner: UnsafeBufferPointer<Int>
+            let outerCount: Int
+            let taskCount: Int
+            let rank: Int
+
+            func run(_ task: Int) {
+                let start = task * outerCount / taskCount
+                let end = (task + 1) * outerCount / taskCount
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: Swift.max(rank, 1)) { index in
+                    var remainder = start
+                    for axis in (0..<rank).reversed() {
+                        index[axis] = remainder % sizes[axis]
+                        remainder /= sizes[axis]
+                    }
+                    for _ in start..<end {
+                        var sourceByte = plan.sourceBaseByte
+                        var destinationByte = plan.destinationBaseByte
+                        for axis in 0..<rank {
+                            sourceByte += plan.outerSourceOffsets[axis][index[axis]]
+                            destinationByte += index[axis] * strides[axis]
+                        }
+                        plan.copyRow(
+                            source: source + sourceByte, destination: destination + destinationByte,
+                            inner: inner)
+                        var axis = rank - 1
+                        while axis >= 0 {
+                            index[axis] += 1
+                            if index[axis] < sizes[axis] { break }
+                            index[axis] = 0
+                            axis -= 1
+                        }
+                    }
+                }
+            }
+        }
         outerSizes.withUnsafeBufferPointer { sizes in
             outerDestinationStrides.withUnsafeBufferPointer { strides in
                 innerSourceOffsets.withUnsafeBufferPointer { inner in
-                    context.parallelFor(taskCount) { task in
-                        let start = task * outerCount / taskCount
-                        let end = (task + 1) * outerCount / taskCount
-                        withUnsafeTemporaryAllocation(of: Int.self, capacity: Swift.max(rank, 1)) { index in
-                            var remainder = start
-                            for axis in (0..<rank).reversed() {
-                                index[axis] = remainder % sizes[axis]
-                                remainder /= sizes[axis]
-                            }
-                            for _ in start..<end {
-                                var sourceByte = sourceBaseByte
-                                var destinationByte = destinationBaseByte
-                                for axis in 0..<rank {
-                                    sourceByte += outerSourceOffsets[axis][index[axis]]
-                                    destinationByte += index[axis] * strides[axis]
-                                }
-                                copyRow(
-                                    source: source + sourceByte, destination: destination + destinationByte,
-                                    inner: inner)
-                                var axis = rank - 1
-                                while axis >= 0 {
-                                    index[axis] += 1
-                                    if index[axis] < sizes[axis] { break }
-                                    index[axis] = 0
-                                    axis -= 1
-                                }
-                            }
-                        }
-                    }
+                    context.parallelFor(
+                        taskCount,
+                        Rows(
+                            plan: self, source: source, destination: destination, sizes: sizes, strides: strides,
+                            inner: inner, outerCount: outerCount, taskCount: taskCount, rank: rank))
                 }
             }
         }

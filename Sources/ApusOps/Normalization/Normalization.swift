@@ -56,15 +56,32 @@ public func softmaxFloat32(
     if outer == 0 || axisCount == 0 || inner == 0 { return }
     let rowLength = axisCount * inner
     let perTask = rowsPerTask(rowLength: rowLength)
-    context.parallelFor((outer + perTask - 1) / perTask) { task in
-        for row in (task * perTask)..<min(outer, (task + 1) * perTask) {
-            let source = input + row * rowLength
-            let destination = output + row * rowLength
-            for j in 0..<inner {
-                softmaxLine(source + j, destination + j, axisCount, inner, logarithm)
+    /// A range of rows per task.
+    struct Rows: ParallelTasks {
+        let input: UnsafePointer<Float>
+        let output: UnsafeMutablePointer<Float>
+        let outer: Int
+        let axisCount: Int
+        let inner: Int
+        let logarithm: Bool
+        let rowLength: Int
+        let perTask: Int
+
+        func run(_ task: Int) {
+            for row in (task * perTask)..<min(outer, (task + 1) * perTask) {
+                let source = input + row * rowLength
+                let destination = output + row * rowLength
+                for j in 0..<inner {
+                    softmaxLine(source + j, destination + j, axisCount, inner, logarithm)
+                }
             }
         }
     }
+    context.parallelFor(
+        (outer + perTask - 1) / perTask,
+        Rows(
+            input: input, output: output, outer: outer, axisCount: axisCount, inner: inner, logarithm: logarithm,
+            rowLength: rowLength, perTask: perTask))
 }
 
 /// One softmax line of `count` elements `stride` apart.
@@ -126,31 +143,50 @@ public func layerNormalizationFloat32(
 ) {
     if rowCount == 0 { return }
     let perTask = rowsPerTask(rowLength: rowLength)
-    context.parallelFor((rowCount + perTask - 1) / perTask) { task in
-        for row in (task * perTask)..<min(rowCount, (task + 1) * perTask) {
-            let source = input + row * rowLength
-            let destination = output + row * rowLength
-            let (mean, variance) = meanAndVariance(source, rowLength)
-            let inverse = 1 / (variance + epsilon).squareRoot()
-            meanOutput?[row] = mean
-            inverseStdDevOutput?[row] = inverse
-            let vectorMean = SIMD16<Float>(repeating: mean)
-            let vectorInverse = SIMD16<Float>(repeating: inverse)
-            var index = 0
-            while index + 16 <= rowLength {
-                var value = (loadVector(source + index) - vectorMean) * vectorInverse * loadVector(scale + index)
-                if let bias { value += loadVector(bias + index) }
-                storeVector(value, destination + index)
-                index += 16
-            }
-            while index < rowLength {
-                var value = (source[index] - mean) * inverse * scale[index]
-                if let bias { value += bias[index] }
-                destination[index] = value
-                index += 1
+    /// A range of rows per task.
+    struct Rows: ParallelTasks {
+        let input: UnsafePointer<Float>
+        let scale: UnsafePointer<Float>
+        let bias: UnsafePointer<Float>?
+        let output: UnsafeMutablePointer<Float>
+        let rowCount: Int
+        let rowLength: Int
+        let epsilon: Float
+        let meanOutput: UnsafeMutablePointer<Float>?
+        let inverseStdDevOutput: UnsafeMutablePointer<Float>?
+        let perTask: Int
+
+        func run(_ task: Int) {
+            for row in (task * perTask)..<min(rowCount, (task + 1) * perTask) {
+                let source = input + row * rowLength
+                let destination = output + row * rowLength
+                let (mean, variance) = meanAndVariance(source, rowLength)
+                let inverse = 1 / (variance + epsilon).squareRoot()
+                meanOutput?[row] = mean
+                inverseStdDevOutput?[row] = inverse
+                let vectorMean = SIMD16<Float>(repeating: mean)
+                let vectorInverse = SIMD16<Float>(repeating: inverse)
+                var index = 0
+                while index + 16 <= rowLength {
+                    var value = (loadVector(source + index) - vectorMean) * vectorInverse * loadVector(scale + index)
+                    if let bias { value += loadVector(bias + index) }
+                    storeVector(value, destination + index)
+                    index += 16
+                }
+                while index < rowLength {
+                    var value = (source[index] - mean) * inverse * scale[index]
+                    if let bias { value += bias[index] }
+                    destination[index] = value
+                    index += 1
+                }
             }
         }
     }
+    context.parallelFor(
+        (rowCount + perTask - 1) / perTask,
+        Rows(
+            input: input, scale: scale, bias: bias, output: output, rowCount: rowCount, rowLength: rowLength,
+            epsilon: epsilon, meanOutput: meanOutput, inverseStdDevOutput: inverseStdDevOutput, perTask: perTask))
 }
 
 /// `y[n, c, s] = x[n, c, s] · scale[c] + shift[c]` over `[batch, channels, spatial]`: inference
@@ -162,26 +198,43 @@ public func channelAffineFloat32(
     let rows = batch * channels
     if rows == 0 || spatial == 0 { return }
     let perTask = rowsPerTask(rowLength: spatial)
-    context.parallelFor((rows + perTask - 1) / perTask) { task in
-        for row in (task * perTask)..<min(rows, (task + 1) * perTask) {
-            let channel = row % channels
-            let scalarScale = scale[channel]
-            let scalarShift = shift[channel]
-            let vectorScale = SIMD16<Float>(repeating: scalarScale)
-            let vectorShift = SIMD16<Float>(repeating: scalarShift)
-            let source = input + row * spatial
-            let destination = output + row * spatial
-            var index = 0
-            while index + 16 <= spatial {
-                storeVector(loadVector(source + index) * vectorScale + vectorShift, destination + index)
-                index += 16
-            }
-            while index < spatial {
-                destination[index] = source[index] * scalarScale + scalarShift
-                index += 1
+    /// A range of rows per task.
+    struct Rows: ParallelTasks {
+        let input: UnsafePointer<Float>
+        let scale: UnsafePointer<Float>
+        let shift: UnsafePointer<Float>
+        let output: UnsafeMutablePointer<Float>
+        let rows: Int
+        let channels: Int
+        let spatial: Int
+        let perTask: Int
+
+        func run(_ task: Int) {
+            for row in (task * perTask)..<min(rows, (task + 1) * perTask) {
+                let channel = row % channels
+                let scalarScale = scale[channel]
+                let scalarShift = shift[channel]
+                let vectorScale = SIMD16<Float>(repeating: scalarScale)
+                let vectorShift = SIMD16<Float>(repeating: scalarShift)
+                let source = input + row * spatial
+                let destination = output + row * spatial
+                var index = 0
+                while index + 16 <= spatial {
+                    storeVector(loadVector(source + index) * vectorScale + vectorShift, destination + index)
+                    index += 16
+                }
+                while index < spatial {
+                    destination[index] = source[index] * scalarScale + scalarShift
+                    index += 1
+                }
             }
         }
     }
+    context.parallelFor(
+        (rows + perTask - 1) / perTask,
+        Rows(
+            input: input, scale: scale, shift: shift, output: output, rows: rows, channels: channels, spatial: spatial,
+            perTask: perTask))
 }
 
 /// Instance normalization over `[batch, channels, spatial]`: each `(n, c)` row is normalized by
@@ -194,15 +247,33 @@ public func instanceNormalizationFloat32(
     let rows = batch * channels
     if rows == 0 || spatial == 0 { return }
     let perTask = rowsPerTask(rowLength: spatial)
-    context.parallelFor((rows + perTask - 1) / perTask) { task in
-        for row in (task * perTask)..<min(rows, (task + 1) * perTask) {
-            let channel = row % channels
-            let source = input + row * spatial
-            let (mean, variance) = meanAndVariance(source, spatial)
-            let factor = scale[channel] / (variance + epsilon).squareRoot()
-            let offset = bias[channel] - mean * factor
-            let destination = output + row * spatial
-            for index in 0..<spatial { destination[index] = source[index] * factor + offset }
+    /// A range of rows per task.
+    struct Rows: ParallelTasks {
+        let input: UnsafePointer<Float>
+        let scale: UnsafePointer<Float>
+        let bias: UnsafePointer<Float>
+        let output: UnsafeMutablePointer<Float>
+        let rows: Int
+        let channels: Int
+        let spatial: Int
+        let epsilon: Float
+        let perTask: Int
+
+        func run(_ task: Int) {
+            for row in (task * perTask)..<min(rows, (task + 1) * perTask) {
+                let channel = row % channels
+                let source = input + row * spatial
+                let (mean, variance) = meanAndVariance(source, spatial)
+                let factor = scale[channel] / (variance + epsilon).squareRoot()
+                let offset = bias[channel] - mean * factor
+                let destination = output + row * spatial
+                for index in 0..<spatial { destination[index] = source[index] * factor + offset }
+            }
         }
     }
+    context.parallelFor(
+        (rows + perTask - 1) / perTask,
+        Rows(
+            input: input, scale: scale, bias: bias, output: output, rows: rows, channels: channels, spatial: spatial,
+            epsilon: epsilon, perTask: perTask))
 }

@@ -103,25 +103,68 @@ public enum Pool2D {
                 // One row buffer per worker from the planned workspace: nothing is allocated per run.
                 let workers = min(context.threadCount, planes, context.workspaceByteCount / (slot * 4))
                 nonisolated(unsafe) let base = workspace.assumingMemoryBound(to: Float.self)
-                ComputeContext(threadCount: workers).parallelFor(workers) { worker in
-                    let buffer = base + worker * slot
-                    for plane in (worker * planes / workers)..<((worker + 1) * planes / workers) {
-                        runMaxPlane(g, input + plane * inPlane, output + plane * outPlane, buffer: buffer)
+                /// One range of planes per worker, with that worker's row buffer.
+                struct MaxPlaneRanges: ParallelTasks {
+                    let g: Pool2DGeometry
+                    let input: UnsafePointer<Float>
+                    let output: UnsafeMutablePointer<Float>
+                    let inPlane: Int
+                    let outPlane: Int
+                    let planes: Int
+                    let workers: Int
+                    let base: UnsafeMutablePointer<Float>
+                    let slot: Int
+
+                    func run(_ worker: Int) {
+                        let buffer = base + worker * slot
+                        for plane in (worker * planes / workers)..<((worker + 1) * planes / workers) {
+                            Pool2D.runMaxPlane(g, input + plane * inPlane, output + plane * outPlane, buffer: buffer)
+                        }
                     }
                 }
+                ComputeContext(threadCount: workers).parallelFor(
+                    workers,
+                    MaxPlaneRanges(
+                        g: g, input: input, output: output, inPlane: inPlane, outPlane: outPlane, planes: planes,
+                        workers: workers, base: base, slot: slot))
                 return
             }
-            context.parallelFor(planes) { plane in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * padded + 64) { buffer in
-                    guard let buffer = buffer.baseAddress else { return }
-                    runMaxPlane(g, input + plane * inPlane, output + plane * outPlane, buffer: buffer)
+            /// One plane per task, each with a temporary row buffer.
+            struct MaxPlanes: ParallelTasks {
+                let g: Pool2DGeometry
+                let input: UnsafePointer<Float>
+                let output: UnsafeMutablePointer<Float>
+                let inPlane: Int
+                let outPlane: Int
+                let padded: Int
+
+                func run(_ plane: Int) {
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * padded + 64) { buffer in
+                        guard let buffer = buffer.baseAddress else { return }
+                        Pool2D.runMaxPlane(g, input + plane * inPlane, output + plane * outPlane, buffer: buffer)
+                    }
                 }
             }
+            context.parallelFor(
+                planes,
+                MaxPlanes(g: g, input: input, output: output, inPlane: inPlane, outPlane: outPlane, padded: padded))
             return
         }
-        context.parallelFor(planes) { plane in
-            runPlane(kind, g, input + plane * inPlane, output + plane * outPlane)
+        /// One plane per task.
+        struct Planes: ParallelTasks {
+            let kind: Kind
+            let g: Pool2DGeometry
+            let input: UnsafePointer<Float>
+            let output: UnsafeMutablePointer<Float>
+            let inPlane: Int
+            let outPlane: Int
+
+            func run(_ plane: Int) {
+                Pool2D.runPlane(kind, g, input + plane * inPlane, output + plane * outPlane)
+            }
         }
+        context.parallelFor(
+            planes, Planes(kind: kind, g: g, input: input, output: output, inPlane: inPlane, outPlane: outPlane))
     }
 
     /// Floats of row buffer one worker of the max path needs (rounded to whole vectors).
@@ -349,39 +392,48 @@ public enum Pool2D {
         // Under 256 K elements (every global pool of the benchmark models at batch 1) waking a
         // second thread costs more than it saves: one thread reads 1 MB in well under 50 µs.
         let threads = planes * planeSize < 1 << 18 ? ComputeContext(threadCount: 1) : context
-        threads.parallelFor(planes) { plane in
-            let p = input + plane * planeSize
-            let raw = UnsafeRawPointer(p)
-            var i = 0
-            if max {
-                var best = SIMD16<Float>(repeating: -.infinity)
-                var sawNaN = false
-                while i + 16 <= planeSize {
-                    let v = (raw + i * 4).loadUnaligned(as: SIMD16<Float>.self)
-                    best = pointwiseMax(best, v)
-                    if any(v .!= v) { sawNaN = true }
-                    i += 16
+        /// One plane per task.
+        struct GlobalPlanes: ParallelTasks {
+            let max: Bool
+            let planeSize: Int
+            let input: UnsafePointer<Float>
+            let output: UnsafeMutablePointer<Float>
+
+            func run(_ plane: Int) {
+                let p = input + plane * planeSize
+                let raw = UnsafeRawPointer(p)
+                var i = 0
+                if max {
+                    var best = SIMD16<Float>(repeating: -.infinity)
+                    var sawNaN = false
+                    while i + 16 <= planeSize {
+                        let v = (raw + i * 4).loadUnaligned(as: SIMD16<Float>.self)
+                        best = pointwiseMax(best, v)
+                        if any(v .!= v) { sawNaN = true }
+                        i += 16
+                    }
+                    var result = best.max()
+                    while i < planeSize {
+                        if p[i] > result { result = p[i] }
+                        if p[i].isNaN { sawNaN = true }
+                        i += 1
+                    }
+                    output[plane] = sawNaN ? .nan : result
+                } else {
+                    var sum = SIMD16<Float>(repeating: 0)
+                    while i + 16 <= planeSize {
+                        sum += (raw + i * 4).loadUnaligned(as: SIMD16<Float>.self)
+                        i += 16
+                    }
+                    var total = sum.sum()
+                    while i < planeSize {
+                        total += p[i]
+                        i += 1
+                    }
+                    output[plane] = planeSize > 0 ? total / Float(planeSize) : .nan
                 }
-                var result = best.max()
-                while i < planeSize {
-                    if p[i] > result { result = p[i] }
-                    if p[i].isNaN { sawNaN = true }
-                    i += 1
-                }
-                output[plane] = sawNaN ? .nan : result
-            } else {
-                var sum = SIMD16<Float>(repeating: 0)
-                while i + 16 <= planeSize {
-                    sum += (raw + i * 4).loadUnaligned(as: SIMD16<Float>.self)
-                    i += 16
-                }
-                var total = sum.sum()
-                while i < planeSize {
-                    total += p[i]
-                    i += 1
-                }
-                output[plane] = planeSize > 0 ? total / Float(planeSize) : .nan
             }
         }
+        threads.parallelFor(planes, GlobalPlanes(max: max, planeSize: planeSize, input: input, output: output))
     }
 }

@@ -86,22 +86,38 @@ public func reduceFloat32(
     let outer = blocks[..<reducedIndex].reduce(1) { $0 * $1.size }
     let inner = blocks[(reducedIndex + 1)...].reduce(1) { $0 * $1.size }
     let rowsPerTask = max(1, BroadcastLayout.chunkElementCount / (reducedCount * inner))
-    context.parallelFor((outer + rowsPerTask - 1) / rowsPerTask) { task in
-        for row in (task * rowsPerTask)..<min(outer, (task + 1) * rowsPerTask) {
-            let source = input + row * reducedCount * inner
-            if inner == 1 {
-                output[row] = reduceContiguous(operation, source, reducedCount)
-            } else {
-                let destination = output + row * inner
-                destination.update(repeating: operation.identity, count: inner)
-                for r in 0..<reducedCount {
-                    let slice = source + r * inner
-                    for j in 0..<inner { destination[j] = operation.combine(destination[j], slice[j]) }
+    /// A range of rows per task.
+    struct Rows: ParallelTasks {
+        let operation: ReduceOperation
+        let input: UnsafePointer<Float>
+        let output: UnsafeMutablePointer<Float>
+        let outer: Int
+        let inner: Int
+        let reducedCount: Int
+        let rowsPerTask: Int
+
+        func run(_ task: Int) {
+            for row in (task * rowsPerTask)..<min(outer, (task + 1) * rowsPerTask) {
+                let source = input + row * reducedCount * inner
+                if inner == 1 {
+                    output[row] = reduceContiguous(operation, source, reducedCount)
+                } else {
+                    let destination = output + row * inner
+                    destination.update(repeating: operation.identity, count: inner)
+                    for r in 0..<reducedCount {
+                        let slice = source + r * inner
+                        for j in 0..<inner { destination[j] = operation.combine(destination[j], slice[j]) }
+                    }
+                    for j in 0..<inner { destination[j] = operation.finish(destination[j], count: reducedCount) }
                 }
-                for j in 0..<inner { destination[j] = operation.finish(destination[j], count: reducedCount) }
             }
         }
     }
+    context.parallelFor(
+        (outer + rowsPerTask - 1) / rowsPerTask,
+        Rows(
+            operation: operation, input: input, output: output, outer: outer, inner: inner, reducedCount: reducedCount,
+            rowsPerTask: rowsPerTask))
 }
 
 /// Reduces `count` contiguous elements with 16 interleaved accumulators combined in a fixed order.

@@ -310,28 +310,56 @@ public enum Resize {
         let rowsPerTask = Swift.max(
             1, Swift.min(outputHeight, 16384 / Swift.max(1, outputWidth * columnTable.tapCount)))
         let bands = (outputHeight + rowsPerTask - 1) / rowsPerTask
+        /// A band of output rows of one plane per task.
+        struct Bands: ParallelTasks {
+            let input: UnsafePointer<Float>
+            let output: UnsafeMutablePointer<Float>
+            let inputPlane: Int
+            let outputPlane: Int
+            let inputWidth: Int
+            let outputHeight: Int
+            let outputWidth: Int
+            let bands: Int
+            let rowsPerTask: Int
+            let rowTable: AxisTable
+            let columnTable: AxisTable
+            let rowIndices: UnsafeBufferPointer<Int>
+            let rowWeights: UnsafeBufferPointer<Float>
+            let columnIndices: UnsafeBufferPointer<Int>
+            let columnWeights: UnsafeBufferPointer<Float>
+            let extrapolationValue: Float
+
+            func run(_ task: Int) {
+                let plane = task / bands
+                let band = task % bands
+                let source = input + plane * inputPlane
+                let destination = output + plane * outputPlane
+                for y in (band * rowsPerTask)..<Swift.min(outputHeight, (band + 1) * rowsPerTask) {
+                    let row = destination + y * outputWidth
+                    if !rowTable.extrapolated.isEmpty, rowTable.extrapolated[y] {
+                        row.update(repeating: extrapolationValue, count: outputWidth)
+                        continue
+                    }
+                    Resize.resizeRow(
+                        source: source, inputWidth: inputWidth, row: row, y: y, rowTable: rowTable,
+                        rowIndices: rowIndices, rowWeights: rowWeights, columnTable: columnTable,
+                        columnIndices: columnIndices, columnWeights: columnWeights,
+                        extrapolationValue: extrapolationValue)
+                }
+            }
+        }
         rowTable.indices.withUnsafeBufferPointer { rowIndices in
             rowTable.weights.withUnsafeBufferPointer { rowWeights in
                 columnTable.indices.withUnsafeBufferPointer { columnIndices in
                     columnTable.weights.withUnsafeBufferPointer { columnWeights in
-                        context.parallelFor(planes * bands) { task in
-                            let plane = task / bands
-                            let band = task % bands
-                            let source = input + plane * inputPlane
-                            let destination = output + plane * outputPlane
-                            for y in (band * rowsPerTask)..<Swift.min(outputHeight, (band + 1) * rowsPerTask) {
-                                let row = destination + y * outputWidth
-                                if !rowTable.extrapolated.isEmpty, rowTable.extrapolated[y] {
-                                    row.update(repeating: extrapolationValue, count: outputWidth)
-                                    continue
-                                }
-                                resizeRow(
-                                    source: source, inputWidth: inputWidth, row: row, y: y, rowTable: rowTable,
-                                    rowIndices: rowIndices, rowWeights: rowWeights, columnTable: columnTable,
-                                    columnIndices: columnIndices, columnWeights: columnWeights,
-                                    extrapolationValue: extrapolationValue)
-                            }
-                        }
+                        context.parallelFor(
+                            planes * bands,
+                            Bands(
+                                input: input, output: output, inputPlane: inputPlane, outputPlane: outputPlane,
+                                inputWidth: inputWidth, outputHeight: outputHeight, outputWidth: outputWidth,
+                                bands: bands, rowsPerTask: rowsPerTask, rowTable: rowTable, columnTable: columnTable,
+                                rowIndices: rowIndices, rowWeights: rowWeights, columnIndices: columnIndices,
+                                columnWeights: columnWeights, extrapolationValue: extrapolationValue))
                     }
                 }
             }

@@ -17,12 +17,33 @@ public struct ComputeContext: @unchecked Sendable {
         self.workspaceByteCount = workspaceByteCount
     }
 
-    /// Runs `body(task)` for every task in `0..<taskCount`, on up to ``threadCount`` threads (the
-    /// caller's among them). Each task runs exactly once; tasks must write disjoint memory.
+    /// Runs `tasks.run(task)` for every task in `0..<taskCount`, on up to ``threadCount`` threads
+    /// (the caller's among them). Each task runs exactly once; tasks must write disjoint memory.
     ///
     /// Uses the process-wide worker pool; when another thread's call holds it, or when called from
-    /// inside a task, the tasks run inline on the calling thread. With more than one thread, one
-    /// small heap block per call (`withoutActuallyEscaping` boxes `body`).
+    /// inside a task, the tasks run inline on the calling thread. Allocates nothing once
+    /// specialized: the pool gets a pointer to `tasks` and a function with no captured context.
+    /// It is inlinable so that callers in other modules specialize it too (an unspecialized call
+    /// would box that function with the generic type).
+    @inlinable @inline(__always)
+    public func parallelFor<Tasks: ParallelTasks>(_ taskCount: Int, _ tasks: Tasks) {
+        if taskCount <= 0 { return }
+        if threadCount == 1 || taskCount == 1 {
+            for task in 0..<taskCount { tasks.run(task) }
+            return
+        }
+        withUnsafePointer(to: tasks) { pointer in
+            ThreadPool.shared.run(taskCount: taskCount, threadCount: threadCount, context: UnsafeRawPointer(pointer)) {
+                context, task in context.assumingMemoryBound(to: Tasks.self).pointee.run(task)
+            }
+        }
+    }
+
+    /// Runs `body(task)` for every task in `0..<taskCount`, like the ``ParallelTasks`` form.
+    ///
+    /// With more than one thread this heap-allocates once or twice per call
+    /// (`withoutActuallyEscaping` boxes `body`); code that runs per inference uses the
+    /// ``ParallelTasks`` form instead.
     @inline(__always)
     public func parallelFor(_ taskCount: Int, _ body: (Int) -> Void) {
         if taskCount <= 0 { return }
@@ -32,4 +53,15 @@ public struct ComputeContext: @unchecked Sendable {
         }
         ThreadPool.shared.run(taskCount: taskCount, threadCount: threadCount, body)
     }
+}
+
+/// The tasks of one ``ComputeContext/parallelFor(_:_:)`` call: a small struct holding
+/// what the tasks share (pointers, sizes, the plan) as `let` fields, and what one task does.
+///
+/// A struct rather than a closure because handing a non-escaping closure to other threads costs a
+/// heap allocation per call, and the project makes none per inference.
+public protocol ParallelTasks {
+    /// Runs task `task` (in `0..<taskCount`). Called exactly once per task, possibly on another
+    /// thread and concurrently with the other tasks, so tasks write disjoint memory.
+    func run(_ task: Int)
 }

@@ -11,8 +11,9 @@ import Synchronization
 /// handing out a job, not its throughput: the calling thread publishes the job and works on it as
 /// worker 0; idle workers spin on the job state for a short while (``spinNanoseconds``) before
 /// sleeping on a condition variable, so back-to-back calls of one inference reach them without a
-/// kernel wake-up. The only allocation per call is the box `withoutActuallyEscaping` makes for the
-/// closure.
+/// kernel wake-up. A job is a pointer to the caller's task description and a function that runs
+/// one task of it; with a ``ParallelTasks`` struct that function captures nothing, so a call
+/// allocates nothing (the closure form pays for the box `withoutActuallyEscaping` makes).
 ///
 /// Threads claim blocks of contiguous tasks from a shared counter: which thread runs a task changes
 /// from run to run, but the tasks themselves (and so the results) are those the kernel defined.
@@ -20,8 +21,10 @@ import Synchronization
 /// Only one caller uses the workers at a time: a caller that finds the pool busy (another
 /// thread's job, or a `parallelFor` nested inside a task) runs its tasks inline. So the pool never
 /// waits on itself and concurrent model runs never deadlock.
+@usableFromInline
 final class ThreadPool: @unchecked Sendable {
     /// The pool all compute contexts share. Workers are started on first use.
+    @usableFromInline
     static let shared = ThreadPool()
 
     /// How long an idle worker keeps polling for the next job before it sleeps.
@@ -46,7 +49,9 @@ final class ThreadPool: @unchecked Sendable {
     nonisolated(unsafe) private var taskCount = 0
     nonisolated(unsafe) private var blockCount = 0
     nonisolated(unsafe) private var context: UnsafeRawPointer?
-    nonisolated(unsafe) private var invoke: (@convention(c) (UnsafeRawPointer, Int) -> Void)?
+    // Not optional: a function inside an Optional is stored at the generic abstraction, and
+    // taking it out makes a reabstraction thunk, a heap allocation per worker per job.
+    nonisolated(unsafe) private var invoke: (UnsafeRawPointer, Int) -> Void = { _, _ in }
     nonisolated(unsafe) private var generation: UInt64 = 0
 
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
@@ -61,29 +66,47 @@ final class ThreadPool: @unchecked Sendable {
         pthread_cond_init(condition, nil)
     }
 
-    /// Runs `body(task)` for every task in `0..<taskCount` on the calling thread and up to
-    /// `threadCount - 1` workers; returns when every task has run.
-    func run(taskCount: Int, threadCount: Int, _ body: (Int) -> Void) {
+    /// Runs `invoke(context, task)` for every task in `0..<taskCount` on the calling thread and up
+    /// to `threadCount - 1` workers; returns when every task has run. `context` must stay valid
+    /// until then; `invoke` is only kept until then, so a function that captures nothing (as the
+    /// specialized ``ComputeContext/parallelFor(_:_:)`` passes) costs no allocation.
+    @usableFromInline
+    func run(
+        taskCount: Int, threadCount: Int, context: UnsafeRawPointer,
+        invoke: @escaping (UnsafeRawPointer, Int) -> Void
+    ) {
         let helpers = min(threadCount, taskCount) - 1
         guard helpers > 0, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
         else {
-            for task in 0..<taskCount { body(task) }
+            for task in 0..<taskCount { invoke(context, task) }
             return
         }
         defer { busy.store(false, ordering: .releasing) }
         startWorkers(upTo: min(helpers, Int(Self.activeMask)))
+        runJob(taskCount: taskCount, helpers: helpers, context: context, invoke: invoke)
+    }
+
+    /// Runs `body(task)` for every task in `0..<taskCount`, like
+    /// ``run(taskCount:threadCount:context:invoke:)``; boxes `body` (a heap allocation) to hand it
+    /// to the workers.
+    func run(taskCount: Int, threadCount: Int, _ body: (Int) -> Void) {
+        // Inline without the box when the job would run inline anyway (a racy early look; `run`
+        // below decides for good).
+        if min(threadCount, taskCount) <= 1 || busy.load(ordering: .relaxed) {
+            for task in 0..<taskCount { body(task) }
+            return
+        }
         withoutActuallyEscaping(body) { escapable in
             withUnsafePointer(to: escapable) { pointer in
-                runJob(taskCount: taskCount, helpers: helpers, context: UnsafeRawPointer(pointer)) { context, task in
-                    context.assumingMemoryBound(to: ((Int) -> Void).self).pointee(task)
+                run(taskCount: taskCount, threadCount: threadCount, context: UnsafeRawPointer(pointer)) {
+                    context, task in context.assumingMemoryBound(to: ((Int) -> Void).self).pointee(task)
                 }
             }
         }
     }
 
     private func runJob(
-        taskCount: Int, helpers: Int, context: UnsafeRawPointer,
-        invoke: @convention(c) (UnsafeRawPointer, Int) -> Void
+        taskCount: Int, helpers: Int, context: UnsafeRawPointer, invoke: @escaping (UnsafeRawPointer, Int) -> Void
     ) {
         self.taskCount = taskCount
         self.blockCount = Self.blockCount(taskCount: taskCount, helpers: helpers)
@@ -112,7 +135,7 @@ final class ThreadPool: @unchecked Sendable {
             current = state.load(ordering: .acquiring)
         }
         self.context = nil
-        self.invoke = nil
+        self.invoke = { _, _ in }
     }
 
     /// Claims blocks of contiguous tasks and runs them until none is left. Blocks keep neighbouring
@@ -121,7 +144,7 @@ final class ThreadPool: @unchecked Sendable {
     @inline(never)
     private static func work(
         taskCount: Int, blockCount: Int, next: borrowing Atomic<Int>, context: UnsafeRawPointer,
-        invoke: @convention(c) (UnsafeRawPointer, Int) -> Void
+        invoke: (UnsafeRawPointer, Int) -> Void
     ) {
         while true {
             let block = next.wrappingAdd(1, ordering: .relaxed).oldValue
@@ -177,7 +200,7 @@ final class ThreadPool: @unchecked Sendable {
                     Self.work(
                         taskCount: taskCount, blockCount: blockCount, next: nextTask,
                         context: context.unsafelyUnwrapped,
-                        invoke: invoke.unsafelyUnwrapped)
+                        invoke: invoke)
                     state.wrappingSubtract(1, ordering: .releasing)
                 }
                 continue
