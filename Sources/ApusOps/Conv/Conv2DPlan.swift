@@ -484,17 +484,35 @@ public struct Conv2DPlan: Sendable {
         let g = geometry
         let per = DirectConvKernel.channelsPerPass
         let blocks = (g.outputChannels + per - 1) / per
-        let inputImage = g.inputChannels * g.inputHeight * g.inputWidth
-        let outputImage = g.outputChannels * g.outputHeight * g.outputWidth
-        context.parallelFor(g.batch * blocks) { task in
-            let image = task / blocks
-            let first = task % blocks * per
-            vectorKernel.runDirect(
-                inputChannels: g.inputChannels, channels: first..<min(g.outputChannels, first + per),
-                input: input + image * inputImage, weights: weights, bias: bias,
-                residual: residual.map { $0 + image * outputImage }, output: output + image * outputImage,
-                activation: activation)
+        struct Blocks: ParallelTasks {
+            let kernel: DirectConvKernel
+            let g: Conv2DGeometry
+            let blocks: Int
+            let input: UnsafePointer<Float>
+            let weights: UnsafePointer<Float>
+            let bias: UnsafePointer<Float>?
+            let residual: UnsafePointer<Float>?
+            let output: UnsafeMutablePointer<Float>
+            let activation: FusedActivation
+
+            func run(_ task: Int) {
+                let image = task / blocks
+                let per = DirectConvKernel.channelsPerPass
+                let first = task % blocks * per
+                let inputImage = g.inputChannels * g.inputHeight * g.inputWidth
+                let outputImage = g.outputChannels * g.outputHeight * g.outputWidth
+                kernel.runDirect(
+                    inputChannels: g.inputChannels, channels: first..<min(g.outputChannels, first + per),
+                    input: input + image * inputImage, weights: weights, bias: bias,
+                    residual: residual.map { $0 + image * outputImage }, output: output + image * outputImage,
+                    activation: activation)
+            }
         }
+        context.parallelFor(
+            g.batch * blocks,
+            Blocks(
+                kernel: vectorKernel, g: g, blocks: blocks, input: input, weights: weights, bias: bias,
+                residual: residual, output: output, activation: activation))
     }
 
     /// The depthwise path: one (image, channel) per task, each with its own padded plane.
@@ -508,12 +526,30 @@ public struct Conv2DPlan: Sendable {
             // Reads the input in place: no scratch plane. Blocks of planes per task fixed by the
             // plane size alone (each plane is computed whole, whatever thread runs it).
             let perTask = max(1, 4096 / max(1, geometry.outputHeight * geometry.outputWidth))
-            let channels = geometry.outputChannels
-            context.parallelFor((tasks + perTask - 1) / perTask) { task in
-                vectorKernel.runDepthwise(
-                    channels: channels, tasks: task * perTask..<min(tasks, (task + 1) * perTask), input: input,
-                    weights: weights, bias: bias, residual: residual, output: output, activation: activation)
+            struct Planes: ParallelTasks {
+                let kernel: DirectConvKernel
+                let tasks: Int
+                let perTask: Int
+                let channels: Int
+                let input: UnsafePointer<Float>
+                let weights: UnsafePointer<Float>
+                let bias: UnsafePointer<Float>?
+                let residual: UnsafePointer<Float>?
+                let output: UnsafeMutablePointer<Float>
+                let activation: FusedActivation
+
+                func run(_ task: Int) {
+                    kernel.runDepthwise(
+                        channels: channels, tasks: task * perTask..<min(tasks, (task + 1) * perTask), input: input,
+                        weights: weights, bias: bias, residual: residual, output: output, activation: activation)
+                }
             }
+            context.parallelFor(
+                (tasks + perTask - 1) / perTask,
+                Planes(
+                    kernel: vectorKernel, tasks: tasks, perTask: perTask, channels: geometry.outputChannels,
+                    input: input, weights: weights, bias: bias, residual: residual, output: output,
+                    activation: activation))
             return
         }
         let slot = (slotByteCount + 63) / 64 * 64
@@ -522,17 +558,34 @@ public struct Conv2DPlan: Sendable {
             "convolution needs \(slot) workspace bytes, has \(context.workspaceByteCount)")
         guard let base = context.workspace else { return }
         let workers = min(context.threadCount, tasks, context.workspaceByteCount / slot)
-        nonisolated(unsafe) let scratchBase = base
-        let taskContext = ComputeContext(threadCount: workers)
-        taskContext.parallelFor(workers) { worker in
-            let scratch = (scratchBase + worker * slot).assumingMemoryBound(to: Float.self)
-            DepthwiseConv2D.clearPlane(layout: DepthwiseLayout(geometry: geometry), scratch: scratch)
-            for task in (worker * tasks / workers)..<((worker + 1) * tasks / workers) {
-                runDepthwise(
-                    task: task, input: input, weights: weights, bias: bias, residual: residual, output: output,
-                    activation: activation, scratch: scratch)
+        struct Workers: ParallelTasks {
+            let plan: Conv2DPlan
+            let tasks: Int
+            let workers: Int
+            let scratch: UnsafeMutableRawPointer
+            let slot: Int
+            let input: UnsafePointer<Float>
+            let weights: UnsafePointer<Float>
+            let bias: UnsafePointer<Float>?
+            let residual: UnsafePointer<Float>?
+            let output: UnsafeMutablePointer<Float>
+            let activation: FusedActivation
+
+            func run(_ worker: Int) {
+                let plane = (scratch + worker * slot).assumingMemoryBound(to: Float.self)
+                DepthwiseConv2D.clearPlane(layout: DepthwiseLayout(geometry: plan.geometry), scratch: plane)
+                for task in (worker * tasks / workers)..<((worker + 1) * tasks / workers) {
+                    plan.runDepthwise(
+                        task: task, input: input, weights: weights, bias: bias, residual: residual, output: output,
+                        activation: activation, scratch: plane)
+                }
             }
         }
+        ComputeContext(threadCount: workers).parallelFor(
+            workers,
+            Workers(
+                plan: self, tasks: tasks, workers: workers, scratch: base, slot: slot, input: input, weights: weights,
+                bias: bias, residual: residual, output: output, activation: activation))
     }
 
     /// One (group, row tile, column tile) of one image for the sgemm-based paths.
