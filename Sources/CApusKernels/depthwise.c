@@ -50,6 +50,21 @@ static size_t units_bytes(long units) {
     return ((size_t)units * sizeof(table_unit) + 7) / 8 * 8;
 }
 
+/// The parts of a table made by `apus_depthwise_prepare`.
+typedef struct {
+    const table_header *header;
+    const table_unit *units;
+    const uint16_t *masks;
+} table_view;
+
+static inline table_view view_of(const void *table) {
+    table_view view;
+    view.header = table;
+    view.units = (const table_unit *)(view.header + 1);
+    view.masks = (const uint16_t *)((const char *)view.units + units_bytes(view.header->units));
+    return view;
+}
+
 size_t apus_depthwise_table_size(const apus_depthwise_geometry *g) {
     if (!apus_depthwise_supported(g)) return 0;
     long units = unit_count(g);
@@ -234,17 +249,37 @@ TARGET static inline __attribute__((always_inline)) void units_of_plane(
 TARGET static inline __attribute__((always_inline)) void plane(
     const int K, const int S, const int ACT, const apus_depthwise_geometry *g, const void *table, const float *in,
     const float *w, float bias, float *out, const float *residual, float low, float high) {
-    const table_header *header = table;
-    const table_unit *units = (const table_unit *)(header + 1);
-    const uint16_t *masks = (const uint16_t *)((const char *)units + units_bytes(header->units));
+    const table_view v = view_of(table);
     const long k = K ? K : g->kernel;
     __m512 weights[49];
     for (long t = 0; t < k * k; t++) weights[t] = _mm512_set1_ps(w[t]);
     units_of_plane(
-        K, S, ACT, 1, k, g->input_width, units, masks, 0, header->full, in, weights, bias, out, residual, low, high);
+        K, S, ACT, 1, k, g->input_width, v.units, v.masks, 0, v.header->full, in, weights, bias, out, residual, low,
+        high);
     units_of_plane(
-        K, S, ACT, 0, k, g->input_width, units, masks, header->full, header->units, in, weights, bias, out, residual,
-        low, high);
+        K, S, ACT, 0, k, g->input_width, v.units, v.masks, v.header->full, v.header->units, in, weights, bias, out,
+        residual, low, high);
+}
+
+/// What the kernels read of an epilogue (NULL: none).
+typedef struct {
+    const float *bias;
+    const float *residual;
+    int activation;
+    float low;
+    float high;
+} epilogue_parts;
+
+static inline epilogue_parts parts_of(const apus_gemm_epilogue *e) {
+    epilogue_parts p = {0, 0, APUS_GEMM_NONE, 0, 0};
+    if (e) {
+        p.bias = e->bias;
+        p.residual = e->residual;
+        p.activation = e->activation;
+        p.low = e->low;
+        p.high = e->high;
+    }
+    return p;
 }
 
 /// The planes of one call with kernel, stride and activation fixed.
@@ -271,10 +306,10 @@ TARGET void apus_depthwise_avx512(
     const long inPlane = g->input_height * g->input_width;
     const long outPlane = g->output_height * g->output_width;
     const long taps = g->kernel * g->kernel;
-    const float *bias = epilogue ? epilogue->bias : 0;
-    const float *residual = epilogue ? epilogue->residual : 0;
-    const int activation = epilogue ? epilogue->activation : APUS_GEMM_NONE;
-    const float low = epilogue ? epilogue->low : 0, high = epilogue ? epilogue->high : 0;
+    const epilogue_parts e = parts_of(epilogue);
+    const float *bias = e.bias, *residual = e.residual;
+    const int activation = e.activation;
+    const float low = e.low, high = e.high;
     // Kernel size and stride as constants for the common shapes, so that the tap loops unroll.
     if (g->stride == 1) {
         switch (g->kernel) {
@@ -384,11 +419,11 @@ TARGET static inline __attribute__((always_inline)) void direct_units(
         float *o = output + c0 * outPlane;                                                                             \
         const float *r = residual ? residual + c0 * outPlane : 0;                                                      \
         direct_units(                                                                                                  \
-            K, S, ACT, 1, g->kernel, g->input_width, inPlane, outPlane, units, masks, 0, header->full, input,          \
+            K, S, ACT, 1, g->kernel, g->input_width, inPlane, outPlane, v.units, v.masks, 0, v.header->full, input,    \
             inputChannels, w, n, b, o, r, low, high);                                                                  \
         direct_units(                                                                                                  \
-            K, S, ACT, 0, g->kernel, g->input_width, inPlane, outPlane, units, masks, header->full, header->units,     \
-            input, inputChannels, w, n, b, o, r, low, high);                                                           \
+            K, S, ACT, 0, g->kernel, g->input_width, inPlane, outPlane, v.units, v.masks, v.header->full,              \
+            v.header->units, input, inputChannels, w, n, b, o, r, low, high);                                          \
     }
 
 #define DIRECT_BY_ACTIVATION(K, S)                                                                                     \
@@ -404,15 +439,13 @@ TARGET void apus_direct_conv_avx512(
     const apus_depthwise_geometry *g, const void *table, const float *input, long inputChannels, const float *weights,
     long firstChannel, long channelCount, float *output, const apus_gemm_epilogue *epilogue) {
     if (channelCount <= 0) return;
-    const table_header *header = table;
-    const table_unit *units = (const table_unit *)(header + 1);
-    const uint16_t *masks = (const uint16_t *)((const char *)units + units_bytes(header->units));
+    const table_view v = view_of(table);
     const long inPlane = g->input_height * g->input_width;
     const long outPlane = g->output_height * g->output_width;
-    const float *bias = epilogue ? epilogue->bias : 0;
-    const float *residual = epilogue ? epilogue->residual : 0;
-    const int activation = epilogue ? epilogue->activation : APUS_GEMM_NONE;
-    const float low = epilogue ? epilogue->low : 0, high = epilogue ? epilogue->high : 0;
+    const epilogue_parts e = parts_of(epilogue);
+    const float *bias = e.bias, *residual = e.residual;
+    const int activation = e.activation;
+    const float low = e.low, high = e.high;
     if (g->stride == 1) {
         switch (g->kernel) {
         case 3: DIRECT_BY_ACTIVATION(3, 1) return;

@@ -488,12 +488,7 @@ public struct Conv2DPlan: Sendable {
             let kernel: DirectConvKernel
             let g: Conv2DGeometry
             let blocks: Int
-            let input: UnsafePointer<Float>
-            let weights: UnsafePointer<Float>
-            let bias: UnsafePointer<Float>?
-            let residual: UnsafePointer<Float>?
-            let output: UnsafeMutablePointer<Float>
-            let activation: FusedActivation
+            let operands: ConvOperands
 
             func run(_ task: Int) {
                 let image = task / blocks
@@ -501,18 +496,21 @@ public struct Conv2DPlan: Sendable {
                 let first = task % blocks * per
                 let inputImage = g.inputChannels * g.inputHeight * g.inputWidth
                 let outputImage = g.outputChannels * g.outputHeight * g.outputWidth
+                let o = operands
                 kernel.runDirect(
                     inputChannels: g.inputChannels, channels: first..<min(g.outputChannels, first + per),
-                    input: input + image * inputImage, weights: weights, bias: bias,
-                    residual: residual.map { $0 + image * outputImage }, output: output + image * outputImage,
-                    activation: activation)
+                    input: o.input + image * inputImage, weights: o.weights, bias: o.bias,
+                    residual: o.residual.map { $0 + image * outputImage }, output: o.output + image * outputImage,
+                    activation: o.activation)
             }
         }
         context.parallelFor(
             g.batch * blocks,
             Blocks(
-                kernel: vectorKernel, g: g, blocks: blocks, input: input, weights: weights, bias: bias,
-                residual: residual, output: output, activation: activation))
+                kernel: vectorKernel, g: g, blocks: blocks,
+                operands: ConvOperands(
+                    input: input, weights: weights, bias: bias, residual: residual, output: output,
+                    activation: activation)))
     }
 
     /// The depthwise path: one (image, channel) per task, each with its own padded plane.
@@ -522,6 +520,8 @@ public struct Conv2DPlan: Sendable {
         context: ComputeContext
     ) {
         let tasks = taskCount
+        let operands = ConvOperands(
+            input: input, weights: weights, bias: bias, residual: residual, output: output, activation: activation)
         if let vectorKernel {
             // Reads the input in place: no scratch plane. Blocks of planes per task fixed by the
             // plane size alone (each plane is computed whole, whatever thread runs it).
@@ -531,25 +531,21 @@ public struct Conv2DPlan: Sendable {
                 let tasks: Int
                 let perTask: Int
                 let channels: Int
-                let input: UnsafePointer<Float>
-                let weights: UnsafePointer<Float>
-                let bias: UnsafePointer<Float>?
-                let residual: UnsafePointer<Float>?
-                let output: UnsafeMutablePointer<Float>
-                let activation: FusedActivation
+                let operands: ConvOperands
 
                 func run(_ task: Int) {
+                    let o = operands
                     kernel.runDepthwise(
-                        channels: channels, tasks: task * perTask..<min(tasks, (task + 1) * perTask), input: input,
-                        weights: weights, bias: bias, residual: residual, output: output, activation: activation)
+                        channels: channels, tasks: task * perTask..<min(tasks, (task + 1) * perTask), input: o.input,
+                        weights: o.weights, bias: o.bias, residual: o.residual, output: o.output,
+                        activation: o.activation)
                 }
             }
             context.parallelFor(
                 (tasks + perTask - 1) / perTask,
                 Planes(
                     kernel: vectorKernel, tasks: tasks, perTask: perTask, channels: geometry.outputChannels,
-                    input: input, weights: weights, bias: bias, residual: residual, output: output,
-                    activation: activation))
+                    operands: operands))
             return
         }
         let slot = (slotByteCount + 63) / 64 * 64
@@ -564,28 +560,22 @@ public struct Conv2DPlan: Sendable {
             let workers: Int
             let scratch: UnsafeMutableRawPointer
             let slot: Int
-            let input: UnsafePointer<Float>
-            let weights: UnsafePointer<Float>
-            let bias: UnsafePointer<Float>?
-            let residual: UnsafePointer<Float>?
-            let output: UnsafeMutablePointer<Float>
-            let activation: FusedActivation
+            let operands: ConvOperands
 
             func run(_ worker: Int) {
                 let plane = (scratch + worker * slot).assumingMemoryBound(to: Float.self)
                 DepthwiseConv2D.clearPlane(layout: DepthwiseLayout(geometry: plan.geometry), scratch: plane)
+                let o = operands
                 for task in (worker * tasks / workers)..<((worker + 1) * tasks / workers) {
                     plan.runDepthwise(
-                        task: task, input: input, weights: weights, bias: bias, residual: residual, output: output,
-                        activation: activation, scratch: plane)
+                        task: task, input: o.input, weights: o.weights, bias: o.bias, residual: o.residual,
+                        output: o.output, activation: o.activation, scratch: plane)
                 }
             }
         }
         ComputeContext(threadCount: workers).parallelFor(
             workers,
-            Workers(
-                plan: self, tasks: tasks, workers: workers, scratch: base, slot: slot, input: input, weights: weights,
-                bias: bias, residual: residual, output: output, activation: activation))
+            Workers(plan: self, tasks: tasks, workers: workers, scratch: base, slot: slot, operands: operands))
     }
 
     /// One (group, row tile, column tile) of one image for the sgemm-based paths.
@@ -661,6 +651,17 @@ public struct Conv2DPlan: Sendable {
             residual: residual.map { $0 + task * plane }, output: output + task * plane, activation: activation,
             scratch: scratch)
     }
+}
+
+/// What every task of one convolution run reads and writes: the run's arguments, shared by the
+/// paths' task structs.
+struct ConvOperands {
+    let input: UnsafePointer<Float>
+    let weights: UnsafePointer<Float>
+    let bias: UnsafePointer<Float>?
+    let residual: UnsafePointer<Float>?
+    let output: UnsafeMutablePointer<Float>
+    let activation: FusedActivation
 }
 
 /// Copies the receptive fields of output positions into a [reduction × columns] matrix.

@@ -59,9 +59,8 @@ final class DirectConvKernel: @unchecked Sendable {
         bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
         activation: FusedActivation
     ) {
-        let (code, low, high, rest) = PackedGemm.kernelActivation(activation)
-        var epilogue = apus_gemm_epilogue(
-            bias: bias, residual: residual, residual_stride: 0, activation: code, low: low, high: high)
+        let (kernelEpilogue, rest) = Self.epilogue(bias: bias, residual: residual, activation: activation)
+        var epilogue = kernelEpilogue
         apus_depthwise_avx512(
             &geometry, table, input, weights, channels, tasks.lowerBound, tasks.count, output, &epilogue)
         applyRest(rest, output: output, planes: tasks)
@@ -74,12 +73,22 @@ final class DirectConvKernel: @unchecked Sendable {
         bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
         activation: FusedActivation
     ) {
-        let (code, low, high, rest) = PackedGemm.kernelActivation(activation)
-        var epilogue = apus_gemm_epilogue(
-            bias: bias, residual: residual, residual_stride: 0, activation: code, low: low, high: high)
+        let (kernelEpilogue, rest) = Self.epilogue(bias: bias, residual: residual, activation: activation)
+        var epilogue = kernelEpilogue
         apus_direct_conv_avx512(
             &geometry, table, input, inputChannels, weights, channels.lowerBound, channels.count, output, &epilogue)
         applyRest(rest, output: output, planes: channels)
+    }
+
+    /// The kernel's epilogue, and the activation left for ``Epilogue`` (`.none` when none is).
+    private static func epilogue(
+        bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, activation: FusedActivation
+    ) -> (apus_gemm_epilogue, FusedActivation) {
+        let (code, low, high, rest) = PackedGemm.kernelActivation(activation)
+        return (
+            apus_gemm_epilogue(
+                bias: bias, residual: residual, residual_stride: 0, activation: code, low: low, high: high), rest
+        )
     }
 
     /// Applies what the kernel's epilogue lacks to the computed planes.
