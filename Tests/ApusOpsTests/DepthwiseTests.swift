@@ -98,6 +98,15 @@ import Testing
         }
         #expect(kernel(3) && kernel(5) && kernel(7) && kernel(1) && kernel(3, stride: (2, 2)))
         #expect(!kernel(9) && !kernel(3, stride: (1, 2)) && !kernel(3, stride: (3, 3)) && !kernel(3, dilation: (2, 2)))
+        // A stem whose sizes pass the table's 32-bit offsets is planned through im2col, not
+        // refused (made only, never run: its output would be enormous).
+        let huge = geometry(c: 3, h: 1, w: 1, m: 8, k: (3, 3), pads: (1 << 28, 1, 1 << 28, 1))
+        #expect(DirectConvKernel.suitsFewChannels(huge) && DirectConvKernel(huge) == nil)
+        #expect(Conv2DPlan(geometry: huge).algorithm == .im2col)
+        // A plane whose table would pass the bound: no kernel (the Swift depthwise kernel runs).
+        let wide = geometry(c: 2, h: 4096, w: 4096, m: 2, groups: 2, k: (7, 7), pads: (3, 3, 3, 3))
+        #expect(DirectConvKernel(wide) == nil)
+        #expect(DirectConvKernel(geometry(c: 2, h: 512, w: 512, m: 2, groups: 2, k: (7, 7), pads: (3, 3, 3, 3))) != nil)
     }
 
     /// The stem kernel (at most four input channels) on network stems and awkward shapes:

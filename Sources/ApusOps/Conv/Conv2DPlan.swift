@@ -71,14 +71,17 @@ public struct Conv2DPlan: Sendable {
     ) {
         self.geometry = geometry
         let chosen: Algorithm
+        // The stem kernel, when it takes the geometry (its table has 32-bit offsets).
+        var fewChannelsKernel: DirectConvKernel? = nil
         if let algorithm {
             chosen = algorithm
         } else if weights != nil && Conv2DPlan.prefersWinograd(geometry) {
             chosen = .winograd
         } else if geometry.isDepthwise {
             chosen = .depthwise
-        } else if DirectConvKernel.suitsFewChannels(geometry) {
+        } else if DirectConvKernel.suitsFewChannels(geometry), let kernel = DirectConvKernel(geometry) {
             chosen = .direct
+            fewChannelsKernel = kernel
         } else if geometry.isPointwise {
             chosen = .pointwise
         } else {
@@ -90,7 +93,8 @@ public struct Conv2DPlan: Sendable {
             chosen != .winograd || (WinogradConv2D.supports(geometry) && weights != nil),
             "Winograd path on a convolution that is not 3×3 stride 1, or without weights")
         self.algorithm = chosen
-        vectorKernel = chosen == .depthwise || chosen == .direct ? DirectConvKernel(geometry) : nil
+        vectorKernel =
+            fewChannelsKernel ?? (chosen == .depthwise || chosen == .direct ? DirectConvKernel(geometry) : nil)
         precondition(chosen != .direct || vectorKernel != nil, "direct path on a geometry its kernel does not take")
         if chosen == .winograd, let weights {
             if PackedGemm.isAvailable {

@@ -19,12 +19,16 @@ final class DirectConvKernel: @unchecked Sendable {
     private var geometry: apus_depthwise_geometry
     private let table: UnsafeMutableRawPointer
 
+    /// The largest table a plan makes (a 1024 × 1024 plane with a 7 × 7 stride-2 kernel needs
+    /// about 3.4 MB).
+    static let maximumTableBytes = 64 << 20
+
     /// Output channels the direct (stem) kernel computes per pass.
     static let channelsPerPass = 8
 
     /// The kernel for `g`'s spatial geometry, or `nil` when it does not apply: no AVX-512 (or
     /// `APUS_PACKED_GEMM=0`), a non-square kernel or stride, a stride above 2, dilation, a kernel
-    /// above 7 × 7, or sizes past the table's 32-bit offsets.
+    /// above 7 × 7, or sizes past the table's 32-bit offsets or ``maximumTableBytes``.
     init?(_ g: Conv2DGeometry) {
         guard PackedGemm.isAvailable, g.kernelHeight == g.kernelWidth, g.strideHeight == g.strideWidth,
             g.dilationHeight == 1, g.dilationWidth == 1
@@ -35,7 +39,9 @@ final class DirectConvKernel: @unchecked Sendable {
             pad_left: g.padLeft)
         guard apus_depthwise_supported(&v) != 0 else { return nil }
         let size = apus_depthwise_table_size(&v)
-        guard size > 0 else { return nil }
+        // About 1–13 bytes per output position: bounded, so that a huge plane falls back to the
+        // Swift or im2col path (which need no table) instead of a plan-time allocation without limit.
+        guard size > 0, size <= Self.maximumTableBytes else { return nil }
         geometry = v
         table = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
         apus_depthwise_prepare(&v, table)
