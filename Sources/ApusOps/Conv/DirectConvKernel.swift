@@ -1,6 +1,6 @@
 import CApusKernels
 
-/// The AVX-512 direct convolution kernels (Sources/CApusKernels/depthwise.c), chosen at run time
+/// The AVX-512 direct convolution kernels (Sources/CApusKernels/direct_conv.c), chosen at run time
 /// like the packed GEMM, for two kinds of layer:
 ///
 /// - depthwise: the Swift kernel (DepthwiseConv2D) is SSE2 in the default build, where a 16-lane

@@ -1,3 +1,6 @@
+// Direct convolution kernels in AVX-512, chosen at run time (DirectConvKernel.swift): depthwise
+// layers, and layers with at most four input channels (network stems). Both walk one table per
+// plan that says, for every vector of 16 outputs, where its taps start and which lanes exist.
 #include "apus_kernels.h"
 
 #include <stdint.h>

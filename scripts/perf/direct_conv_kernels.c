@@ -1,4 +1,4 @@
-// The AVX-512 direct convolution kernels (Sources/CApusKernels/depthwise.c) at the depthwise and
+// The AVX-512 direct convolution kernels (Sources/CApusKernels/direct_conv.c) at the depthwise and
 // stem shapes of MobileNetV2, EfficientNet-B0 and ResNet, one thread: best of 100 calls over all
 // planes of one image (bias + Relu6 epilogue), in microseconds and GFLOP/s.
 #include <stdio.h>
