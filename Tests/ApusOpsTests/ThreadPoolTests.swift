@@ -42,6 +42,17 @@ private func expectEveryStructTaskRunsOnce(
         sourceLocation: sourceLocation)
 }
 
+/// Counts its runs per item, and records the size of every block it is handed.
+private struct CountingRanges: ParallelRanges {
+    let counts: UnsafeMutablePointer<Int>
+    let blockSizes: UnsafeMutablePointer<Int>
+
+    func run(_ range: Range<Int>) {
+        for item in range { counts[item] += 1 }
+        blockSizes[range.lowerBound] = range.count
+    }
+}
+
 /// Records the thread of every outer task and of every task of a `parallelFor` nested in it.
 private struct NestedTasks: ParallelTasks {
     let context: ComputeContext
@@ -76,6 +87,28 @@ private struct NestedTasks: ParallelTasks {
     @Test(arguments: [0, 1, 2, 3, 17, 1000], [1, 2, 4])
     func everyStructTaskRunsExactlyOnce(taskCount: Int, threadCount: Int) {
         expectEveryStructTaskRunsOnce(taskCount: taskCount, threadCount: threadCount)
+    }
+
+    /// Blocks of `blockSize` consecutive items from 0, the last one shorter, each item once.
+    @Test(arguments: [0, 1, 16, 17, 1000], [1, 2, 4])
+    func everyRangeItemRunsOnceInFixedBlocks(count: Int, threadCount: Int) {
+        for blockSize in [1, 3, 16, 5000] {
+            let counts = UnsafeMutablePointer<Int>.allocate(capacity: max(1, count))
+            let sizes = UnsafeMutablePointer<Int>.allocate(capacity: max(1, count))
+            defer {
+                counts.deallocate()
+                sizes.deallocate()
+            }
+            counts.initialize(repeating: 0, count: max(1, count))
+            sizes.initialize(repeating: -1, count: max(1, count))
+            ComputeContext(threadCount: threadCount).parallelFor(
+                count, blockSize: blockSize, CountingRanges(counts: counts, blockSizes: sizes))
+            #expect((0..<count).allSatisfy { counts[$0] == 1 }, "count \(count) block \(blockSize)")
+            for start in 0..<count {
+                let expected = start % blockSize == 0 ? min(blockSize, count - start) : -1
+                #expect(sizes[start] == expected, "block at \(start), count \(count), size \(blockSize)")
+            }
+        }
     }
 
     @Test func nestedStructCallRunsInlineOnTheTasksThread() {

@@ -128,22 +128,17 @@ struct FloatMap: Operator {
         let chunk = 1 << 16
         let function = self.function
         /// One chunk of elements per task.
-        struct Chunks: ParallelTasks {
+        struct Chunks: ParallelRanges {
             let source: UnsafePointer<Float>
             let destination: UnsafeMutablePointer<Float>
-            let count: Int
-            let chunk: Int
             let function: @Sendable (Float) -> Float
 
-            func run(_ task: Int) {
-                for index in (task * chunk)..<min(count, (task + 1) * chunk) {
-                    destination[index] = function(source[index])
-                }
+            func run(_ range: Range<Int>) {
+                for index in range { destination[index] = function(source[index]) }
             }
         }
         context.parallelFor(
-            (count + chunk - 1) / chunk,
-            Chunks(source: source, destination: destination, count: count, chunk: chunk, function: function))
+            count, blockSize: chunk, Chunks(source: source, destination: destination, function: function))
     }
 
     /// `ThresholdedRelu`: `x > alpha ? x : 0`.

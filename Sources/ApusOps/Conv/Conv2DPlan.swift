@@ -530,26 +530,21 @@ public struct Conv2DPlan: Sendable {
             // Reads the input in place: no scratch plane. Blocks of planes per task fixed by the
             // plane size alone (each plane is computed whole, whatever thread runs it).
             let perTask = max(1, 4096 / max(1, geometry.outputHeight * geometry.outputWidth))
-            struct Planes: ParallelTasks {
+            struct Planes: ParallelRanges {
                 let kernel: DirectConvKernel
-                let tasks: Int
-                let perTask: Int
                 let channels: Int
                 let operands: ConvOperands
 
-                func run(_ task: Int) {
+                func run(_ planes: Range<Int>) {
                     let o = operands
                     kernel.runDepthwise(
-                        channels: channels, tasks: task * perTask..<min(tasks, (task + 1) * perTask), input: o.input,
-                        weights: o.weights, bias: o.bias, residual: o.residual, output: o.output,
-                        activation: o.activation)
+                        channels: channels, tasks: planes, input: o.input, weights: o.weights, bias: o.bias,
+                        residual: o.residual, output: o.output, activation: o.activation)
                 }
             }
             context.parallelFor(
-                (tasks + perTask - 1) / perTask,
-                Planes(
-                    kernel: vectorKernel, tasks: tasks, perTask: perTask, channels: geometry.outputChannels,
-                    operands: operands))
+                tasks, blockSize: perTask,
+                Planes(kernel: vectorKernel, channels: geometry.outputChannels, operands: operands))
             return
         }
         let slot = (slotByteCount + 63) / 64 * 64

@@ -140,21 +140,16 @@ public func unaryFloat32(
 ) {
     let chunk = BroadcastLayout.chunkElementCount
     /// One chunk of elements per task.
-    struct Chunks: ParallelTasks {
+    struct Chunks: ParallelRanges {
         let operation: UnaryFloatOperation
         let input: UnsafePointer<Float>
         let output: UnsafeMutablePointer<Float>
-        let count: Int
-        let chunk: Int
 
-        func run(_ task: Int) {
-            let start = task * chunk
-            unaryFloat32Chunk(operation, input + start, output + start, min(chunk, count - start))
+        func run(_ range: Range<Int>) {
+            unaryFloat32Chunk(operation, input + range.lowerBound, output + range.lowerBound, range.count)
         }
     }
-    context.parallelFor(
-        (count + chunk - 1) / chunk,
-        Chunks(operation: operation, input: input, output: output, count: count, chunk: chunk))
+    context.parallelFor(count, blockSize: chunk, Chunks(operation: operation, input: input, output: output))
 }
 
 func unaryFloat32Chunk(

@@ -57,18 +57,16 @@ public func softmaxFloat32(
     let rowLength = axisCount * inner
     let perTask = rowsPerTask(rowLength: rowLength)
     /// A range of rows per task.
-    struct Rows: ParallelTasks {
+    struct Rows: ParallelRanges {
         let input: UnsafePointer<Float>
         let output: UnsafeMutablePointer<Float>
-        let outer: Int
         let axisCount: Int
         let inner: Int
         let logarithm: Bool
         let rowLength: Int
-        let perTask: Int
 
-        func run(_ task: Int) {
-            for row in (task * perTask)..<min(outer, (task + 1) * perTask) {
+        func run(_ rows: Range<Int>) {
+            for row in rows {
                 let source = input + row * rowLength
                 let destination = output + row * rowLength
                 for j in 0..<inner {
@@ -78,10 +76,10 @@ public func softmaxFloat32(
         }
     }
     context.parallelFor(
-        (outer + perTask - 1) / perTask,
+        outer, blockSize: perTask,
         Rows(
-            input: input, output: output, outer: outer, axisCount: axisCount, inner: inner, logarithm: logarithm,
-            rowLength: rowLength, perTask: perTask))
+            input: input, output: output, axisCount: axisCount, inner: inner, logarithm: logarithm,
+            rowLength: rowLength))
 }
 
 /// One softmax line of `count` elements `stride` apart.
@@ -144,20 +142,18 @@ public func layerNormalizationFloat32(
     if rowCount == 0 { return }
     let perTask = rowsPerTask(rowLength: rowLength)
     /// A range of rows per task.
-    struct Rows: ParallelTasks {
+    struct Rows: ParallelRanges {
         let input: UnsafePointer<Float>
         let scale: UnsafePointer<Float>
         let bias: UnsafePointer<Float>?
         let output: UnsafeMutablePointer<Float>
-        let rowCount: Int
         let rowLength: Int
         let epsilon: Float
         let meanOutput: UnsafeMutablePointer<Float>?
         let inverseStdDevOutput: UnsafeMutablePointer<Float>?
-        let perTask: Int
 
-        func run(_ task: Int) {
-            for row in (task * perTask)..<min(rowCount, (task + 1) * perTask) {
+        func run(_ rows: Range<Int>) {
+            for row in rows {
                 let source = input + row * rowLength
                 let destination = output + row * rowLength
                 let (mean, variance) = meanAndVariance(source, rowLength)
@@ -183,10 +179,10 @@ public func layerNormalizationFloat32(
         }
     }
     context.parallelFor(
-        (rowCount + perTask - 1) / perTask,
+        rowCount, blockSize: perTask,
         Rows(
-            input: input, scale: scale, bias: bias, output: output, rowCount: rowCount, rowLength: rowLength,
-            epsilon: epsilon, meanOutput: meanOutput, inverseStdDevOutput: inverseStdDevOutput, perTask: perTask))
+            input: input, scale: scale, bias: bias, output: output, rowLength: rowLength,
+            epsilon: epsilon, meanOutput: meanOutput, inverseStdDevOutput: inverseStdDevOutput))
 }
 
 /// `y[n, c, s] = x[n, c, s] · scale[c] + shift[c]` over `[batch, channels, spatial]`: inference
@@ -199,18 +195,16 @@ public func channelAffineFloat32(
     if rows == 0 || spatial == 0 { return }
     let perTask = rowsPerTask(rowLength: spatial)
     /// A range of rows per task.
-    struct Rows: ParallelTasks {
+    struct Rows: ParallelRanges {
         let input: UnsafePointer<Float>
         let scale: UnsafePointer<Float>
         let shift: UnsafePointer<Float>
         let output: UnsafeMutablePointer<Float>
-        let rows: Int
         let channels: Int
         let spatial: Int
-        let perTask: Int
 
-        func run(_ task: Int) {
-            for row in (task * perTask)..<min(rows, (task + 1) * perTask) {
+        func run(_ range: Range<Int>) {
+            for row in range {
                 let channel = row % channels
                 let scalarScale = scale[channel]
                 let scalarShift = shift[channel]
@@ -231,10 +225,9 @@ public func channelAffineFloat32(
         }
     }
     context.parallelFor(
-        (rows + perTask - 1) / perTask,
+        rows, blockSize: perTask,
         Rows(
-            input: input, scale: scale, shift: shift, output: output, rows: rows, channels: channels, spatial: spatial,
-            perTask: perTask))
+            input: input, scale: scale, shift: shift, output: output, channels: channels, spatial: spatial))
 }
 
 /// Instance normalization over `[batch, channels, spatial]`: each `(n, c)` row is normalized by
@@ -248,19 +241,17 @@ public func instanceNormalizationFloat32(
     if rows == 0 || spatial == 0 { return }
     let perTask = rowsPerTask(rowLength: spatial)
     /// A range of rows per task.
-    struct Rows: ParallelTasks {
+    struct Rows: ParallelRanges {
         let input: UnsafePointer<Float>
         let scale: UnsafePointer<Float>
         let bias: UnsafePointer<Float>
         let output: UnsafeMutablePointer<Float>
-        let rows: Int
         let channels: Int
         let spatial: Int
         let epsilon: Float
-        let perTask: Int
 
-        func run(_ task: Int) {
-            for row in (task * perTask)..<min(rows, (task + 1) * perTask) {
+        func run(_ range: Range<Int>) {
+            for row in range {
                 let channel = row % channels
                 let source = input + row * spatial
                 let (mean, variance) = meanAndVariance(source, spatial)
@@ -272,8 +263,8 @@ public func instanceNormalizationFloat32(
         }
     }
     context.parallelFor(
-        (rows + perTask - 1) / perTask,
+        rows, blockSize: perTask,
         Rows(
-            input: input, scale: scale, bias: bias, output: output, rows: rows, channels: channels, spatial: spatial,
-            epsilon: epsilon, perTask: perTask))
+            input: input, scale: scale, bias: bias, output: output, channels: channels, spatial: spatial,
+            epsilon: epsilon))
 }

@@ -87,17 +87,15 @@ public func reduceFloat32(
     let inner = blocks[(reducedIndex + 1)...].reduce(1) { $0 * $1.size }
     let rowsPerTask = max(1, BroadcastLayout.chunkElementCount / (reducedCount * inner))
     /// A range of rows per task.
-    struct Rows: ParallelTasks {
+    struct Rows: ParallelRanges {
         let operation: ReduceOperation
         let input: UnsafePointer<Float>
         let output: UnsafeMutablePointer<Float>
-        let outer: Int
         let inner: Int
         let reducedCount: Int
-        let rowsPerTask: Int
 
-        func run(_ task: Int) {
-            for row in (task * rowsPerTask)..<min(outer, (task + 1) * rowsPerTask) {
+        func run(_ rows: Range<Int>) {
+            for row in rows {
                 let source = input + row * reducedCount * inner
                 if inner == 1 {
                     output[row] = reduceContiguous(operation, source, reducedCount)
@@ -114,10 +112,8 @@ public func reduceFloat32(
         }
     }
     context.parallelFor(
-        (outer + rowsPerTask - 1) / rowsPerTask,
-        Rows(
-            operation: operation, input: input, output: output, outer: outer, inner: inner, reducedCount: reducedCount,
-            rowsPerTask: rowsPerTask))
+        outer, blockSize: rowsPerTask,
+        Rows(operation: operation, input: input, output: output, inner: inner, reducedCount: reducedCount))
 }
 
 /// Reduces `count` contiguous elements with 16 interleaved accumulators combined in a fixed order.

@@ -39,6 +39,15 @@ public struct ComputeContext: @unchecked Sendable {
         }
     }
 
+    /// Runs `ranges.run(range)` over `0..<count` cut into consecutive ranges of `blockSize`
+    /// (the last one shorter), one task each: the split depends only on `count` and `blockSize`.
+    @inlinable @inline(__always)
+    public func parallelFor<Ranges: ParallelRanges>(_ count: Int, blockSize: Int, _ ranges: Ranges) {
+        precondition(blockSize > 0, "block size \(blockSize)")
+        if count <= 0 { return }
+        parallelFor((count + blockSize - 1) / blockSize, RangeBlocks(ranges: ranges, count: count, size: blockSize))
+    }
+
     /// Runs `body(task)` for every task in `0..<taskCount`, like the ``ParallelTasks`` form.
     ///
     /// With more than one thread this heap-allocates once or twice per call
@@ -64,4 +73,30 @@ public protocol ParallelTasks {
     /// Runs task `task` (in `0..<taskCount`). Called exactly once per task, possibly on another
     /// thread and concurrently with the other tasks, so tasks write disjoint memory.
     func run(_ task: Int)
+}
+
+/// Work over a range of items cut into blocks by ``ComputeContext/parallelFor(_:blockSize:_:)``:
+/// what one block of consecutive items does.
+public protocol ParallelRanges {
+    /// Runs the items `range`. Called once per block, possibly on another thread and
+    /// concurrently with the other blocks, so blocks write disjoint memory.
+    func run(_ range: Range<Int>)
+}
+
+/// The tasks of a ``ParallelRanges``: task `t` is block `t`.
+@usableFromInline
+struct RangeBlocks<Ranges: ParallelRanges>: ParallelTasks {
+    @usableFromInline let ranges: Ranges
+    @usableFromInline let count: Int
+    @usableFromInline let size: Int
+
+    @inlinable
+    init(ranges: Ranges, count: Int, size: Int) {
+        self.ranges = ranges
+        self.count = count
+        self.size = size
+    }
+
+    @inlinable
+    func run(_ task: Int) { ranges.run(task * size..<Swift.min(count, (task + 1) * size)) }
 }
