@@ -36,24 +36,26 @@ TARGET static inline __m512 logistic16(__m512 x, int silu) {
     return _mm512_div_ps(silu ? x : _mm512_set1_ps(1.0f), denominator);
 }
 
-/// The epilogue of one vector of row `r`: + bias, + residual, then the activation. Max and min
-/// take the running value as their second operand, which they return when it is NaN, so NaN
-/// passes through like in the Swift epilogue.
+/// The activation `activation` (an `APUS_GEMM_*` code; Clip clamps to [low, high]) of sixteen
+/// lanes. Max and min take the value as their second operand, which they return when it is NaN,
+/// so NaN passes through like in the Swift epilogue. Inlined with a constant code, the switch
+/// folds away.
+TARGET static inline __attribute__((always_inline)) __m512 activate(int activation, __m512 v, float low, float high) {
+    switch (activation) {
+    case APUS_GEMM_RELU: return _mm512_max_ps(_mm512_setzero_ps(), v);
+    case APUS_GEMM_CLIP: return _mm512_min_ps(_mm512_set1_ps(high), _mm512_max_ps(_mm512_set1_ps(low), v));
+    case APUS_GEMM_SIGMOID: return logistic16(v, 0);
+    case APUS_GEMM_SILU: return logistic16(v, 1);
+    default: return v;
+    }
+}
+
+/// The epilogue of one vector of row `r`: + bias, + residual, then the activation.
 TARGET static inline __m512 finish(
     __m512 v, const apus_gemm_epilogue *epi, const float *bias, long r, const float *residual, __mmask16 mask) {
     if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[r]));
     if (residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, residual));
-    switch (epi->activation) {
-    case APUS_GEMM_RELU: v = _mm512_max_ps(_mm512_setzero_ps(), v); break;
-    case APUS_GEMM_CLIP:
-        v = _mm512_max_ps(_mm512_set1_ps(epi->low), v);
-        v = _mm512_min_ps(_mm512_set1_ps(epi->high), v);
-        break;
-    case APUS_GEMM_SIGMOID: v = logistic16(v, 0); break;
-    case APUS_GEMM_SILU: v = logistic16(v, 1); break;
-    default: break;
-    }
-    return v;
+    return activate(epi->activation, v, epi->low, epi->high);
 }
 
 #endif

@@ -179,14 +179,7 @@ static inline const float *offset_pointer(const float *base, long offset) {
 TARGET static inline __attribute__((always_inline)) void store(
     const int ACT, __m512 acc, float *out, const float *residual, float low, float high, __mmask16 mask) {
     if (residual) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, residual));
-    // Max and min take the sum second: they return it when it is NaN, like the Swift epilogue.
-    switch (ACT) {
-    case APUS_GEMM_RELU: acc = _mm512_max_ps(_mm512_setzero_ps(), acc); break;
-    case APUS_GEMM_CLIP: acc = _mm512_min_ps(_mm512_set1_ps(high), _mm512_max_ps(_mm512_set1_ps(low), acc)); break;
-    case APUS_GEMM_SIGMOID: acc = logistic16(acc, 0); break;
-    case APUS_GEMM_SILU: acc = logistic16(acc, 1); break;
-    default: break;
-    }
+    acc = activate(ACT, acc, low, high);
     _mm512_mask_storeu_ps(out, mask, acc);
 }
 

@@ -49,12 +49,10 @@ final class DirectConvKernel: @unchecked Sendable {
 
     deinit { table.deallocate() }
 
-    /// Whether the stem kernel should run `g`: ungrouped, at most four input channels, and a
-    /// geometry ``init(_:)`` accepts.
+    /// Whether `g` is a layer for the stem kernel: ungrouped, at most four input channels.
+    /// ``init(_:)`` then decides whether the kernel takes its geometry.
     static func suitsFewChannels(_ g: Conv2DGeometry) -> Bool {
-        g.groups == 1 && g.inputChannels <= 4 && g.outputChannels >= 1 && PackedGemm.isAvailable
-            && g.kernelHeight == g.kernelWidth && g.kernelHeight <= 7 && g.strideHeight == g.strideWidth
-            && g.strideHeight <= 2 && g.dilationHeight == 1 && g.dilationWidth == 1
+        g.groups == 1 && g.inputChannels <= 4 && g.outputChannels >= 1
     }
 
     /// Depthwise: convolves the planes `tasks` ((image, channel) pairs, channel fastest) of `input`
