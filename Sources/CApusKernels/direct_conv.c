@@ -257,27 +257,6 @@ TARGET static inline __attribute__((always_inline)) void plane(
         residual, low, high);
 }
 
-/// What the kernels read of an epilogue (NULL: none).
-typedef struct {
-    const float *bias;
-    const float *residual;
-    int activation;
-    float low;
-    float high;
-} epilogue_parts;
-
-static inline epilogue_parts parts_of(const apus_gemm_epilogue *e) {
-    epilogue_parts p = {0, 0, APUS_GEMM_NONE, 0, 0};
-    if (e) {
-        p.bias = e->bias;
-        p.residual = e->residual;
-        p.activation = e->activation;
-        p.low = e->low;
-        p.high = e->high;
-    }
-    return p;
-}
-
 /// The planes of one call with kernel, stride and activation fixed.
 #define PLANES(K, S, ACT)                                                                                              \
     for (long t = first; t < first + count; t++) {                                                                     \
@@ -302,7 +281,8 @@ TARGET void apus_depthwise_avx512(
     const long inPlane = g->input_height * g->input_width;
     const long outPlane = g->output_height * g->output_width;
     const long taps = g->kernel * g->kernel;
-    const epilogue_parts e = parts_of(epilogue);
+    // No epilogue reads as one with nothing in it (APUS_GEMM_NONE is 0).
+    const apus_gemm_epilogue e = epilogue ? *epilogue : (apus_gemm_epilogue){0};
     const float *bias = e.bias, *residual = e.residual;
     const int activation = e.activation;
     const float low = e.low, high = e.high;
@@ -436,7 +416,8 @@ TARGET void apus_direct_conv_avx512(
     const table_view v = view_of(table);
     const long inPlane = g->input_height * g->input_width;
     const long outPlane = g->output_height * g->output_width;
-    const epilogue_parts e = parts_of(epilogue);
+    // No epilogue reads as one with nothing in it (APUS_GEMM_NONE is 0).
+    const apus_gemm_epilogue e = epilogue ? *epilogue : (apus_gemm_epilogue){0};
     const float *bias = e.bias, *residual = e.residual;
     const int activation = e.activation;
     const float low = e.low, high = e.high;
