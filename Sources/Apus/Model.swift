@@ -29,6 +29,10 @@ public final class Model: Sendable {
         public var optimize: Bool
         /// What an `.apus` file must prove at load.
         public var verify: Verification
+        /// Whether a batch may run sample by sample on the batch-1 plan when the graph computes
+        /// every sample on its own (faster at batch 8 and up, smaller arena, and each sample's
+        /// result bitwise equal to running it alone); see ``BatchSplitRule``.
+        public var splitBatches: Bool
 
         /// Checks an `.apus` artifact proves about itself at load.
         public struct Verification: OptionSet, Sendable {
@@ -44,9 +48,10 @@ public final class Model: Sendable {
 
         public init(
             threadCount: Int? = nil, memoryBudget: Int = 16 << 30, maxConcurrentRuns: Int = 4,
-            maxCachedPlans: Int = 8, optimize: Bool = true, verify: Verification = []
+            maxCachedPlans: Int = 8, optimize: Bool = true, verify: Verification = [], splitBatches: Bool = true
         ) {
             self.verify = verify
+            self.splitBatches = splitBatches
             self.threadCount = threadCount
             self.memoryBudget = memoryBudget
             self.maxConcurrentRuns = maxConcurrentRuns
@@ -183,7 +188,9 @@ public final class Model: Sendable {
         do {
             runner = try GraphRunner(
                 graph: graph,
-                options: .init(plan: planOptions, maxCachedPlans: options.maxCachedPlans, optimize: options.optimize))
+                options: .init(
+                    plan: planOptions, maxCachedPlans: options.maxCachedPlans, optimize: options.optimize,
+                    splitBatches: options.splitBatches))
         } catch {
             throw .graph(error)
         }
@@ -225,6 +232,16 @@ public final class Model: Sendable {
     public func run(_ inputs: [String: Tensor], into outputs: inout [String: Tensor]) throws(ModelError) {
         do {
             try runner.run(inputs, into: &outputs)
+        } catch {
+            throw .graph(error)
+        }
+    }
+
+    /// Why a batch of these inputs runs whole rather than sample by sample on the batch-1 plan,
+    /// or `nil` when it is split (see ``Options/splitBatches``).
+    public func batchSplitRefusal(for inputs: [String: Tensor]) throws(ModelError) -> String? {
+        do {
+            return try runner.batchSplitRefusal(for: inputs)
         } catch {
             throw .graph(error)
         }

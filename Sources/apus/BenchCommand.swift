@@ -52,6 +52,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Nodes listed in the text profile.")
     var top: Int = 25
 
+    @Flag(help: "Run a batch as one whole-batch plan even when it could run sample by sample.")
+    var wholeBatch = false
+
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
         if warmup < 0 { throw ValidationError("--warmup must not be negative, got \(warmup)") }
@@ -66,12 +69,14 @@ struct BenchCommand: ParsableCommand {
         // OpenBLAS is loaded before the clock starts so that load time is the model's own.
         let blas = Model.blasInfo
         let loadStart = BenchClock.now()
-        let model = try Model(contentsOf: URL(filePath: self.model), options: .init(threadCount: threads))
+        let model = try Model(
+            contentsOf: URL(filePath: self.model), options: .init(threadCount: threads, splitBatches: !wholeBatch))
         let loadSeconds = BenchClock.now() - loadStart
 
         let feeds = try makeFeeds(model)
         let shapes = feeds.mapValues { $0.shape }
         let summary = try model.summary(inputShapes: shapes)
+        let batchRefusal = try model.batchSplitRefusal(for: feeds)
 
         let firstStart = BenchClock.now()
         _ = try model.run(feeds)
@@ -112,6 +117,7 @@ struct BenchCommand: ParsableCommand {
             model: self.model,
             inputShapes: shapes.mapValues { $0.dimensions },
             batch: batch,
+            batchExecution: batchRefusal.map { "whole: \($0)" } ?? "sample by sample",
             threads: model.threadCount,
             cpu: MachineInfo.cpuModel(),
             cpuFlags: MachineInfo.cpuFlagSummary(),
@@ -259,6 +265,7 @@ struct BenchCommand: ParsableCommand {
                 + report.inputShapes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         print("machine: \(report.cpu ?? "unknown CPU") [\(report.cpuFlags.joined(separator: " "))]")
         print("threads: \(report.threads)")
+        if report.batch > 1 { print("batch execution: \(report.batchExecution)") }
         if let core = report.openBLASCore {
             print("OpenBLAS core: \(core) (\(report.openBLASCoreSource ?? "?"))")
         }
@@ -307,6 +314,8 @@ struct BenchReport: Codable {
     var model: String
     var inputShapes: [String: [Int]]
     var batch: Int
+    /// "sample by sample" (the batch-1 plan per sample) or "whole: <why not split>".
+    var batchExecution: String
     var threads: Int
     var cpu: String?
     var cpuFlags: [String]

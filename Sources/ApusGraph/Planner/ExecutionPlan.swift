@@ -180,6 +180,8 @@ final class Arena: @unchecked Sendable {
     var stepInputs: [[Tensor?]]
     let stepOutputs: [[Tensor]]
     let inputPatches: [(step: Int, position: Int, input: Int)]
+    /// The error of a batch-split task that ran on this arena, for the caller to throw.
+    var failure: GraphError?
 
     init(plan: ExecutionPlan) throws(GraphError) {
         let workspaceOffset = (plan.arenaByteCount + 63) / 64 * 64
@@ -238,6 +240,18 @@ final class ArenaPool: Sendable {
         } catch {
             slots.signal()
             throw error
+        }
+    }
+
+    /// An arena if one may be had without waiting, else `nil`.
+    func tryBorrow(make: () throws(GraphError) -> Arena) -> Arena? {
+        guard slots.wait(timeout: .now()) == .success else { return nil }
+        if let arena = idle.withLock({ $0.popLast() }) { return arena }
+        do {
+            return try make()
+        } catch {
+            slots.signal()
+            return nil
         }
     }
 

@@ -15,11 +15,17 @@ public final class GraphRunner: Sendable {
         public var maxCachedPlans: Int
         /// Whether to run the graph optimizer (folding, fusion) at load.
         public var optimize: Bool
+        /// Whether a batch of N may run as N runs of the batch-1 plan when the graph computes every
+        /// sample on its own (``BatchSplitRule``); results are then bitwise those of batch 1.
+        public var splitBatches: Bool
 
-        public init(plan: PlanOptions = .init(), maxCachedPlans: Int = 8, optimize: Bool = true) {
+        public init(
+            plan: PlanOptions = .init(), maxCachedPlans: Int = 8, optimize: Bool = true, splitBatches: Bool = true
+        ) {
             self.plan = plan
             self.maxCachedPlans = max(1, maxCachedPlans)
             self.optimize = optimize
+            self.splitBatches = splitBatches
         }
     }
 
@@ -30,6 +36,10 @@ public final class GraphRunner: Sendable {
     let operators: [any Operator]
     private let cache = Mutex<[(key: PlanKey, plan: ExecutionPlan)]>([])
     private let valueKeyedInputs = Mutex<Set<Int>>([])
+    /// Batch-split decisions by whole-batch input shapes: the split, or why there is none.
+    private let splits = Mutex<[(shapes: [Shape], split: BatchSplit?, refusal: String?)]>([])
+    /// Whether every declared input has the same symbolic dimension first and nowhere else.
+    private let hasBatchAxis: Bool
 
     /// Validates and prepares `graph`.
     ///
@@ -48,6 +58,19 @@ public final class GraphRunner: Sendable {
         self.operators = try Topology.buildOperators(for: prepared)
         self.graph = prepared
         self.options = options
+        var symbol: String?
+        var batchAxis = !prepared.inputs.isEmpty
+        for info in prepared.inputs {
+            guard let dimensions = info.dimensions, case .symbolic(let name)? = dimensions.first,
+                symbol == nil || symbol == name,
+                !dimensions.dropFirst().contains(.symbolic(name))
+            else {
+                batchAxis = false
+                break
+            }
+            symbol = name
+        }
+        hasBatchAxis = batchAxis
     }
 
     /// Names of the declared inputs, in order.
@@ -72,6 +95,10 @@ public final class GraphRunner: Sendable {
     /// - Throws: ``GraphError`` for missing, unknown or mis-shaped inputs, and errors of the nodes.
     public func run(_ inputs: [String: Tensor], into outputs: inout [String: Tensor]) throws(GraphError) {
         try validateInputs(inputs)
+        if let split = try batchSplit(forNamed: inputs).split {
+            try split.run(named: inputs, declared: graph.inputs, into: &outputs)
+            return
+        }
         let plan: ExecutionPlan
         if let cached = cachedPlan(forNamed: inputs) {
             plan = cached
@@ -79,6 +106,74 @@ public final class GraphRunner: Sendable {
             plan = try self.plan(for: orderedInputs(inputs))
         }
         try plan.run(named: inputs, declared: graph.inputs, into: &outputs)
+    }
+
+    /// Why a batch of these inputs runs whole rather than sample by sample, or `nil` when it is
+    /// split (see ``Options/splitBatches`` and ``BatchSplitRule``).
+    ///
+    /// - Throws: ``GraphError`` for invalid inputs.
+    public func batchSplitRefusal(for inputs: [String: Tensor]) throws(GraphError) -> String? {
+        try validateInputs(inputs)
+        return try batchSplit(forNamed: inputs).refusal
+    }
+
+    /// The batch split for validated inputs, decided once per input-shape signature.
+    private func batchSplit(forNamed inputs: [String: Tensor]) throws(GraphError) -> (
+        split: BatchSplit?, refusal: String?
+    ) {
+        guard options.splitBatches else { return (nil, "batch splitting is off") }
+        guard hasBatchAxis, let first = graph.inputs.first, let batch = inputs[first.name]?.shape.dimensions.first
+        else { return (nil, "the inputs share no symbolic batch axis") }
+        guard batch > 1 else { return (nil, "a batch of one runs whole") }
+        if let entry = splits.withLock({ entries in
+            entries.first(where: { entry in
+                zip(graph.inputs, entry.shapes).allSatisfy { info, shape in inputs[info.name]?.shape == shape }
+            })
+        }) {
+            return (entry.split, entry.refusal)
+        }
+        let ordered = try orderedInputs(inputs)
+        let decision = decideBatchSplit(ordered, batch: batch)
+        splits.withLock { entries in
+            entries.append((ordered.map(\.shape), decision.split, decision.refusal))
+            if entries.count > options.maxCachedPlans { entries.removeFirst(entries.count - options.maxCachedPlans) }
+        }
+        return decision
+    }
+
+    private func decideBatchSplit(_ inputs: [Tensor], batch: Int) -> (split: BatchSplit?, refusal: String?) {
+        guard valueKeyedInputs.withLock({ $0.isEmpty }) else { return (nil, "an input is bound by value") }
+        var samples: [(shape: Shape, byteCount: Int)] = []
+        var views: [Tensor] = []
+        for tensor in inputs {
+            var dimensions = tensor.shape.dimensions
+            dimensions[0] = 1
+            let shape = Shape(dimensions)
+            let bytes = shape.elementCount * tensor.dtype.byteSize
+            guard
+                let view = try? Tensor(
+                    shape: shape, dtype: tensor.dtype, storage: tensor.storage, byteOffset: tensor.byteOffset)
+            else { return (nil, "cannot view one sample") }
+            samples.append((shape, bytes))
+            views.append(view)
+        }
+        let single: [String: ValueFact]
+        let batched: [String: ValueFact]
+        do {
+            single = try inferFacts(inputFacts: views.map { ValueFact(dtype: $0.dtype, shape: $0.shape) })
+            batched = try inferFacts(inputFacts: inputs.map { ValueFact(dtype: $0.dtype, shape: $0.shape) })
+        } catch {
+            return (nil, "shape inference failed: \(error)")
+        }
+        if let refusal = BatchSplitRule.refusal(graph: graph, single: single, batched: batched, batch: batch) {
+            return (nil, refusal)
+        }
+        do {
+            let plan = try plan(for: views)
+            return (BatchSplit(plan: plan, batch: batch, inputSamples: samples), nil)
+        } catch {
+            return (nil, "no batch-1 plan: \(error)")
+        }
     }
 
     /// Validates named inputs against the declarations and returns them in declaration order.
