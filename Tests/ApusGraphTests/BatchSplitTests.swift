@@ -307,10 +307,39 @@ import Testing
         let runner = try GraphRunner(graph: Self.convNet)
         let single = Tensor(shape: [1, 2, 6, 6], scalars: Self.values(72, seed: 0))
         #expect(try runner.batchSplitRefusal(for: ["x": single]) != nil)
-        let fixed = try GraphRunner(
+        let pair = try GraphRunner(
+            graph: Graph(
+                inputs: [
+                    ValueInfo(name: "x", dtype: .float32, dimensions: [.symbolic("N"), .fixed(4)]),
+                    ValueInfo(name: "z", dtype: .float32, dimensions: [.fixed(4), .symbolic("N")]),
+                ],
+                outputs: [ValueInfo(name: "y", dtype: nil, dimensions: nil)],
+                nodes: [Node(name: "n", opType: "Neg", inputs: ["x"], outputs: ["y"])]))
+        let x = Tensor(shape: [4, 4], scalars: Self.values(16, seed: 0))
+        #expect(try pair.batchSplitRefusal(for: ["x": x, "z": x])?.contains("no batch axis") == true)
+    }
+
+    @Test func splitsAModelExportedAtAFixedBatch() throws {
+        // `Reshape` to the literal [3, -1]: it does not plan at batch 1, so the batch runs whole.
+        let literal = try GraphRunner(
             graph: Self.graph(
-                [Node(name: "n", opType: "Neg", inputs: ["x"], outputs: ["y"])], input: [.fixed(2), .fixed(4)]))
-        let pair = Tensor(shape: [2, 4], scalars: Self.values(8, seed: 0))
-        #expect(try fixed.batchSplitRefusal(for: ["x": pair])?.contains("no symbolic batch axis") == true)
+                [Node(name: "r", opType: "Reshape", inputs: ["x", "target"], outputs: ["y"])],
+                input: [.fixed(3), .fixed(4)], initializers: ["target": Self.int64s([3, -1])]))
+        let x = Tensor(shape: [3, 4], scalars: Self.values(12, seed: 1))
+        #expect(try literal.batchSplitRefusal(for: ["x": x]) != nil)
+        #expect(try literal.run(["x": x])["y"]?.isBitwiseEqual(to: x) == true)
+        // Per-sample operators at a fixed batch of 5 split, and match the definition.
+        let fixedNet = Graph(
+            inputs: [ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(5), .fixed(2), .fixed(6), .fixed(6)])],
+            outputs: Self.convNet.outputs, nodes: Self.convNet.nodes, initializers: Self.convNet.initializers)
+        let runner = try GraphRunner(graph: fixedNet, options: .init(plan: .init(threadCount: 2)))
+        let batch = Tensor(shape: [5, 2, 6, 6], scalars: Self.values(360, seed: 3))
+        #expect(try runner.batchSplitRefusal(for: ["x": batch]) == nil)
+        let rows = try #require(try runner.run(["x": batch])["y"]).scalars(as: Float.self)
+        let pixels = try batch.scalars(as: Float.self)
+        for sample in 0..<5 {
+            let expected = Self.convNetReference(pixels[sample * 72..<(sample + 1) * 72])
+            for j in 0..<4 { #expect(abs(rows[sample * 4 + j] - expected[j]) <= 1e-5) }
+        }
     }
 }

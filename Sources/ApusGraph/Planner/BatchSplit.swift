@@ -11,7 +11,9 @@ import ApusTensor
 /// arena, so concurrent callers cannot deadlock).
 ///
 /// Whether a graph may be split is decided by ``BatchSplitRule`` from the facts of the batch-1
-/// and batch-N signatures; when it may not, the batch runs whole as before.
+/// and batch-N signatures; when it may not, the batch runs whole as before. The batch is the first
+/// dimension every input shares: a symbol, or a fixed size for models exported at a fixed batch
+/// (whose constants then decide: a `Reshape` to a literal `[4, -1]` does not plan at batch 1).
 struct BatchSplit: Sendable {
     /// The batch-1 plan.
     let plan: ExecutionPlan

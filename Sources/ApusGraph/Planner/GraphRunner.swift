@@ -38,7 +38,8 @@ public final class GraphRunner: Sendable {
     private let valueKeyedInputs = Mutex<Set<Int>>([])
     /// Batch-split decisions by whole-batch input shapes: the split, or why there is none.
     private let splits = Mutex<[(shapes: [Shape], split: BatchSplit?, refusal: String?)]>([])
-    /// Whether every declared input has the same symbolic dimension first and nowhere else.
+    /// Whether every declared input starts with the same batch dimension: one symbol (found
+    /// nowhere else in the inputs) or one fixed size above 1.
     private let hasBatchAxis: Bool
 
     /// Validates and prepares `graph`.
@@ -58,17 +59,21 @@ public final class GraphRunner: Sendable {
         self.operators = try Topology.buildOperators(for: prepared)
         self.graph = prepared
         self.options = options
-        var symbol: String?
+        // The batch axis: every input's first dimension, the same symbol (used nowhere else) or
+        // the same fixed size above 1 (a model exported at a fixed batch).
+        var first: Dimension?
         var batchAxis = !prepared.inputs.isEmpty
         for info in prepared.inputs {
-            guard let dimensions = info.dimensions, case .symbolic(let name)? = dimensions.first,
-                symbol == nil || symbol == name,
-                !dimensions.dropFirst().contains(.symbolic(name))
+            guard let dimensions = info.dimensions, let leading = dimensions.first, first == nil || first == leading
             else {
                 batchAxis = false
                 break
             }
-            symbol = name
+            switch leading {
+            case .symbolic: batchAxis = batchAxis && !dimensions.dropFirst().contains(leading)
+            case .fixed(let size): batchAxis = batchAxis && size > 1
+            }
+            first = leading
         }
         hasBatchAxis = batchAxis
     }
@@ -123,7 +128,7 @@ public final class GraphRunner: Sendable {
     ) {
         guard options.splitBatches else { return (nil, "batch splitting is off") }
         guard hasBatchAxis, let first = graph.inputs.first, let batch = inputs[first.name]?.shape.dimensions.first
-        else { return (nil, "the inputs share no symbolic batch axis") }
+        else { return (nil, "the inputs share no batch axis") }
         guard batch > 1 else { return (nil, "a batch of one runs whole") }
         if let entry = splits.withLock({ entries in
             entries.first(where: { entry in
