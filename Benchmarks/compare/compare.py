@@ -500,6 +500,24 @@ def main() -> int:
             log(f"sgemm reference, {t} thread(s): " + ", ".join(
                 f"{s['m']}x{s['n']}x{s['k']} {s['gflops_median']:.0f}" for s in sgemm[t]["shapes"]) + " GFLOP/s")
 
+    # The cache-line round trip between the two CPUs, measured before every multi-thread process:
+    # the host places the vCPUs near (about 100 ns) or far apart (about 400 ns), and two-thread
+    # latencies follow it.
+    core_latency_bin = None
+    if cc and max(threads) > 1:
+        core_latency_bin = cache / "core_latency"
+        run([cc, "-O2", "-o", core_latency_bin, HERE / "core_latency.c", "-lpthread"])
+
+    def core_round_trip() -> float:
+        if core_latency_bin is None:
+            return float("nan")
+        result = subprocess.run([str(core_latency_bin)], capture_output=True, text=True)
+        try:
+            value = json.loads(result.stdout).get("round_trip_ns")
+        except json.JSONDecodeError:
+            value = None
+        return float(value) if value is not None else float("nan")
+
     # Interleaved rounds.
     samples: dict[tuple, dict] = {}
     for ci, cfg in enumerate(configs):
@@ -508,10 +526,13 @@ def main() -> int:
             order = engines[shift:] + engines[:shift]
             for engine in order:
                 cmd, env = engine.bench_cmd(cfg, seconds, args.warmup)
+                rtt = core_round_trip() if cfg["threads"] > 1 else float("nan")
                 result = spawn_timed(cmd, env)
                 data = json.loads(result["stdout"])
                 key = (cfg["model"], cfg["batch"], cfg["threads"], engine.name)
-                entry = samples.setdefault(key, {"latencies": [], "cold": [], "rss": [], "load": [], "first": []})
+                entry = samples.setdefault(
+                    key, {"latencies": [], "cold": [], "rss": [], "load": [], "first": [], "rtt": []})
+                entry["rtt"].append(rtt)
                 entry["latencies"].extend(data["latenciesMilliseconds"])
                 entry["cold"].append(result["cold_s"] * 1e3 if result["cold_s"] is not None else float("nan"))
                 entry["rss"].append(data.get("peakRSSBytes") or result["peak_rss"])
@@ -520,8 +541,10 @@ def main() -> int:
                 if "version" in data:
                     entry["version"] = data["version"]
                 med = float(np.median(data["latenciesMilliseconds"]))
+                entry.setdefault("process_medians", []).append(med)
                 log(f"round {r + 1}/{rounds} {cfg['model']} b{cfg['batch']} t{cfg['threads']} {engine.name}: "
-                    f"median {med:.2f} ms, cold {entry['cold'][-1]:.0f} ms")
+                    f"median {med:.2f} ms, cold {entry['cold'][-1]:.0f} ms"
+                    + (f", core round trip {rtt:.0f} ns" if rtt == rtt else ""))
 
     rows = []
     for cfg in configs:
@@ -537,6 +560,8 @@ def main() -> int:
                 "load_ms": float(np.nanmedian(entry["load"])),
                 "first_run_ms": float(np.nanmedian(entry["first"])),
                 "peak_rss_bytes": int(max(entry["rss"])),
+                "core_round_trip_ns": [None if v != v else round(v, 1) for v in entry["rtt"]],
+                "process_median_ms": entry["process_medians"],
             })
 
     machine["load_average_after_rounds"] = os.getloadavg()
@@ -665,6 +690,15 @@ def fmt_bytes(n: int) -> str:
     return f"{n / 2**20:.0f} MiB"
 
 
+# Core round trips below this count as the near vCPU placement (about 100 ns; far is about 400 ns).
+NEAR_ROUND_TRIP_NS = 250
+
+
+def rtt_cell(row: dict) -> str:
+    values = [v for v in row.get("core_round_trip_ns") or [] if v is not None]
+    return " / ".join(f"{v:.0f}" for v in values)
+
+
 def write_markdown(report: dict, engines: list[Engine], plots: list[str], out_dir: Path) -> None:
     m = report["machine"]
     rows = report["rows"]
@@ -712,13 +746,18 @@ def write_markdown(report: dict, engines: list[Engine], plots: list[str], out_di
               + ("Apus loads that file converted by `apus convert` into its `.apus` artifact (its deployment "
                  "format: optimized graph, weights memory-mapped); ONNX Runtime and PyTorch load the ONNX file and "
                  "the weights. " if m.get("apus_format", "onnx") == "apus" else "Apus loads the ONNX file itself. ")
-              + "Ratios are Apus median ÷ peer median (below 1: Apus faster).", ""]
+              + "Ratios are Apus median ÷ peer median (below 1: Apus faster). "
+              "\"core RTT\" (multi-thread rows): the round trip of a cache line between the two CPUs "
+              "(`core_latency.c`), measured just before each of the row's processes, one value per round. On "
+              "these VMs it is about 100 ns or about 400 ns, depending on where the host places the vCPUs at the "
+              "time, and two-thread latencies are about 25 % higher in the 400 ns placement "
+              "(Docs/performance.md): compare two-thread rows measured in the same placement.", ""]
 
     for batch in sorted({r["batch"] for r in rows}):
         lines += [f"## Batch {batch}", ""]
         lines.append("| model | threads | engine | median ms | p99 ms | inferences/s | cold start ms | peak RSS "
-                     "| vs ORT | vs PyTorch |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+                     "| vs ORT | vs PyTorch | core RTT ns |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             if r["batch"] != batch:
                 continue
@@ -731,11 +770,26 @@ def write_markdown(report: dict, engines: list[Engine], plots: list[str], out_di
                         ratios[i] = f"{r['median_ms'] / p['median_ms']:.2f}× (p99 {r['p99_ms'] / p['p99_ms']:.2f}×)"
             lines.append(f"| {r['model']} | {r['threads']} | {r['label']} | {r['median_ms']:.2f} | {r['p99_ms']:.2f} "
                          f"| {r['throughput']:.1f} | {r['cold_start_ms']:.0f} | {fmt_bytes(r['peak_rss_bytes'])} "
-                         f"| {ratios[0]} | {ratios[1]} |")
+                         f"| {ratios[0]} | {ratios[1]} | {rtt_cell(r)} |")
         lines.append("")
     for p in plots:
         lines.append(f"![{p}]({p})")
     lines.append("")
+
+    placed = [r for r in rows if r["threads"] > 1 and any(v is not None for v in r.get("core_round_trip_ns") or [])]
+    if placed:
+        lines += ["## Two threads by vCPU placement", "",
+                  f"Each process's median, grouped by the core round trip measured just before it (near: below "
+                  f"{NEAR_ROUND_TRIP_NS} ns); the median of those medians, and how many processes.", "",
+                  "| model | batch | engine | near ms (processes) | far ms (processes) |", "|---|---|---|---|---|"]
+        for r in placed:
+            groups = {"near": [], "far": []}
+            for rtt, med in zip(r["core_round_trip_ns"], r["process_median_ms"]):
+                if rtt is not None:
+                    groups["near" if rtt < NEAR_ROUND_TRIP_NS else "far"].append(med)
+            cells = [f"{np.median(g):.2f} ({len(g)})" if g else "—" for g in (groups["near"], groups["far"])]
+            lines.append(f"| {r['model']} | {r['batch']} | {r['label']} | {cells[0]} | {cells[1]} |")
+        lines.append("")
 
     lines += ["## Cold start in detail (batch 1, ms, medians)", "",
               "| model | threads | engine | load | first run | process start → first result |", "|---|---|---|---|---|---|"]
