@@ -319,6 +319,25 @@ import Testing
         #expect(try pair.batchSplitRefusal(for: ["x": x, "z": x])?.contains("no batch axis") == true)
     }
 
+    @Test func runsWholeWhenAnInputDecidesShapes() throws {
+        // The caller feeds Reshape's target; it shares the batch axis by its length, but slicing it
+        // per sample would change the target, so the batch must run whole.
+        let graph = Graph(
+            inputs: [
+                ValueInfo(name: "x", dtype: .float32, dimensions: [.symbolic("N"), .fixed(4)]),
+                ValueInfo(name: "s", dtype: .int64, dimensions: [.symbolic("N")]),
+            ],
+            outputs: [ValueInfo(name: "y", dtype: nil, dimensions: nil)],
+            nodes: [Node(name: "r", opType: "Reshape", inputs: ["x", "s"], outputs: ["y"])])
+        let runner = try GraphRunner(graph: graph, options: .init(plan: .init(threadCount: 2)))
+        let xs = Self.values(8, seed: 4)
+        let inputs = ["x": Tensor(shape: [2, 4], scalars: xs), "s": Self.int64s([4, 2])]
+        #expect(try runner.batchSplitRefusal(for: inputs) != nil)
+        let y = try #require(try runner.run(inputs)["y"])
+        #expect(y.shape == [4, 2])
+        #expect(try y.scalars(as: Float.self) == xs)
+    }
+
     @Test func splitsAModelExportedAtAFixedBatch() throws {
         // `Reshape` to the literal [3, -1]: it does not plan at batch 1, so the batch runs whole.
         let literal = try GraphRunner(

@@ -175,6 +175,8 @@ public final class GraphRunner: Sendable {
         }
         do {
             let plan = try plan(for: views)
+            // A plan keyed by sample 0's input values would be wrong for the other samples.
+            guard valueKeyedInputs.withLock({ $0.isEmpty }) else { return (nil, "an input is bound by value") }
             return (BatchSplit(plan: plan, batch: batch, inputSamples: samples), nil)
         } catch {
             return (nil, "no batch-1 plan: \(error)")
