@@ -234,24 +234,23 @@ final class ArenaPool: Sendable {
 
     func borrow(make: () throws(GraphError) -> Arena) throws(GraphError) -> Arena {
         slots.wait()
+        return try take(make)
+    }
+
+    /// An arena if one may be had without waiting, else `nil`.
+    func tryBorrow(make: () throws(GraphError) -> Arena) -> Arena? {
+        guard slots.wait(timeout: .now()) == .success else { return nil }
+        return try? take(make)
+    }
+
+    /// An idle arena or a new one, for a caller holding a slot (given back if making one fails).
+    private func take(_ make: () throws(GraphError) -> Arena) throws(GraphError) -> Arena {
         if let arena = idle.withLock({ $0.popLast() }) { return arena }
         do {
             return try make()
         } catch {
             slots.signal()
             throw error
-        }
-    }
-
-    /// An arena if one may be had without waiting, else `nil`.
-    func tryBorrow(make: () throws(GraphError) -> Arena) -> Arena? {
-        guard slots.wait(timeout: .now()) == .success else { return nil }
-        if let arena = idle.withLock({ $0.popLast() }) { return arena }
-        do {
-            return try make()
-        } catch {
-            slots.signal()
-            return nil
         }
     }
 
