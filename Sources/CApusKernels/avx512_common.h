@@ -40,14 +40,20 @@ TARGET static inline __m512 logistic16(__m512 x, int silu) {
 /// lanes. Max and min take the value as their second operand, which they return when it is NaN,
 /// so NaN passes through like in the Swift epilogue. Inlined with a constant code, the switch
 /// folds away.
-TARGET static inline __attribute__((always_inline)) __m512 activate(int activation, __m512 v, float low, float high) {
+TARGET static inline __attribute__((always_inline)) __m512 activate_v(
+    int activation, __m512 v, __m512 low, __m512 high) {
     switch (activation) {
     case APUS_GEMM_RELU: return _mm512_max_ps(_mm512_setzero_ps(), v);
-    case APUS_GEMM_CLIP: return _mm512_min_ps(_mm512_set1_ps(high), _mm512_max_ps(_mm512_set1_ps(low), v));
+    case APUS_GEMM_CLIP: return _mm512_min_ps(high, _mm512_max_ps(low, v));
     case APUS_GEMM_SIGMOID: return logistic16(v, 0);
     case APUS_GEMM_SILU: return logistic16(v, 1);
     default: return v;
     }
+}
+
+/// ``activate_v`` with the Clip bounds as scalars.
+TARGET static inline __attribute__((always_inline)) __m512 activate(int activation, __m512 v, float low, float high) {
+    return activate_v(activation, v, _mm512_set1_ps(low), _mm512_set1_ps(high));
 }
 
 /// The epilogue of one vector of row `r`: + bias, + residual, then the activation.

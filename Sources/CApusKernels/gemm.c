@@ -101,7 +101,7 @@ TARGET void apus_logistic_avx512(float *x, long n, int silu) {
 /// 8·NV accumulators in registers for the whole block of k. Instantiated below for NV = 1, 2, 3
 /// with the constant propagated, so that the loops unroll and the arrays stay in registers.
 TARGET static inline __attribute__((always_inline)) void kernel_8xnv(
-    const int NV, long kc, const float *a, const float *b, long ldb, float *c, long ldc, long rows,
+    const int NV, const int ACT, long kc, const float *a, const float *b, long ldb, float *c, long ldc, long rows,
     const __mmask16 *mask, int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual) {
     __m512 acc[MR][3];
     for (int r = 0; r < MR; r++) {
@@ -123,15 +123,27 @@ TARGET static inline __attribute__((always_inline)) void kernel_8xnv(
         a += MR;
         b += ldb;
     }
+    if (!epi) {
+        for (int r = 0; r < MR; r++) {
+            if (rows <= r) break;
+            for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
+        }
+        return;
+    }
+    // + bias, + residual, then the activation `ACT` (a constant in each instantiation, so no
+    // branch per vector), each element in the order of `finish`; bounds and biases broadcast once.
+    const __m512 low = _mm512_set1_ps(epi->low), high = _mm512_set1_ps(epi->high);
     for (int r = 0; r < MR; r++) {
         if (rows <= r) break;
+        const __m512 rowBias = bias ? _mm512_set1_ps(bias[r]) : _mm512_setzero_ps();
         for (int v = 0; v < NV; v++) {
             __m512 value = acc[r][v];
-            if (epi) {
-                const float *res = residual ? residual + r * epi->residual_stride + 16 * v : 0;
-                value = finish(value, epi, bias, r, res, mask[v]);
+            if (bias) value = _mm512_add_ps(value, rowBias);
+            if (residual) {
+                value = _mm512_add_ps(
+                    value, _mm512_maskz_loadu_ps(mask[v], residual + r * epi->residual_stride + 16 * v));
             }
-            _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], value);
+            _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], activate_v(ACT, value, low, high));
         }
     }
 }
@@ -223,15 +235,29 @@ TARGET static inline long strip(
     long kc, const float *aPanel, const float *bStrip, long ldb, float *cBlock, long ldc, long rows, long columns,
     int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual) {
     const __mmask16 mask[3] = {mask_for(columns), mask_for(columns - 16), mask_for(columns - 32)};
-    if (columns > 32) {
-        kernel_8xnv(3, kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask, accumulate, epi, bias, residual);
+    const int nv = columns > 32 ? 3 : (columns > 16 ? 2 : 1);
+    // One kernel per vector count and activation, each with its constants propagated.
+#define KERNEL(NV, ACT)                                                                                                \
+    kernel_8xnv(NV, ACT, kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask, accumulate, epi, bias, residual)
+#define BY_ACTIVATION(NV)                                                                                              \
+    switch (epi ? epi->activation : APUS_GEMM_NONE) {                                                                  \
+    case APUS_GEMM_RELU: KERNEL(NV, APUS_GEMM_RELU); break;                                                            \
+    case APUS_GEMM_CLIP: KERNEL(NV, APUS_GEMM_CLIP); break;                                                            \
+    case APUS_GEMM_SIGMOID: KERNEL(NV, APUS_GEMM_SIGMOID); break;                                                      \
+    case APUS_GEMM_SILU: KERNEL(NV, APUS_GEMM_SILU); break;                                                            \
+    default: KERNEL(NV, APUS_GEMM_NONE); break;                                                                        \
+    }
+    if (nv == 3) {
+        BY_ACTIVATION(3)
         return columns < 48 ? columns : 48;
     }
-    if (columns > 16) {
-        kernel_8xnv(2, kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask, accumulate, epi, bias, residual);
-        return columns;
+    if (nv == 2) {
+        BY_ACTIVATION(2)
+    } else {
+        BY_ACTIVATION(1)
     }
-    kernel_8xnv(1, kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask, accumulate, epi, bias, residual);
+#undef BY_ACTIVATION
+#undef KERNEL
     return columns;
 }
 
