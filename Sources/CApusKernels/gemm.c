@@ -160,9 +160,10 @@ static inline __mmask16 mask_for(long columns) {
 /// rows: a panel's eight values at one k are contiguous in the packed layout. Each element's sum
 /// is the same ascending chain of fused multiply-adds as in the wide kernels. Columns of `c` are
 /// read and written by gather and scatter.
-TARGETVL static void kernel_columns(
-    long kc, const float *block, long panelCount, long m, const float *b, long ldb, float *c, long ldc, long columns,
+TARGETVL static inline __attribute__((always_inline)) void kernel_columns_n(
+    const int COLS, long kc, const float *block, long panelCount, long m, const float *b, long ldb, float *c, long ldc,
     int accumulate, const apus_gemm_epilogue *epi) {
+    const long columns = COLS;
     const __m256i rowsOfC = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)ldc));
     const __m256i rowsOfResidual = epi && epi->residual
         ? _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)epi->residual_stride))
@@ -189,17 +190,14 @@ TARGETVL static void kernel_columns(
         }
         for (long kk = 0; kk < kc; kk++) {
             const float *bRow = b + kk * ldb;
-            __m256 v0 = _mm256_loadu_ps(a0 + kk * MR), v1 = _mm256_loadu_ps(a1 + kk * MR);
-            __m256 v2 = _mm256_loadu_ps(a2 + kk * MR), v3 = _mm256_loadu_ps(a3 + kk * MR);
-            __m256 w0 = _mm256_set1_ps(bRow[0]), w1 = _mm256_set1_ps(bRow[j1]);
-            __m256 w2 = _mm256_set1_ps(bRow[j2]), w3 = _mm256_set1_ps(bRow[j3]);
-#define COLUMN(p, v)                                                                                                   \
-    acc[p][0] = _mm256_fmadd_ps(v, w0, acc[p][0]);                                                                     \
-    acc[p][1] = _mm256_fmadd_ps(v, w1, acc[p][1]);                                                                     \
-    acc[p][2] = _mm256_fmadd_ps(v, w2, acc[p][2]);                                                                     \
-    acc[p][3] = _mm256_fmadd_ps(v, w3, acc[p][3]);
-            COLUMN(0, v0) COLUMN(1, v1) COLUMN(2, v2) COLUMN(3, v3)
-#undef COLUMN
+            __m256 v[4] = {_mm256_loadu_ps(a0 + kk * MR), _mm256_loadu_ps(a1 + kk * MR), _mm256_loadu_ps(a2 + kk * MR),
+                _mm256_loadu_ps(a3 + kk * MR)};
+            __m256 w[4] = {_mm256_set1_ps(bRow[0]), _mm256_set1_ps(bRow[j1]), _mm256_set1_ps(bRow[j2]),
+                _mm256_set1_ps(bRow[j3])};
+            // Only the columns that exist: with one column left, a quarter of the work.
+            for (int p = 0; p < 4; p++) {
+                for (int j = 0; j < COLS; j++) acc[p][j] = _mm256_fmadd_ps(v[p], w[j], acc[p][j]);
+            }
         }
         for (int p = 0; p < 4; p++) {
             if (!rowMask[p]) continue;
@@ -227,6 +225,18 @@ TARGETVL static void kernel_columns(
                 _mm256_mask_i32scatter_ps(c + row0 * ldc + j, rowMask[p], rowsOfC, v, 4);
             }
         }
+    }
+}
+
+/// `kernel_columns_n` for `columns` (1 to 4) known at compile time.
+TARGETVL static void kernel_columns(
+    long kc, const float *block, long panelCount, long m, const float *b, long ldb, float *c, long ldc, long columns,
+    int accumulate, const apus_gemm_epilogue *epi) {
+    switch (columns) {
+    case 1: kernel_columns_n(1, kc, block, panelCount, m, b, ldb, c, ldc, accumulate, epi); break;
+    case 2: kernel_columns_n(2, kc, block, panelCount, m, b, ldb, c, ldc, accumulate, epi); break;
+    case 3: kernel_columns_n(3, kc, block, panelCount, m, b, ldb, c, ldc, accumulate, epi); break;
+    default: kernel_columns_n(4, kc, block, panelCount, m, b, ldb, c, ldc, accumulate, epi); break;
     }
 }
 
