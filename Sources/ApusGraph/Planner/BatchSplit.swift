@@ -335,7 +335,7 @@ public enum BatchSplitRule {
             if opset < 10 {
                 axes = (try? node.ints("axes")) ?? nil
             } else if node.inputs.count > 3, !node.inputs[3].isEmpty, let constant = facts[node.inputs[3]]?.constant {
-                axes = integers(constant)
+                axes = try? LayoutSupport.integers(constant, input: 3)
             } else {
                 axes = nil
             }
@@ -362,15 +362,6 @@ public enum BatchSplitRule {
             return inputRank >= 3 && onlyFirst ? nil : "its matrix rows are the batch"
         default:
             return "not known to be per-sample"
-        }
-    }
-
-    /// The values of an integer tensor (axes lists are int64 or int32).
-    static func integers(_ tensor: Tensor) -> [Int]? {
-        switch tensor.dtype {
-        case .int64: (try? tensor.scalars(as: Int64.self))?.map { Int($0) }
-        case .int32: (try? tensor.scalars(as: Int32.self))?.map { Int($0) }
-        default: nil
         }
     }
 }
