@@ -76,7 +76,6 @@ struct BenchCommand: ParsableCommand {
         let feeds = try makeFeeds(model)
         let shapes = feeds.mapValues { $0.shape }
         let summary = try model.summary(inputShapes: shapes)
-        let batchRefusal = try model.batchSplitRefusal(for: feeds)
 
         let firstStart = BenchClock.now()
         _ = try model.run(feeds)
@@ -93,6 +92,9 @@ struct BenchCommand: ParsableCommand {
             fflush(nil)
         }
 
+        // After the first run, which made the plans it needs (the batch-1 plan of a split batch
+        // among them), so that "first run" includes all planning.
+        let batchRefusal = try model.batchSplitRefusal(for: feeds)
         for _ in 0..<warmup { _ = try model.run(feeds) }
 
         var latencies: [Double] = []
