@@ -81,6 +81,22 @@ import Testing
         return exps.map { Float($0 / total) }
     }
 
+    /// Expects `rows` (four per sample) to be `convNet`'s outputs, by the definition, for the
+    /// samples of `pixels` (72 per sample).
+    static func expectConvNet(
+        _ rows: [Float], of pixels: [Float], _ label: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        #expect(rows.count == pixels.count / 72 * 4, "\(label): \(rows.count) outputs", sourceLocation: sourceLocation)
+        for sample in 0..<min(pixels.count / 72, rows.count / 4) {
+            let expected = convNetReference(pixels[sample * 72..<(sample + 1) * 72])
+            for j in 0..<4 {
+                #expect(
+                    abs(rows[sample * 4 + j] - expected[j]) <= 1e-5, "\(label): sample \(sample) class \(j)",
+                    sourceLocation: sourceLocation)
+            }
+        }
+    }
+
     @Test func splitsAPerSampleNetworkAndMatchesTheDefinition() throws {
         let batch = 5
         let x = Tensor(shape: [batch, 2, 6, 6], scalars: Self.values(batch * 72, seed: 9))
@@ -96,12 +112,9 @@ import Testing
         let pixels = try x.scalars(as: Float.self)
         let rows = try split.scalars(as: Float.self)
         let wholeRows = try #require(try whole.run(["x": x])["y"]).scalars(as: Float.self)
+        Self.expectConvNet(rows, of: pixels, "split")
+        Self.expectConvNet(wholeRows, of: pixels, "whole batch")
         for sample in 0..<batch {
-            let expected = Self.convNetReference(pixels[sample * 72..<(sample + 1) * 72])
-            for j in 0..<4 {
-                #expect(abs(rows[sample * 4 + j] - expected[j]) <= 1e-5, "sample \(sample) class \(j)")
-                #expect(abs(wholeRows[sample * 4 + j] - expected[j]) <= 1e-5, "whole batch, sample \(sample)")
-            }
             // The sample alone gives the same bits.
             let alone = Tensor(shape: [1, 2, 6, 6], scalars: Array(pixels[sample * 72..<(sample + 1) * 72]))
             let aloneRow = try #require(try two.run(["x": alone])["y"]).scalars(as: Float.self)
@@ -130,10 +143,7 @@ import Testing
         for index in 0..<12 {
             let x = try batches[index % batches.count].scalars(as: Float.self)
             let rows = try #require(results.withLock { $0[index] })
-            for sample in 0..<x.count / 72 {
-                let expected = Self.convNetReference(x[sample * 72..<(sample + 1) * 72])
-                for j in 0..<4 { #expect(abs(rows[sample * 4 + j] - expected[j]) <= 1e-5) }
-            }
+            Self.expectConvNet(rows, of: x, "caller \(index)")
         }
     }
 
@@ -355,10 +365,6 @@ import Testing
         let batch = Tensor(shape: [5, 2, 6, 6], scalars: Self.values(360, seed: 3))
         #expect(try runner.batchSplitRefusal(for: ["x": batch]) == nil)
         let rows = try #require(try runner.run(["x": batch])["y"]).scalars(as: Float.self)
-        let pixels = try batch.scalars(as: Float.self)
-        for sample in 0..<5 {
-            let expected = Self.convNetReference(pixels[sample * 72..<(sample + 1) * 72])
-            for j in 0..<4 { #expect(abs(rows[sample * 4 + j] - expected[j]) <= 1e-5) }
-        }
+        Self.expectConvNet(rows, of: try batch.scalars(as: Float.self), "fixed batch")
     }
 }
