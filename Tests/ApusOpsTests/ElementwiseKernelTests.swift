@@ -298,4 +298,36 @@ func runBinary(
         let sigmoidLimits = VectorMath.sigmoid(SIMD16<Float>(-200, 200, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13))
         #expect(sigmoidLimits[0] == 0 && sigmoidLimits[1] == 1 && sigmoidLimits[2] == 0.5)
     }
+
+    /// The AVX-512 sigmoid and SiLU of the C kernels (`PackedGemm.logistic`, whose exp scales by
+    /// 2ⁿ with `vscalefps`) against the C library in Double, on the same grid, plus the limits.
+    @Test func avx512SigmoidAndSiLUStayWithinAFewUlps() throws {
+        try #require(PackedGemm.isAvailable, "needs AVX-512")
+        var inputs = [Float]()
+        var x: Float = -87.3
+        while x < 88.7 {
+            inputs.append(x)
+            x += 0.000_731 * 3.1
+        }
+        for silu in [false, true] {
+            var values = inputs
+            values.withUnsafeMutableBufferPointer { PackedGemm.logistic($0.baseAddress!, count: $0.count, silu: silu) }
+            var worst: Float = 0
+            for (v, y) in zip(inputs, values) {
+                let sigmoid = 1 / (1 + exp(-Double(v)))
+                let exact = silu ? Double(v) * sigmoid : sigmoid
+                if Float(exact).isNormal {
+                    worst = max(worst, Float(abs(Double(y) - exact) / Double(Float(exact).ulp)))
+                }
+            }
+            #expect(worst <= (silu ? 5 : 4), "\(silu ? "silu" : "sigmoid"): \(worst) ulp")
+        }
+        var special: [Float] = [-200, -100, .nan, .infinity, -.infinity, 100, 200, 0]
+        special.withUnsafeMutableBufferPointer { PackedGemm.logistic($0.baseAddress!, count: $0.count, silu: true) }
+        #expect(abs(special[0]) < 1e-30 && abs(special[1]) < 1e-30 && special[2].isNaN && special[3] == .infinity)
+        #expect(special[4].isNaN && special[5] == 100 && special[6] == 200 && special[7] == 0)
+        var sigmoids: [Float] = [-200, .infinity, -.infinity, 0, 200]
+        sigmoids.withUnsafeMutableBufferPointer { PackedGemm.logistic($0.baseAddress!, count: $0.count, silu: false) }
+        #expect(sigmoids == [0, 1, 0, 0.5, 1])
+    }
 }
