@@ -87,6 +87,23 @@ import Testing
         }
     }
 
+    /// Planes tall enough that the banded 5 × 5 stride-1 kernel (maps 9 to 32 wide) needs several
+    /// bands of its on-stack scratch, with padding rows at both ends and asymmetric padding.
+    @Test(arguments: [9, 20, 32])
+    func tallNarrowPlanesSpanSeveralBands(_ width: Int) {
+        for pads in [(2, 2, 2, 2), (1, 2, 3, 0), (0, 1, 0, 3)] {
+            let g = geometry(n: 1, c: 3, h: 700, w: width, m: 3, groups: 3, k: (5, 5), pads: pads)
+            for (residual, activation) in [(true, FusedActivation.relu), (false, .silu)] {
+                let c = ConvCase(geometry: g, residual: residual, activation: activation)
+                let (fast, reference, plan) = runConv(c)
+                #expect(plan.algorithm == .depthwise)
+                expectClose(fast, reference, reduction: 25, "\(c)")
+                let two = runConv(c, threads: 2)
+                #expect(fast.map(\.bitPattern) == two.fast.map(\.bitPattern), "\(c)")
+            }
+        }
+    }
+
     /// Which geometries the AVX-512 kernel takes: square kernels up to 7 × 7 with equal strides of
     /// 1 or 2 and no dilation.
     @Test func vectorKernelChoice() {
