@@ -199,6 +199,13 @@ TARGET static inline __attribute__((always_inline)) void units_of_plane(
     for (long u = begin; u < end; u += GROUP) {
         const table_unit *un = units + u;
         const uint16_t *m = masks + u * taps * L;
+        if (S == 1 && FULL) {
+            // Stride 1 walks the plane front to back, 64 outputs per group: fetch the 64 input
+            // columns a group a few rows on will need (past the plane: the next plane's).
+            const char *ahead = (const char *)offset_pointer(in, un[0].input + (k + 2) * W);
+#pragma clang loop unroll(full)
+            for (int line = 0; line < GROUP; line++) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
+        }
         __m512 acc[GROUP];
         const float *base[GROUP];
 #pragma clang loop unroll(full)
@@ -369,6 +376,13 @@ TARGET static inline __attribute__((always_inline)) void banded_plane(
     __m512 weights[K * K];
     for (long t = 0; t < K * K; t++) weights[t] = _mm512_set1_ps(w[t]);
     const long outH = g->output_height, outW = g->output_width;
+    {
+        // The next plane (contiguous with this one; prefetches do not fault), while this one computes.
+        const char *next = (const char *)(in + g->input_height * g->input_width);
+        for (long b = 0; b < g->input_height * g->input_width * (long)sizeof(float); b += 64) {
+            _mm_prefetch(next + b, _MM_HINT_T0);
+        }
+    }
     for (long oy0 = 0; oy0 < outH; oy0 += b->band_rows) {
         const long rows = outH - oy0 < b->band_rows ? outH - oy0 : b->band_rows;
         for (long i = 0; i < rows - 1 + K; i++) fill_row(g, b, in, oy0 + i, scratch + i * b->row_stride);
@@ -386,6 +400,121 @@ TARGET static inline __attribute__((always_inline)) void banded_plane(
         }
     }
 }
+
+/// Widest input row the stride-2 row kernel takes (its zero row must cover it).
+#define ROW_KERNEL_MAX_WIDTH 4096
+
+/// Rows above and below the input read as this row of zeros.
+static const float zero_row[ROW_KERNEL_MAX_WIDTH + 64] __attribute__((aligned(64)));
+
+/// The stride-2 3 × 3 row kernel with one column of left padding (mobilenet's and efficientnet's
+/// downsampling layers). The table-driven kernel builds each tap row from two loads of 32 columns
+/// and permutes, three times per row. Here one pair of loads at `2x` gives, through two permutes,
+/// the even columns (tap kx = 1) and the odd ones (kx = 2); tap kx = 0 (columns `2x − 1`) is the odd
+/// vector moved up one lane (`valignd`) with the previous vector's last odd column coming in. Two
+/// output rows share their middle input row, and four vectors per row keep eight sums in flight.
+/// Each output sums bias, then taps in (ky, kx) order: the table-driven kernel's order, so the
+/// same bits.
+TARGET static inline __attribute__((always_inline)) void s2_group(
+    const int NV, const int MASKED, const int ACT, const float *const *rows, long x0, long W, const __m512 *w,
+    float bias, float *out, const float *residual, long outW, int second, float low, float high) {
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 acc0[NV], acc1[NV];
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; v++) acc0[v] = acc1[v] = _mm512_set1_ps(bias);
+#pragma clang loop unroll(full)
+    for (int t = 0; t < 5; t++) {
+        const float *row = rows[t];
+        __m512 previous = _mm512_set1_ps(x0 > 0 ? row[2 * x0 - 1] : 0.0f);
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) {
+            const long c = 2 * (x0 + 16 * v);
+            __m512 lo, hi;
+            if (MASKED) {
+                lo = _mm512_maskz_loadu_ps(range_mask(c, W), row + c);
+                hi = _mm512_maskz_loadu_ps(range_mask(c + 16, W), row + c + 16);
+            } else {
+                lo = _mm512_loadu_ps(row + c);
+                hi = _mm512_loadu_ps(row + c + 16);
+            }
+            const __m512 even = _mm512_permutex2var_ps(lo, evens, hi);
+            const __m512 odd = _mm512_permutex2var_ps(lo, odds, hi);
+            const __m512 left = _mm512_castsi512_ps(
+                _mm512_alignr_epi32(_mm512_castps_si512(odd), _mm512_castps_si512(previous), 15));
+            previous = odd;
+            if (t < 3) {
+                acc0[v] = _mm512_fmadd_ps(w[t * 3], left, acc0[v]);
+                acc0[v] = _mm512_fmadd_ps(w[t * 3 + 1], even, acc0[v]);
+                acc0[v] = _mm512_fmadd_ps(w[t * 3 + 2], odd, acc0[v]);
+            }
+            if (t >= 2) {
+                acc1[v] = _mm512_fmadd_ps(w[(t - 2) * 3], left, acc1[v]);
+                acc1[v] = _mm512_fmadd_ps(w[(t - 2) * 3 + 1], even, acc1[v]);
+                acc1[v] = _mm512_fmadd_ps(w[(t - 2) * 3 + 2], odd, acc1[v]);
+            }
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; v++) {
+        const long x = x0 + 16 * v;
+        const __mmask16 mask = range_mask(x, outW);
+        store(ACT, acc0[v], out + x, residual ? residual + x : 0, low, high, mask);
+        if (second) store(ACT, acc1[v], out + outW + x, residual ? residual + outW + x : 0, low, high, mask);
+    }
+}
+
+/// Whether the stride-2 row kernel takes `g`.
+static int s2_rows_apply(const apus_depthwise_geometry *g) {
+    return g->kernel == 3 && g->stride == 2 && g->pad_left == 1 && g->input_width <= ROW_KERNEL_MAX_WIDTH;
+}
+
+#ifndef PREFETCH_PAIRS
+#define PREFETCH_PAIRS 4
+#endif
+
+/// One plane through the stride-2 row kernel, two output rows at a time.
+TARGET static inline __attribute__((always_inline)) void s2_plane(
+    const int ACT, const apus_depthwise_geometry *g, const float *in, const float *wt, float bias, float *out,
+    const float *residual, float low, float high) {
+    __m512 w[9];
+    for (int t = 0; t < 9; t++) w[t] = _mm512_set1_ps(wt[t]);
+    const long W = g->input_width, H = g->input_height, outW = g->output_width, outH = g->output_height;
+    const long vectors = (outW + 15) / 16;
+    // Vectors whose 32 loaded columns all exist load without masks.
+    long plain = W / 32;
+    if (plain > vectors) plain = vectors;
+    for (long oy = 0; oy < outH; oy += 2) {
+        const float *rows[5];
+        for (int t = 0; t < 5; t++) {
+            const long iy = 2 * oy - g->pad_top + t;
+            rows[t] = iy >= 0 && iy < H ? in + iy * W : zero_row;
+        }
+        {
+            // The two input rows that the pair PREFETCH_PAIRS ahead reads first; past the plane they
+            // are the next plane's (planes are contiguous; prefetches do not fault).
+            const char *ahead = (const char *)(in + (2 * (oy + PREFETCH_PAIRS) - g->pad_top + 3) * W);
+            for (long b = 0; b < 2 * W * (long)sizeof(float); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+        }
+        const int second = oy + 1 < outH;
+        float *o = out + oy * outW;
+        const float *r = residual ? residual + oy * outW : 0;
+        long v = 0;
+        for (; v + 4 <= plain; v += 4) s2_group(4, 0, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high);
+        for (; v + 2 <= plain; v += 2) s2_group(2, 0, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high);
+        for (; v < plain; v++) s2_group(1, 0, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high);
+        for (; v + 2 <= vectors; v += 2) s2_group(2, 1, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high);
+        for (; v < vectors; v++) s2_group(1, 1, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high);
+    }
+}
+
+#define S2_ROWS(ACT)                                                                                                   \
+    for (long t = first; t < first + count; t++) {                                                                     \
+        long channel = t % channels;                                                                                   \
+        s2_plane(                                                                                                      \
+            ACT, g, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f, output + t * outPlane,  \
+            residual ? residual + t * outPlane : 0, low, high);                                                        \
+    }
 
 /// The planes of one call with kernel, stride and activation fixed.
 #define PLANES(K, S, ACT)                                                                                              \
@@ -445,6 +574,24 @@ TARGET void apus_depthwise_avx512(
         memset(scratch, 0, sizeof(scratch));
         BY_ACTIVATION_BANDED(5)
         return;
+    }
+    if (s2_rows_apply(g)) {
+        switch (activation) {
+        case APUS_GEMM_RELU: S2_ROWS(APUS_GEMM_RELU) return;
+        case APUS_GEMM_CLIP: S2_ROWS(APUS_GEMM_CLIP) return;
+        case APUS_GEMM_SIGMOID:
+        case APUS_GEMM_SILU:
+            // In registers beside eight sums the logistic spills: over each plane afterwards.
+            for (long t = first; t < first + count; t++) {
+                long channel = t % channels;
+                s2_plane(
+                    APUS_GEMM_NONE, g, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f,
+                    output + t * outPlane, residual ? residual + t * outPlane : 0, low, high);
+                apus_logistic_avx512(output + t * outPlane, outPlane, activation == APUS_GEMM_SILU);
+            }
+            return;
+        default: S2_ROWS(APUS_GEMM_NONE) return;
+        }
     }
     // Kernel size and stride as constants for the common shapes, so that the tap loops unroll.
     if (g->stride == 1) {
