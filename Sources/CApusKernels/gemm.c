@@ -102,7 +102,8 @@ TARGET void apus_logistic_avx512(float *x, long n, int silu) {
 /// with the constant propagated, so that the loops unroll and the arrays stay in registers.
 TARGET static inline __attribute__((always_inline)) void kernel_8xnv(
     const int NV, const int ACT, long kc, const float *a, const float *b, long ldb, float *c, long ldc, long rows,
-    const __mmask16 *mask, int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual) {
+    const __mmask16 *mask, int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual,
+    const float *bNext) {
     __m512 acc[MR][3];
     for (int r = 0; r < MR; r++) {
         for (int v = 0; v < NV; v++) {
@@ -114,6 +115,15 @@ TARGET static inline __attribute__((always_inline)) void kernel_8xnv(
     for (long kk = 0; kk < kc; kk++) {
         // The packed weights stream from memory once per block; fetch ahead of the loads.
         _mm_prefetch((const char *)(a + PREFETCH), _MM_HINT_T0);
+        if (bNext) {
+            // The next strip of b: its kc rows are ldb apart, too many streams for the hardware
+            // prefetcher, so the first panel over this strip fetches them.
+            const char *next = (const char *)(bNext + kk * ldb);
+            _mm_prefetch(next, _MM_HINT_T0);
+            _mm_prefetch(next + 64, _MM_HINT_T0);
+            _mm_prefetch(next + 128, _MM_HINT_T0);
+            _mm_prefetch(next + 191, _MM_HINT_T0);
+        }
         __m512 bv[3];
         for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(mask[v], b + 16 * v);
         for (int r = 0; r < MR; r++) {
@@ -243,12 +253,12 @@ TARGETVL static void kernel_columns(
 /// One strip of up to 48 columns starting at `c`/`b` for one row panel; returns the columns done.
 TARGET static inline long strip(
     long kc, const float *aPanel, const float *bStrip, long ldb, float *cBlock, long ldc, long rows, long columns,
-    int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual) {
+    int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual, const float *bNext) {
     const __mmask16 mask[3] = {mask_for(columns), mask_for(columns - 16), mask_for(columns - 32)};
     const int nv = columns > 32 ? 3 : (columns > 16 ? 2 : 1);
     // One kernel per vector count and activation, each with its constants propagated.
 #define KERNEL(NV, ACT)                                                                                                \
-    kernel_8xnv(NV, ACT, kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask, accumulate, epi, bias, residual)
+    kernel_8xnv(NV, ACT, kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask, accumulate, epi, bias, residual, bNext)
 #define BY_ACTIVATION(NV)                                                                                              \
     switch (epi ? epi->activation : APUS_GEMM_NONE) {                                                                  \
     case APUS_GEMM_RELU: KERNEL(NV, APUS_GEMM_RELU); break;                                                            \
@@ -328,9 +338,10 @@ TARGET void apus_gemm_packed_avx512(
                 const float *aPanel = block + p * MR * kc;
                 for (long n0 = 0; n0 < wide;) {
                     EPILOGUE_ARGS(p, n0)
+                    const float *bNext = p == 0 && n0 + 48 < wide ? b + k0 * ldb + n0 + 48 : 0;
                     n0 += strip(
                         kc, aPanel, b + k0 * ldb + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0, accumulate, epi,
-                        bias, residual);
+                        bias, residual, bNext);
                 }
             }
         } else {
@@ -339,9 +350,10 @@ TARGET void apus_gemm_packed_avx512(
                 for (long p = 0; p < panels; p++) {
                     long rows = m - p * MR < MR ? m - p * MR : MR;
                     EPILOGUE_ARGS(p, n0)
+                    const float *bNext = p == 0 && n0 + 48 < wide ? b + k0 * ldb + n0 + 48 : 0;
                     done = strip(
                         kc, block + p * MR * kc, b + k0 * ldb + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0,
-                        accumulate, epi, bias, residual);
+                        accumulate, epi, bias, residual, bNext);
                 }
                 n0 += done;
             }
