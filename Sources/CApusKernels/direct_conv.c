@@ -473,30 +473,35 @@ static int s2_rows_apply(const apus_depthwise_geometry *g) {
 #define PREFETCH_PAIRS 4
 #endif
 
-/// One plane through the stride-2 row kernel, two output rows at a time.
-TARGET static inline __attribute__((always_inline)) void s2_plane(
-    const int ACT, const apus_depthwise_geometry *g, const float *in, const float *wt, float bias, float *out,
-    const float *residual, float low, float high) {
+/// Output rows `oyBegin ..< oyEnd` of one plane through the stride-2 row kernel, two at a time.
+/// `in` is the plane's input row `firstInputRow`, and only rows before `inputEnd` are there (the
+/// caller keeps `firstInputRow <= 2·oyBegin − pad_top` and `inputEnd` past every row a stored
+/// output reads; the unstored second row of an odd last pair reads zeros past it); `out` and
+/// `residual` are the output plane's row 0.
+TARGET static inline __attribute__((always_inline)) void s2_rows(
+    const int ACT, const apus_depthwise_geometry *g, const float *in, long firstInputRow, long inputEnd, long oyBegin,
+    long oyEnd, const float *wt, float bias, float *out, const float *residual, float low, float high) {
     __m512 w[9];
     for (int t = 0; t < 9; t++) w[t] = _mm512_set1_ps(wt[t]);
-    const long W = g->input_width, H = g->input_height, outW = g->output_width, outH = g->output_height;
+    const long W = g->input_width, H = g->input_height, outW = g->output_width;
     const long vectors = (outW + 15) / 16;
     // Vectors whose 32 loaded columns all exist load without masks.
     long plain = W / 32;
     if (plain > vectors) plain = vectors;
-    for (long oy = 0; oy < outH; oy += 2) {
+    for (long oy = oyBegin; oy < oyEnd; oy += 2) {
         const float *rows[5];
         for (int t = 0; t < 5; t++) {
             const long iy = 2 * oy - g->pad_top + t;
-            rows[t] = iy >= 0 && iy < H ? in + iy * W : zero_row;
+            rows[t] = iy >= 0 && iy < H && iy < inputEnd ? in + (iy - firstInputRow) * W : zero_row;
         }
         {
             // The two input rows that the pair PREFETCH_PAIRS ahead reads first; past the plane they
             // are the next plane's (planes are contiguous; prefetches do not fault).
-            const char *ahead = (const char *)(in + (2 * (oy + PREFETCH_PAIRS) - g->pad_top + 3) * W);
+            const char *ahead =
+                (const char *)(in + (2 * (oy + PREFETCH_PAIRS) - g->pad_top + 3 - firstInputRow) * W);
             for (long b = 0; b < 2 * W * (long)sizeof(float); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
         }
-        const int second = oy + 1 < outH;
+        const int second = oy + 1 < oyEnd;
         float *o = out + oy * outW;
         const float *r = residual ? residual + oy * outW : 0;
         long v = 0;
@@ -505,6 +510,51 @@ TARGET static inline __attribute__((always_inline)) void s2_plane(
         for (; v < plain; v++) s2_group(1, 0, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high);
         for (; v + 2 <= vectors; v += 2) s2_group(2, 1, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high);
         for (; v < vectors; v++) s2_group(1, 1, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high);
+    }
+}
+
+/// One whole plane through the stride-2 row kernel.
+TARGET static inline __attribute__((always_inline)) void s2_plane(
+    const int ACT, const apus_depthwise_geometry *g, const float *in, const float *wt, float bias, float *out,
+    const float *residual, float low, float high) {
+    s2_rows(ACT, g, in, 0, g->input_height, 0, g->output_height, wt, bias, out, residual, low, high);
+}
+
+int apus_depthwise_band_supported(const apus_depthwise_geometry *g) {
+    return apus_depthwise_supported(g) && s2_rows_apply(g);
+}
+
+/// The planes of one `apus_depthwise_band_avx512` call with the activation fixed.
+#define S2_BAND(ACT)                                                                                                   \
+    for (long t = first; t < first + count; t++) {                                                                     \
+        long channel = t % channels;                                                                                   \
+        s2_rows(                                                                                                       \
+            ACT, g, input + (t - first) * inputPlaneStride, firstInputRow, firstInputRow + inputRows, firstOutputRow,  \
+            firstOutputRow + outputRows, weights + channel * 9, bias ? bias[channel] : 0.0f, output + t * outPlane,    \
+            residual ? residual + t * outPlane : 0, low, high);                                                        \
+    }
+
+TARGET void apus_depthwise_band_avx512(
+    const apus_depthwise_geometry *g, const float *input, long inputPlaneStride, long firstInputRow, long inputRows,
+    const float *weights, long channels, long first, long count, long firstOutputRow, long outputRows, float *output,
+    const apus_gemm_epilogue *epilogue) {
+    if (count <= 0 || outputRows <= 0) return;
+    const long outPlane = g->output_height * g->output_width;
+    const apus_gemm_epilogue e = epilogue ? *epilogue : (apus_gemm_epilogue){0};
+    const float *bias = e.bias, *residual = e.residual;
+    const float low = e.low, high = e.high;
+    switch (e.activation) {
+    case APUS_GEMM_RELU: S2_BAND(APUS_GEMM_RELU) break;
+    case APUS_GEMM_CLIP: S2_BAND(APUS_GEMM_CLIP) break;
+    default: S2_BAND(APUS_GEMM_NONE) break;
+    }
+    if (e.activation == APUS_GEMM_SIGMOID || e.activation == APUS_GEMM_SILU) {
+        // Over the band's rows of each plane afterwards (in registers beside eight sums it spills).
+        for (long t = first; t < first + count; t++) {
+            apus_logistic_avx512(
+                output + t * outPlane + firstOutputRow * g->output_width, outputRows * g->output_width,
+                e.activation == APUS_GEMM_SILU);
+        }
     }
 }
 
@@ -748,6 +798,20 @@ TARGET void apus_direct_conv_avx512(
 }
 
 #else
+
+int apus_depthwise_band_supported(const apus_depthwise_geometry *g) {
+    (void)g;
+    return 0;
+}
+
+void apus_depthwise_band_avx512(
+    const apus_depthwise_geometry *g, const float *input, long inputPlaneStride, long firstInputRow, long inputRows,
+    const float *weights, long channels, long first, long count, long firstOutputRow, long outputRows, float *output,
+    const apus_gemm_epilogue *epilogue) {
+    (void)g; (void)input; (void)inputPlaneStride; (void)firstInputRow; (void)inputRows; (void)weights; (void)channels;
+    (void)first;
+    (void)count; (void)firstOutputRow; (void)outputRows; (void)output; (void)epilogue;
+}
 
 void apus_depthwise_avx512(
     const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,

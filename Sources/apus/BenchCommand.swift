@@ -216,7 +216,10 @@ struct BenchCommand: ParsableCommand {
         var byType: [String: (ms: Double, count: Int, flops: Int)] = [:]
         for (index, step) in plan.stepSummaries.enumerated() {
             let ms = index < times.count ? Double(times[index]) / Double(iterations) / 1e6 : 0
-            let flops = summary.nodeFlops[step.node]
+            // A step the planner joined from several nodes is named "a+b": the sum of theirs.
+            let parts = step.node.split(separator: "+").map(String.init)
+            let partFlops = parts.compactMap { summary.nodeFlops[$0] }
+            let flops = summary.nodeFlops[step.node] ?? (partFlops.count == parts.count ? partFlops.reduce(0, +) : nil)
             var gemm: ProfileReport.GemmShape?
             if let node = nodesByName[step.node], step.opType.hasSuffix("Conv"), let flops,
                 let output = step.outputShapes.first, output.rank == 4

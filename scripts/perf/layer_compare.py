@@ -14,7 +14,8 @@ It takes the model fixture's ONNX file (scripts/fixtures/models/cached.sh), conv
 3. maps every ONNX Runtime node (which fuses a Conv with its activation and residual Add, and
    renames it after the fused output, e.g. `hardtanh_2_nchwc`) back to the Conv or Gemm node of
    the ONNX graph it came from, so that both engines' times land on the same layer;
-4. prints the layers sorted by Apus − ONNX Runtime, with Apus's GEMM shape for each.
+4. prints the layers sorted by Apus − ONNX Runtime, with Apus's GEMM shape for each (a step
+   Apus joined from two layers, `a+b`, against the sum of ONNX Runtime's two).
 
 ONNX Runtime's own nodes that have no Apus counterpart (layout reorders) and Apus's standalone
 nodes that ONNX Runtime fused away show up with the other side at 0. ONNX Runtime's profiler
@@ -133,6 +134,9 @@ def main():
             shape = f"{gemm['m']}×{gemm['n']}×{gemm['k']}" + (f" ({gemm['groups']} groups)" if gemm["groups"] > 1 else "")
         apus_layers[node["node"]] = (node["milliseconds"], node["opType"], shape)
 
+    # A step Apus's planner joined from several layers is named "a+b": compare it with their sum.
+    for joined in [name for name in apus_layers if "+" in name]:
+        ort_layers[joined] = sum(ort_layers.pop(part, 0.0) for part in joined.split("+"))
     rows = []
     for layer in set(ort_layers) | set(apus_layers):
         apus_ms, op_type, shape = apus_layers.get(layer, (0.0, "", ""))

@@ -249,3 +249,47 @@ struct Conv: Operator {
             output: outputs[0].pointer(as: Float.self), activation: activation, context: context)
     }
 }
+
+/// A 1 × 1 convolution and the stride-2 depthwise convolution that alone reads its output, joined
+/// by the planner into one step (``ExpandDepthwise``): the expanded map is computed band by band
+/// into the workspace and never allocated whole. The step's inputs are the expansion's input,
+/// weights and bias, then the depthwise layer's weights and bias (absent biases are `nil`).
+struct ExpandDepthwiseConv: Operator {
+    let expansion: Conv
+    let depthwise: Conv
+    let joined: ExpandDepthwise
+
+    /// Joins two specialized convolutions, or `nil` when ``ExpandDepthwise`` does not take them or
+    /// either has a residual input.
+    init?(expansion: Conv, expansionInputs: Int, depthwise: Conv, depthwiseInputs: Int, threadCount: Int) {
+        guard expansionInputs <= 3, depthwiseInputs <= 3, let first = expansion.plan, let second = depthwise.plan,
+            let joined = ExpandDepthwise(
+                expansion: first, depthwise: second, depthwiseActivation: depthwise.activation,
+                threadCount: threadCount)
+        else { return nil }
+        self.expansion = expansion
+        self.depthwise = depthwise
+        self.joined = joined
+    }
+
+    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+        let d = joined.depthwise.geometry
+        return [ValueFact(dtype: .float32, shape: Shape([1, d.outputChannels, d.outputHeight, d.outputWidth]))]
+    }
+
+    func workspaceByteCount(for inputs: [ValueFact?], threadCount: Int) -> Int {
+        joined.workspaceByteCount(threadCount: threadCount)
+    }
+
+    func run(_ inputs: [Tensor?], outputs: [Tensor], context: ComputeContext) throws(OperatorError) {
+        let x = try inputs.required(0)
+        let depthwiseWeights = try inputs.required(3)
+        joined.run(
+            input: x.pointer(as: Float.self),
+            expansionBias: inputs.optional(2).map { UnsafePointer($0.pointer(as: Float.self)) },
+            expansionActivation: expansion.activation,
+            depthwiseWeights: depthwiseWeights.pointer(as: Float.self),
+            depthwiseBias: inputs.optional(4).map { UnsafePointer($0.pointer(as: Float.self)) },
+            depthwiseActivation: depthwise.activation, output: outputs[0].pointer(as: Float.self), context: context)
+    }
+}

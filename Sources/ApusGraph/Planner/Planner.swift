@@ -9,11 +9,19 @@ public struct PlanOptions: Sendable {
     public var memoryBudget: Int
     /// At most this many runs of one plan execute at once; further callers wait.
     public var maxConcurrentRuns: Int
+    /// Whether a 1 × 1 convolution and the stride-2 depthwise convolution that alone reads it run
+    /// as one step (``ExpandDepthwise``; the same results, bit for bit). On unless the environment
+    /// sets `APUS_JOIN_EXPANSIONS=0`.
+    public var joinsExpansions: Bool
 
-    public init(threadCount: Int = 1, memoryBudget: Int = 16 << 30, maxConcurrentRuns: Int = 4) {
+    public init(
+        threadCount: Int = 1, memoryBudget: Int = 16 << 30, maxConcurrentRuns: Int = 4,
+        joinsExpansions: Bool = ExpandDepthwise.isEnabledByDefault
+    ) {
         self.threadCount = max(1, threadCount)
         self.memoryBudget = memoryBudget
         self.maxConcurrentRuns = max(1, maxConcurrentRuns)
+        self.joinsExpansions = joinsExpansions
     }
 }
 
@@ -49,6 +57,10 @@ public enum Planner {
             if let op = try state.visit(node: node, op: operators[index], makeStep: true) {
                 pending.append((node, op))
             }
+        }
+        if options.joinsExpansions {
+            pending = joinExpansions(
+                pending, graphOutputs: Set(graph.outputs.map(\.name)), threadCount: options.threadCount)
         }
         // Liveness: the last step reading each runtime value; graph outputs live to the end.
         var lastUse: [String: Int] = [:]
@@ -134,6 +146,47 @@ public enum Planner {
     }
 
     /// Shape inference and constant folding over the needed nodes.
+    /// Joins each 1 × 1 convolution whose output only the next step, a stride-2 depthwise
+    /// convolution, reads into one ``ExpandDepthwiseConv`` step (``ExpandDepthwise``): the step
+    /// is named `expansion+depthwise`, reads the expansion's input, weights and bias and the
+    /// depthwise weights and bias, and writes the depthwise output; the expanded map is gone.
+    static func joinExpansions(
+        _ pending: [(node: Node, op: any Operator)], graphOutputs: Set<String>, threadCount: Int
+    ) -> [(node: Node, op: any Operator)] {
+        var readers: [String: Int] = [:]
+        for entry in pending {
+            for input in entry.node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
+        }
+        func input(_ node: Node, _ index: Int) -> String { index < node.inputs.count ? node.inputs[index] : "" }
+        var result: [(node: Node, op: any Operator)] = []
+        var index = 0
+        while index < pending.count {
+            let first = pending[index]
+            if index + 1 < pending.count, let expansion = first.op as? Conv,
+                let depthwise = pending[index + 1].op as? Conv, first.node.outputs.count == 1,
+                let expanded = first.node.outputs.first, pending[index + 1].node.inputs.first == expanded,
+                readers[expanded] == 1, !graphOutputs.contains(expanded),
+                let joined = ExpandDepthwiseConv(
+                    expansion: expansion, expansionInputs: first.node.inputs.count, depthwise: depthwise,
+                    depthwiseInputs: pending[index + 1].node.inputs.count, threadCount: threadCount)
+            {
+                let second = pending[index + 1].node
+                let node = Node(
+                    name: first.node.name + "+" + second.name, opType: "ExpandDepthwiseConv", domain: Node.apusDomain,
+                    inputs: [
+                        input(first.node, 0), input(first.node, 1), input(first.node, 2), input(second, 1),
+                        input(second, 2),
+                    ], outputs: second.outputs)
+                result.append((node, joined))
+                index += 2
+                continue
+            }
+            result.append(first)
+            index += 1
+        }
+        return result
+    }
+
     struct State {
         var facts: [String: ValueFact] = [:]
         var needed: [Bool]

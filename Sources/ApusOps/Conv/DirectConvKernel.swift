@@ -70,6 +70,30 @@ final class DirectConvKernel: @unchecked Sendable {
         applyRest(rest, output: output, planes: tasks)
     }
 
+    /// Whether ``runDepthwiseBand(channels:planes:input:inputPlaneStride:inputRows:outputRows:weights:bias:output:activation:)``
+    /// takes this layer: 3 × 3, stride 2, one column of left padding (the stride-2 row kernel).
+    var takesBands: Bool {
+        var g = geometry
+        return apus_depthwise_band_supported(&g) != 0
+    }
+
+    /// Depthwise output rows `outputRows` of the planes `planes` (channel fastest, like
+    /// ``runDepthwise(channels:tasks:input:weights:bias:residual:output:activation:)``), reading a
+    /// band of input rows: plane `p`'s input row `inputRows.lowerBound` is at `input + (p −
+    /// planes.lowerBound) · inputPlaneStride`. The same bits as the whole-plane call. `activation`
+    /// must be one the kernel applies itself (no rest).
+    func runDepthwiseBand(
+        channels: Int, planes: Range<Int>, input: UnsafePointer<Float>, inputPlaneStride: Int, inputRows: Range<Int>,
+        outputRows: Range<Int>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, activation: FusedActivation
+    ) {
+        var (epilogue, rest) = Self.epilogue(bias: bias, residual: nil, activation: activation)
+        precondition(rest == .none, "\(activation) is not applied by the band kernel")
+        apus_depthwise_band_avx512(
+            &geometry, input, inputPlaneStride, inputRows.lowerBound, inputRows.count, weights, channels,
+            planes.lowerBound, planes.count, outputRows.lowerBound, outputRows.count, output, &epilogue)
+    }
+
     /// Few input channels: output channels `channels` of one image (`input` and `output` point at
     /// the image, `residual` at its output-shaped residual), weights [M][C][k][k].
     func runDirect(

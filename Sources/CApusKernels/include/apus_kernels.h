@@ -90,6 +90,23 @@ void apus_depthwise_avx512(
     const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
     long first, long count, float *output, const apus_gemm_epilogue *epilogue);
 
+/// Whether `apus_depthwise_band_avx512` takes `g`: 3 × 3, stride 2, one column of left padding,
+/// input rows at most 4096 wide. (Returns 0 off x86-64.)
+int apus_depthwise_band_supported(const apus_depthwise_geometry *g);
+
+/// Output rows `firstOutputRow ..< firstOutputRow + outputRows` of the depthwise planes `first ..<
+/// first + count` (stride-2 3 × 3 geometries `apus_depthwise_band_supported` takes), with the
+/// results of `apus_depthwise_avx512`, bit for bit. Plane `t`'s input comes from a band of
+/// `inputRows` rows: its input row `firstInputRow` is at `input + (t − first) · inputPlaneStride`,
+/// the next rows follow `input_width` floats apart, and the band must hold every row those output
+/// rows read (from `2·firstOutputRow − pad_top`, clamped to 0, to `2·(firstOutputRow + outputRows −
+/// 1) − pad_top + 2`, clamped to the image); rows outside the image read as zero. Outputs (and the
+/// epilogue's residual) are whole planes, plane `t` at `t · output plane`. AVX-512F only.
+void apus_depthwise_band_avx512(
+    const apus_depthwise_geometry *g, const float *input, long inputPlaneStride, long firstInputRow, long inputRows,
+    const float *weights, long channels, long first, long count, long firstOutputRow, long outputRows, float *output,
+    const apus_gemm_epilogue *epilogue);
+
 /// Direct convolution of one image with few input channels (a network's stem, where im2col's
 /// reduction of `inputChannels · kernel²` is too short for the GEMM kernel): output channels
 /// `firstChannel ..< firstChannel + channelCount` of `output` (planes of output_height ×
