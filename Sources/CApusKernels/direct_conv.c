@@ -464,9 +464,80 @@ TARGET static inline __attribute__((always_inline)) void s2_group(
     }
 }
 
-/// Whether the stride-2 row kernel takes `g`.
+/// `s2_group` for 5 × 5 kernels with two columns of left padding (EfficientNet's downsampling
+/// layers): the even lanes of the load pair at `2x` are tap 2 and the odd ones tap 3; taps 0 and 1
+/// are those vectors moved up a lane with the previous vector's last lane coming in, and tap 4 the
+/// even vector moved down a lane with the next vector's first. Two output rows share three input
+/// rows. Sums in the table-driven kernel's order: the same bits.
+TARGET static inline __attribute__((always_inline)) void s2_group5(
+    const int NV, const int MASKED, const int ACT, const float *const *rows, long x0, long W, const __m512 *w,
+    float bias, float *out, const float *residual, long outW, int second, float low, float high) {
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 acc0[NV], acc1[NV];
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; v++) acc0[v] = acc1[v] = _mm512_set1_ps(bias);
+#pragma clang loop unroll(full)
+    for (int t = 0; t < 7; t++) {
+        const float *row = rows[t];
+        const long c0 = 2 * x0;
+        __m512 even[NV + 1], odd[NV];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) {
+            const long c = c0 + 32 * v;
+            __m512 lo, hi;
+            if (MASKED) {
+                lo = _mm512_maskz_loadu_ps(range_mask(c, W), row + c);
+                hi = _mm512_maskz_loadu_ps(range_mask(c + 16, W), row + c + 16);
+            } else {
+                lo = _mm512_loadu_ps(row + c);
+                hi = _mm512_loadu_ps(row + c + 16);
+            }
+            even[v] = _mm512_permutex2var_ps(lo, evens, hi);
+            odd[v] = _mm512_permutex2var_ps(lo, odds, hi);
+        }
+        // Lane 0 of the vector after the group: input column c0 + 32·NV.
+        even[NV] = _mm512_set1_ps(c0 + 32 * NV < W ? row[c0 + 32 * NV] : 0.0f);
+        __m512 previousEven = _mm512_set1_ps(c0 >= 2 ? row[c0 - 2] : 0.0f);
+        __m512 previousOdd = _mm512_set1_ps(c0 >= 1 ? row[c0 - 1] : 0.0f);
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) {
+            const __m512 tap0 = _mm512_castsi512_ps(
+                _mm512_alignr_epi32(_mm512_castps_si512(even[v]), _mm512_castps_si512(previousEven), 15));
+            const __m512 tap1 = _mm512_castsi512_ps(
+                _mm512_alignr_epi32(_mm512_castps_si512(odd[v]), _mm512_castps_si512(previousOdd), 15));
+            const __m512 tap4 = _mm512_castsi512_ps(
+                _mm512_alignr_epi32(_mm512_castps_si512(even[v + 1]), _mm512_castps_si512(even[v]), 1));
+            const __m512 taps[5] = {tap0, tap1, even[v], odd[v], tap4};
+            previousEven = even[v];
+            previousOdd = odd[v];
+            if (t < 5) {
+#pragma clang loop unroll(full)
+                for (int kx = 0; kx < 5; kx++) acc0[v] = _mm512_fmadd_ps(w[t * 5 + kx], taps[kx], acc0[v]);
+            }
+            if (t >= 2) {
+#pragma clang loop unroll(full)
+                for (int kx = 0; kx < 5; kx++) acc1[v] = _mm512_fmadd_ps(w[(t - 2) * 5 + kx], taps[kx], acc1[v]);
+            }
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; v++) {
+        const long x = x0 + 16 * v;
+        const __mmask16 mask = range_mask(x, outW);
+        store(ACT, acc0[v], out + x, residual ? residual + x : 0, low, high, mask);
+        if (second) store(ACT, acc1[v], out + outW + x, residual ? residual + outW + x : 0, low, high, mask);
+    }
+}
+
+/// Whether the stride-2 row kernel takes `g`: 3 × 3 with one column of left padding, or 5 × 5
+/// with two on maps at least 16 outputs wide (at 7 wide, two rows of one vector leave the 25
+/// fused multiply-adds of each sum waiting on each other: 672 planes of 14² → 7², 71 → 80 µs)
+/// and inputs at most 1024 wide (4096-wide planes: 12.2 → 17.4 ms).
 static int s2_rows_apply(const apus_depthwise_geometry *g) {
-    return g->kernel == 3 && g->stride == 2 && g->pad_left == 1 && g->input_width <= ROW_KERNEL_MAX_WIDTH;
+    if (g->stride != 2 || g->input_width > ROW_KERNEL_MAX_WIDTH) return 0;
+    if (g->kernel == 3) return g->pad_left == 1;
+    return g->kernel == 5 && g->pad_left == 2 && g->output_width >= 16 && g->input_width <= 1024;
 }
 
 #ifndef PREFETCH_PAIRS
@@ -479,18 +550,18 @@ static int s2_rows_apply(const apus_depthwise_geometry *g) {
 /// output reads; the unstored second row of an odd last pair reads zeros past it); `out` and
 /// `residual` are the output plane's row 0.
 TARGET static inline __attribute__((always_inline)) void s2_rows(
-    const int ACT, const apus_depthwise_geometry *g, const float *in, long firstInputRow, long inputEnd, long oyBegin,
-    long oyEnd, const float *wt, float bias, float *out, const float *residual, float low, float high) {
-    __m512 w[9];
-    for (int t = 0; t < 9; t++) w[t] = _mm512_set1_ps(wt[t]);
+    const int K, const int ACT, const apus_depthwise_geometry *g, const float *in, long firstInputRow, long inputEnd,
+    long oyBegin, long oyEnd, const float *wt, float bias, float *out, const float *residual, float low, float high) {
+    __m512 w[K * K];
+    for (int t = 0; t < K * K; t++) w[t] = _mm512_set1_ps(wt[t]);
     const long W = g->input_width, H = g->input_height, outW = g->output_width;
     const long vectors = (outW + 15) / 16;
     // Vectors whose 32 loaded columns all exist load without masks.
     long plain = W / 32;
     if (plain > vectors) plain = vectors;
     for (long oy = oyBegin; oy < oyEnd; oy += 2) {
-        const float *rows[5];
-        for (int t = 0; t < 5; t++) {
+        const float *rows[K + 2];
+        for (int t = 0; t < K + 2; t++) {
             const long iy = 2 * oy - g->pad_top + t;
             rows[t] = iy >= 0 && iy < H && iy < inputEnd ? in + (iy - firstInputRow) * W : zero_row;
         }
@@ -498,18 +569,22 @@ TARGET static inline __attribute__((always_inline)) void s2_rows(
             // The two input rows that the pair PREFETCH_PAIRS ahead reads first; past the plane they
             // are the next plane's (planes are contiguous; prefetches do not fault).
             const char *ahead =
-                (const char *)(in + (2 * (oy + PREFETCH_PAIRS) - g->pad_top + 3 - firstInputRow) * W);
+                (const char *)(in + (2 * (oy + PREFETCH_PAIRS) - g->pad_top + K - firstInputRow) * W);
             for (long b = 0; b < 2 * W * (long)sizeof(float); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
         }
         const int second = oy + 1 < oyEnd;
         float *o = out + oy * outW;
         const float *r = residual ? residual + oy * outW : 0;
         long v = 0;
-        for (; v + 4 <= plain; v += 4) s2_group(4, 0, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high);
-        for (; v + 2 <= plain; v += 2) s2_group(2, 0, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high);
-        for (; v < plain; v++) s2_group(1, 0, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high);
-        for (; v + 2 <= vectors; v += 2) s2_group(2, 1, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high);
-        for (; v < vectors; v++) s2_group(1, 1, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high);
+#define GROUP_OF(NV, MASKED)                                                                                           \
+    (K == 3 ? s2_group(NV, MASKED, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high)                       \
+            : s2_group5(NV, MASKED, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high))
+        for (; v + 4 <= plain; v += 4) GROUP_OF(4, 0);
+        for (; v + 2 <= plain; v += 2) GROUP_OF(2, 0);
+        for (; v < plain; v++) GROUP_OF(1, 0);
+        for (; v + 2 <= vectors; v += 2) GROUP_OF(2, 1);
+        for (; v < vectors; v++) GROUP_OF(1, 1);
+#undef GROUP_OF
     }
 }
 
@@ -517,11 +592,15 @@ TARGET static inline __attribute__((always_inline)) void s2_rows(
 TARGET static inline __attribute__((always_inline)) void s2_plane(
     const int ACT, const apus_depthwise_geometry *g, const float *in, const float *wt, float bias, float *out,
     const float *residual, float low, float high) {
-    s2_rows(ACT, g, in, 0, g->input_height, 0, g->output_height, wt, bias, out, residual, low, high);
+    if (g->kernel == 5) {
+        s2_rows(5, ACT, g, in, 0, g->input_height, 0, g->output_height, wt, bias, out, residual, low, high);
+    } else {
+        s2_rows(3, ACT, g, in, 0, g->input_height, 0, g->output_height, wt, bias, out, residual, low, high);
+    }
 }
 
 int apus_depthwise_band_supported(const apus_depthwise_geometry *g) {
-    return apus_depthwise_supported(g) && s2_rows_apply(g);
+    return apus_depthwise_supported(g) && g->kernel == 3 && s2_rows_apply(g);
 }
 
 /// The planes of one `apus_depthwise_band_avx512` call with the activation fixed.
@@ -529,7 +608,7 @@ int apus_depthwise_band_supported(const apus_depthwise_geometry *g) {
     for (long t = first; t < first + count; t++) {                                                                     \
         long channel = t % channels;                                                                                   \
         s2_rows(                                                                                                       \
-            ACT, g, input + (t - first) * inputPlaneStride, firstInputRow, firstInputRow + inputRows, firstOutputRow,  \
+            3, ACT, g, input + (t - first) * inputPlaneStride, firstInputRow, firstInputRow + inputRows, firstOutputRow,  \
             firstOutputRow + outputRows, weights + channel * 9, bias ? bias[channel] : 0.0f, output + t * outPlane,    \
             residual ? residual + t * outPlane : 0, low, high);                                                        \
     }
