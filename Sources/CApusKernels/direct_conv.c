@@ -407,6 +407,37 @@ TARGET static inline __attribute__((always_inline)) void banded_plane(
 /// Rows above and below the input read as this row of zeros.
 static const float zero_row[ROW_KERNEL_MAX_WIDTH + 64] __attribute__((aligned(64)));
 
+/// Columns `c ..< c + 32` of `row` split into the even ones and the odd ones; with `MASKED`,
+/// columns from `W` on read as zero (masked loads, which do not fault).
+TARGET static inline __attribute__((always_inline)) void deinterleave32(
+    const int MASKED, const float *row, long c, long W, __m512 *even, __m512 *odd) {
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 lo, hi;
+    if (MASKED) {
+        lo = _mm512_maskz_loadu_ps(range_mask(c, W), row + c);
+        hi = _mm512_maskz_loadu_ps(range_mask(c + 16, W), row + c + 16);
+    } else {
+        lo = _mm512_loadu_ps(row + c);
+        hi = _mm512_loadu_ps(row + c + 16);
+    }
+    *even = _mm512_permutex2var_ps(lo, evens, hi);
+    *odd = _mm512_permutex2var_ps(lo, odds, hi);
+}
+
+/// Stores `NV` vectors of a pair of output rows from column `x0` (the second row when `second`).
+TARGET static inline __attribute__((always_inline)) void store_row_pair(
+    const int NV, const int ACT, const __m512 *acc0, const __m512 *acc1, long x0, float *out, const float *residual,
+    long outW, int second, float low, float high) {
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; v++) {
+        const long x = x0 + 16 * v;
+        const __mmask16 mask = range_mask(x, outW);
+        store(ACT, acc0[v], out + x, residual ? residual + x : 0, low, high, mask);
+        if (second) store(ACT, acc1[v], out + outW + x, residual ? residual + outW + x : 0, low, high, mask);
+    }
+}
+
 /// The stride-2 3 × 3 row kernel with one column of left padding (mobilenet's and efficientnet's
 /// downsampling layers). The table-driven kernel builds each tap row from two loads of 32 columns
 /// and permutes, three times per row. Here one pair of loads at `2x` gives, through two permutes,
@@ -418,8 +449,6 @@ static const float zero_row[ROW_KERNEL_MAX_WIDTH + 64] __attribute__((aligned(64
 TARGET static inline __attribute__((always_inline)) void s2_group(
     const int NV, const int MASKED, const int ACT, const float *const *rows, long x0, long W, const __m512 *w,
     float bias, float *out, const float *residual, long outW, int second, float low, float high) {
-    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     __m512 acc0[NV], acc1[NV];
 #pragma clang loop unroll(full)
     for (int v = 0; v < NV; v++) acc0[v] = acc1[v] = _mm512_set1_ps(bias);
@@ -429,17 +458,8 @@ TARGET static inline __attribute__((always_inline)) void s2_group(
         __m512 previous = _mm512_set1_ps(x0 > 0 ? row[2 * x0 - 1] : 0.0f);
 #pragma clang loop unroll(full)
         for (int v = 0; v < NV; v++) {
-            const long c = 2 * (x0 + 16 * v);
-            __m512 lo, hi;
-            if (MASKED) {
-                lo = _mm512_maskz_loadu_ps(range_mask(c, W), row + c);
-                hi = _mm512_maskz_loadu_ps(range_mask(c + 16, W), row + c + 16);
-            } else {
-                lo = _mm512_loadu_ps(row + c);
-                hi = _mm512_loadu_ps(row + c + 16);
-            }
-            const __m512 even = _mm512_permutex2var_ps(lo, evens, hi);
-            const __m512 odd = _mm512_permutex2var_ps(lo, odds, hi);
+            __m512 even, odd;
+            deinterleave32(MASKED, row, 2 * (x0 + 16 * v), W, &even, &odd);
             const __m512 left = _mm512_castsi512_ps(
                 _mm512_alignr_epi32(_mm512_castps_si512(odd), _mm512_castps_si512(previous), 15));
             previous = odd;
@@ -455,13 +475,7 @@ TARGET static inline __attribute__((always_inline)) void s2_group(
             }
         }
     }
-#pragma clang loop unroll(full)
-    for (int v = 0; v < NV; v++) {
-        const long x = x0 + 16 * v;
-        const __mmask16 mask = range_mask(x, outW);
-        store(ACT, acc0[v], out + x, residual ? residual + x : 0, low, high, mask);
-        if (second) store(ACT, acc1[v], out + outW + x, residual ? residual + outW + x : 0, low, high, mask);
-    }
+    store_row_pair(NV, ACT, acc0, acc1, x0, out, residual, outW, second, low, high);
 }
 
 /// `s2_group` for 5 × 5 kernels with two columns of left padding (EfficientNet's downsampling
@@ -472,8 +486,6 @@ TARGET static inline __attribute__((always_inline)) void s2_group(
 TARGET static inline __attribute__((always_inline)) void s2_group5(
     const int NV, const int MASKED, const int ACT, const float *const *rows, long x0, long W, const __m512 *w,
     float bias, float *out, const float *residual, long outW, int second, float low, float high) {
-    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     __m512 acc0[NV], acc1[NV];
 #pragma clang loop unroll(full)
     for (int v = 0; v < NV; v++) acc0[v] = acc1[v] = _mm512_set1_ps(bias);
@@ -483,19 +495,7 @@ TARGET static inline __attribute__((always_inline)) void s2_group5(
         const long c0 = 2 * x0;
         __m512 even[NV + 1], odd[NV];
 #pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) {
-            const long c = c0 + 32 * v;
-            __m512 lo, hi;
-            if (MASKED) {
-                lo = _mm512_maskz_loadu_ps(range_mask(c, W), row + c);
-                hi = _mm512_maskz_loadu_ps(range_mask(c + 16, W), row + c + 16);
-            } else {
-                lo = _mm512_loadu_ps(row + c);
-                hi = _mm512_loadu_ps(row + c + 16);
-            }
-            even[v] = _mm512_permutex2var_ps(lo, evens, hi);
-            odd[v] = _mm512_permutex2var_ps(lo, odds, hi);
-        }
+        for (int v = 0; v < NV; v++) deinterleave32(MASKED, row, c0 + 32 * v, W, &even[v], &odd[v]);
         // Lane 0 of the vector after the group: input column c0 + 32·NV.
         even[NV] = _mm512_set1_ps(c0 + 32 * NV < W ? row[c0 + 32 * NV] : 0.0f);
         __m512 previousEven = _mm512_set1_ps(c0 >= 2 ? row[c0 - 2] : 0.0f);
@@ -521,13 +521,7 @@ TARGET static inline __attribute__((always_inline)) void s2_group5(
             }
         }
     }
-#pragma clang loop unroll(full)
-    for (int v = 0; v < NV; v++) {
-        const long x = x0 + 16 * v;
-        const __mmask16 mask = range_mask(x, outW);
-        store(ACT, acc0[v], out + x, residual ? residual + x : 0, low, high, mask);
-        if (second) store(ACT, acc1[v], out + outW + x, residual ? residual + outW + x : 0, low, high, mask);
-    }
+    store_row_pair(NV, ACT, acc0, acc1, x0, out, residual, outW, second, low, high);
 }
 
 /// Whether the stride-2 row kernel takes `g`: 3 × 3 with one column of left padding, or 5 × 5
