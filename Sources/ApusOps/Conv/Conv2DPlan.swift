@@ -547,34 +547,23 @@ public struct Conv2DPlan: Sendable {
                 Planes(kernel: vectorKernel, channels: geometry.outputChannels, operands: operands))
             return
         }
-        let slot = (slotByteCount + 63) / 64 * 64
-        precondition(
-            context.workspace != nil && context.workspaceByteCount >= slot,
-            "convolution needs \(slot) workspace bytes, has \(context.workspaceByteCount)")
-        guard let base = context.workspace else { return }
-        let workers = min(context.threadCount, tasks, context.workspaceByteCount / slot)
-        struct Workers: ParallelTasks {
+        struct Workers: ParallelSlotRanges {
             let plan: Conv2DPlan
-            let tasks: Int
-            let workers: Int
-            let scratch: UnsafeMutableRawPointer
-            let slot: Int
             let operands: ConvOperands
 
-            func run(_ worker: Int) {
-                let plane = (scratch + worker * slot).assumingMemoryBound(to: Float.self)
+            func run(_ range: Range<Int>, scratch: UnsafeMutableRawPointer) {
+                let plane = scratch.assumingMemoryBound(to: Float.self)
                 DepthwiseConv2D.clearPlane(layout: DepthwiseLayout(geometry: plan.geometry), scratch: plane)
                 let o = operands
-                for task in (worker * tasks / workers)..<((worker + 1) * tasks / workers) {
+                for task in range {
                     plan.runDepthwise(
                         task: task, input: o.input, weights: o.weights, bias: o.bias, residual: o.residual,
                         output: o.output, activation: o.activation, scratch: plane)
                 }
             }
         }
-        ComputeContext(threadCount: workers).parallelFor(
-            workers,
-            Workers(plan: self, tasks: tasks, workers: workers, scratch: base, slot: slot, operands: operands))
+        context.parallelFor(
+            tasks, slotByteCount: (slotByteCount + 63) / 64 * 64, Workers(plan: self, operands: operands))
     }
 
     /// One (group, row tile, column tile) of one image for the sgemm-based paths.

@@ -106,33 +106,20 @@ public struct ExpandDepthwise: Sendable {
         depthwiseWeights: UnsafePointer<Float>, depthwiseBias: UnsafePointer<Float>?,
         depthwiseActivation: FusedActivation, output: UnsafeMutablePointer<Float>, context: ComputeContext
     ) {
-        let slot = slotByteCount
-        precondition(
-            context.workspace != nil && context.workspaceByteCount >= slot,
-            "joined expansion needs \(slot) workspace bytes, has \(context.workspaceByteCount)")
-        guard let base = context.workspace else { return }
-        let workers = min(context.threadCount, taskCount, context.workspaceByteCount / slot)
-        struct Workers: ParallelTasks {
+        struct Workers: ParallelSlotRanges {
             let plan: ExpandDepthwise
-            let workers: Int
-            let scratch: UnsafeMutableRawPointer
-            let slot: Int
             let operands: Operands
 
-            func run(_ worker: Int) {
-                let tasks = plan.taskCount
-                let band = (scratch + worker * slot).assumingMemoryBound(to: Float.self)
-                for task in (worker * tasks / workers)..<((worker + 1) * tasks / workers) {
-                    plan.runBlock(task, scratch: band, operands)
-                }
+            func run(_ range: Range<Int>, scratch: UnsafeMutableRawPointer) {
+                let band = scratch.assumingMemoryBound(to: Float.self)
+                for task in range { plan.runBlock(task, scratch: band, operands) }
             }
         }
         let operands = Operands(
             input: input, expansionBias: expansionBias, expansionActivation: expansionActivation,
             depthwiseWeights: depthwiseWeights, depthwiseBias: depthwiseBias, depthwiseActivation: depthwiseActivation,
             output: output)
-        ComputeContext(threadCount: workers).parallelFor(
-            workers, Workers(plan: self, workers: workers, scratch: base, slot: slot, operands: operands))
+        context.parallelFor(taskCount, slotByteCount: slotByteCount, Workers(plan: self, operands: operands))
     }
 
     /// One block of channels, band by band.

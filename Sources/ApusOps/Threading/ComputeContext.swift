@@ -48,6 +48,21 @@ public struct ComputeContext: @unchecked Sendable {
         parallelFor((count + blockSize - 1) / blockSize, RangeBlocks(ranges: ranges, count: count, size: blockSize))
     }
 
+    /// Runs `ranges.run(range, scratch:)` over `0..<count` cut into one consecutive range per
+    /// worker, each worker with its own `slotByteCount` bytes of ``workspace`` (a multiple of 64):
+    /// as many workers as threads, items and slots allow. For work whose items need scratch
+    /// memory; the split does not change what an item computes.
+    @inlinable @inline(__always)
+    public func parallelFor<Ranges: ParallelSlotRanges>(_ count: Int, slotByteCount: Int, _ ranges: Ranges) {
+        precondition(
+            slotByteCount > 0 && workspace != nil && workspaceByteCount >= slotByteCount,
+            "needs \(slotByteCount) workspace bytes, has \(workspaceByteCount)")
+        guard count > 0, let base = workspace else { return }
+        let workers = Swift.min(threadCount, count, workspaceByteCount / slotByteCount)
+        ComputeContext(threadCount: workers).parallelFor(
+            workers, SlotWorkers(ranges: ranges, count: count, workers: workers, scratch: base, slot: slotByteCount))
+    }
+
     /// Runs `body(task)` for every task in `0..<taskCount`, like the ``ParallelTasks`` form.
     ///
     /// With more than one thread this heap-allocates once or twice per call
@@ -81,6 +96,39 @@ public protocol ParallelRanges {
     /// Runs the items `range`. Called once per block, possibly on another thread and
     /// concurrently with the other blocks, so blocks write disjoint memory.
     func run(_ range: Range<Int>)
+}
+
+/// Work over a range of items that needs scratch memory, run by
+/// ``ComputeContext/parallelFor(_:slotByteCount:_:)``: what one worker does with its range and
+/// its slot of the workspace.
+public protocol ParallelSlotRanges {
+    /// Runs the items `range` with `scratch`, this worker's slot. Called once per worker, possibly
+    /// on another thread and concurrently with the others, so ranges write disjoint memory.
+    func run(_ range: Range<Int>, scratch: UnsafeMutableRawPointer)
+}
+
+/// The tasks of a ``ParallelSlotRanges``: task `w` is worker `w`'s range and slot.
+@usableFromInline
+struct SlotWorkers<Ranges: ParallelSlotRanges>: ParallelTasks {
+    @usableFromInline let ranges: Ranges
+    @usableFromInline let count: Int
+    @usableFromInline let workers: Int
+    @usableFromInline let scratch: UnsafeMutableRawPointer
+    @usableFromInline let slot: Int
+
+    @inlinable
+    init(ranges: Ranges, count: Int, workers: Int, scratch: UnsafeMutableRawPointer, slot: Int) {
+        self.ranges = ranges
+        self.count = count
+        self.workers = workers
+        self.scratch = scratch
+        self.slot = slot
+    }
+
+    @inlinable
+    func run(_ worker: Int) {
+        ranges.run((worker * count / workers)..<((worker + 1) * count / workers), scratch: scratch + worker * slot)
+    }
 }
 
 /// The tasks of a ``ParallelRanges``: task `t` is block `t`.
