@@ -275,11 +275,10 @@ TARGET static inline __attribute__((always_inline)) void plane(
 /// rows' sums and no load needs a mask (672 planes of 14 × 14: 125 → 93 µs; 1.2–1.45× on these
 /// shapes; 7 × 7 maps stay on the flat kernel, which fills whole vectors there).
 ///
-/// Scratch row `i` holds padded input row `S·oy0 + i` of the band starting at output row `oy0`,
-/// `phase_width` floats, input column `x` at `pad_left + x`. Tap (ky, kx) of the output vector
-/// at column `x` of output row `r` is the plain load at row `r + ky`, column `x + kx`.
+/// Scratch row `i` holds padded input row `oy0 + i` of the band starting at output row `oy0`,
+/// `row_stride` floats, input column `x` at `pad_left + x`. Tap (ky, kx) of the output vector at
+/// column `x` of output row `r` is the plain load at row `r + ky`, column `x + kx`.
 typedef struct {
-    long phase_width;
     long row_stride;
     /// Output rows per band: a multiple of 8, so that every group of rows a pass computes fits.
     long band_rows;
@@ -287,15 +286,14 @@ typedef struct {
 
 /// The band layout of `g`, or 0 when the banded kernel does not take it.
 static int band_layout_of(const apus_depthwise_geometry *g, band_layout *b) {
-    const long K = g->kernel, S = g->stride;
+    const long K = g->kernel;
     const long vectors = (g->output_width + 15) / 16;
-    if (K != 5 || S != 1 || vectors > 2 || g->output_width <= 8) return 0;
+    if (K != 5 || g->stride != 1 || vectors > 2 || g->output_width <= 8) return 0;
     // Columns the last vector's taps read, and those the copy of an input row writes.
     long width = vectors * 16 + K - 1;
     const long written = g->input_width + g->pad_left + 1;
     if (written > width) width = written;
-    b->phase_width = (width + 15) / 16 * 16;
-    b->row_stride = b->phase_width;
+    b->row_stride = (width + 15) / 16 * 16;
     // A band of B output rows reads B − 1 + K padded rows.
     const long rows = BAND_FLOATS / b->row_stride;
     long band = rows < K ? 0 : (rows - K + 1) / 8 * 8;
@@ -319,7 +317,7 @@ TARGET static inline void fill_row(
     long j = 0;
     for (; j + 16 <= W; j += 16) _mm512_storeu_ps(d + j, _mm512_loadu_ps(source + j));
     if (j < W) {
-        const __mmask16 m = (__mmask16)((1u << (W - j)) - 1u);
+        const __mmask16 m = range_mask(j, W);
         _mm512_mask_storeu_ps(d + j, m, _mm512_maskz_loadu_ps(m, source + j));
     }
 }
@@ -359,10 +357,8 @@ TARGET static inline __attribute__((always_inline)) void band_block(
         if (r >= rows) break;
 #pragma clang loop unroll(full)
         for (int v = 0; v < NV; v++) {
-            const long n = outW - 16 * v;
-            const __mmask16 mask = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1u);
             const long index = r * outW + 16 * v;
-            store(ACT, acc[r][v], out + index, residual ? residual + index : 0, low, high, mask);
+            store(ACT, acc[r][v], out + index, residual ? residual + index : 0, low, high, range_mask(16 * v, outW));
         }
     }
 }
@@ -631,12 +627,14 @@ TARGET void apus_depthwise_band_avx512(
     }
 }
 
-#define S2_ROWS(ACT)                                                                                                   \
+/// The planes of one call through the stride-2 row kernel.
+#define S2_ROWS(ACT, LOGISTIC)                                                                                         \
     for (long t = first; t < first + count; t++) {                                                                     \
         long channel = t % channels;                                                                                   \
         s2_plane(                                                                                                      \
             ACT, g, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f, output + t * outPlane,  \
             residual ? residual + t * outPlane : 0, low, high);                                                        \
+        if (LOGISTIC) apus_logistic_avx512(output + t * outPlane, outPlane, activation == APUS_GEMM_SILU);             \
     }
 
 /// The planes of one call with kernel, stride and activation fixed.
@@ -657,26 +655,27 @@ TARGET void apus_depthwise_band_avx512(
     default: PLANES(K, S, APUS_GEMM_NONE) break;                                                                       \
     }
 
-/// The planes of one call through the banded kernel.
-#define BANDED(K, ACT, LOGISTIC)                                                                                       \
+/// The planes of one call through the banded kernel (5 × 5).
+#define BANDED(ACT, LOGISTIC)                                                                                          \
     for (long t = first; t < first + count; t++) {                                                                     \
         long channel = t % channels;                                                                                   \
         banded_plane(                                                                                                  \
-            K, ACT, g, &band, scratch, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f,      \
+            5, ACT, g, &band, scratch, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f,      \
             output + t * outPlane, residual ? residual + t * outPlane : 0, low, high);                                 \
         if (LOGISTIC) apus_logistic_avx512(output + t * outPlane, outPlane, activation == APUS_GEMM_SILU);             \
     }
 
-/// Sigmoid and SiLU beside eight live accumulators spill (a 672-plane 14 × 14 layer took 1.4×
-/// its time without them): they run over each plane afterwards, in L1 (the same operations on
-/// the same sums, so the same bits).
-#define BY_ACTIVATION_BANDED(K)                                                                                        \
+/// `PLANES_OF(ACT, LOGISTIC)` with the activation fixed, for the kernels that keep eight sums in
+/// flight: Sigmoid and SiLU beside them spill (a 672-plane 14 × 14 layer took 1.4× its time), so
+/// those run over each plane afterwards, in L1 (the same operations on the same sums, so the same
+/// bits).
+#define BY_ACTIVATION_LOGISTIC_AFTER(PLANES_OF)                                                                        \
     switch (activation) {                                                                                              \
-    case APUS_GEMM_RELU: BANDED(K, APUS_GEMM_RELU, 0) break;                                                           \
-    case APUS_GEMM_CLIP: BANDED(K, APUS_GEMM_CLIP, 0) break;                                                           \
+    case APUS_GEMM_RELU: PLANES_OF(APUS_GEMM_RELU, 0) break;                                                           \
+    case APUS_GEMM_CLIP: PLANES_OF(APUS_GEMM_CLIP, 0) break;                                                           \
     case APUS_GEMM_SIGMOID:                                                                                            \
-    case APUS_GEMM_SILU: BANDED(K, APUS_GEMM_NONE, 1) break;                                                           \
-    default: BANDED(K, APUS_GEMM_NONE, 0) break;                                                                       \
+    case APUS_GEMM_SILU: PLANES_OF(APUS_GEMM_NONE, 1) break;                                                           \
+    default: PLANES_OF(APUS_GEMM_NONE, 0) break;                                                                       \
     }
 
 TARGET void apus_depthwise_avx512(
@@ -695,26 +694,12 @@ TARGET void apus_depthwise_avx512(
         // Zeroed once: the padding sits at the same places in every band of every plane.
         float scratch[BAND_FLOATS] __attribute__((aligned(64)));
         memset(scratch, 0, sizeof(scratch));
-        BY_ACTIVATION_BANDED(5)
+        BY_ACTIVATION_LOGISTIC_AFTER(BANDED)
         return;
     }
     if (s2_rows_apply(g)) {
-        switch (activation) {
-        case APUS_GEMM_RELU: S2_ROWS(APUS_GEMM_RELU) return;
-        case APUS_GEMM_CLIP: S2_ROWS(APUS_GEMM_CLIP) return;
-        case APUS_GEMM_SIGMOID:
-        case APUS_GEMM_SILU:
-            // In registers beside eight sums the logistic spills: over each plane afterwards.
-            for (long t = first; t < first + count; t++) {
-                long channel = t % channels;
-                s2_plane(
-                    APUS_GEMM_NONE, g, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f,
-                    output + t * outPlane, residual ? residual + t * outPlane : 0, low, high);
-                apus_logistic_avx512(output + t * outPlane, outPlane, activation == APUS_GEMM_SILU);
-            }
-            return;
-        default: S2_ROWS(APUS_GEMM_NONE) return;
-        }
+        BY_ACTIVATION_LOGISTIC_AFTER(S2_ROWS)
+        return;
     }
     // Kernel size and stride as constants for the common shapes, so that the tap loops unroll.
     if (g->stride == 1) {
