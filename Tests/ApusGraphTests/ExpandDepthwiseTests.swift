@@ -9,7 +9,8 @@ import Testing
 /// its output into one step (``ExpandDepthwise``). The joined step must give the unjoined plan's
 /// results bit for bit, at 1 and 2 threads, and must not fire when the expanded map is needed
 /// elsewhere.
-@Suite struct ExpandDepthwiseTests {
+@Suite(.enabled(if: PackedGemm.isAvailable, "the joined step needs the AVX-512 kernels"))
+struct ExpandDepthwiseTests {
     static func values(_ count: Int, seed: Int) -> [Float] {
         (0..<count).map { Float(sin(Double($0 * 7 + seed) * 0.37)) * 0.5 }
     }
@@ -66,7 +67,6 @@ import Testing
     /// the kernels apply: the joined step's output equals the unjoined plan's, bit for bit.
     @Test(arguments: [(24, 211, 209), (40, 160, 176), (32, 181, 190)])
     func joinedStepMatchesTheUnjoinedPlanBitForBit(_ shape: (Int, Int, Int)) throws {
-        try #require(PackedGemm.isAvailable, "the joined step needs the AVX-512 kernels")
         let (channels, height, width) = shape
         let x = Tensor(shape: [1, 8, height, width], scalars: Self.values(8 * height * width, seed: 5))
         for (expansion, depthwise) in [("Clip", "Clip"), ("SiLU", "SiLU"), ("Relu", ""), ("", "Sigmoid")] {
@@ -87,7 +87,6 @@ import Testing
 
     /// The expanded map is also a graph output, or too small to be worth it: no joining.
     @Test func staysUnjoinedWhenTheMapIsNeededOrSmall() throws {
-        try #require(PackedGemm.isAvailable, "the joined step needs the AVX-512 kernels")
         let x = Tensor(shape: [1, 8, 211, 209], scalars: Self.values(8 * 211 * 209, seed: 6))
         let shared = Self.graph(
             channels: 24, height: 211, width: 209, expansion: "Clip", depthwise: "Clip", alsoOutput: true)
