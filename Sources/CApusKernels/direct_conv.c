@@ -2,6 +2,7 @@
 // layers, and layers with at most four input channels (network stems). Both walk one table per
 // plan that says, for every vector of 16 outputs, where its taps start and which lanes exist.
 #include "apus_kernels.h"
+#include "lane_masks.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -73,16 +74,6 @@ size_t apus_depthwise_table_size(const apus_depthwise_geometry *g) {
     long units = unit_count(g);
     long loads = g->stride == 2 ? 2 : 1;
     return sizeof(table_header) + units_bytes(units) + (size_t)(units * g->kernel * g->kernel * loads) * 2;
-}
-
-/// Lanes `j` of a vector starting at column `first` with `0 <= first + j < width`.
-static uint16_t range_mask(long first, long width) {
-    long lo = -first;
-    long hi = width - first;
-    if (lo < 0) lo = 0;
-    if (hi > 16) hi = 16;
-    if (hi <= lo) return 0;
-    return (uint16_t)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
 
 /// Moves the units whose every tap mask is full to the front (units are independent: each writes

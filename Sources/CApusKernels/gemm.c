@@ -283,10 +283,12 @@ TARGET static inline long strip(
 
 TARGET void apus_gemm_packed_avx512(
     const float *packed, long packedRows, long firstRow, long k, long m, long n, const float *b, long ldb, float *c,
-    long ldc, const apus_gemm_epilogue *epilogue) {
+    long ldc, int accumulate, const apus_gemm_epilogue *epilogue) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
-        for (long r = 0; r < m; r++) memset(c + r * ldc, 0, (size_t)n * sizeof(float));
+        if (!accumulate) {
+            for (long r = 0; r < m; r++) memset(c + r * ldc, 0, (size_t)n * sizeof(float));
+        }
         if (epilogue) {
             // Nothing to sum: the epilogue runs on zeros, through the same vector code.
             for (long p = 0; p < (m + MR - 1) / MR; p++) {
@@ -322,7 +324,7 @@ TARGET void apus_gemm_packed_avx512(
     }
     for (long k0 = 0; k0 < k; k0 += KC) {
         long kc = k - k0 < KC ? k - k0 : KC;
-        int accumulate = k0 > 0;
+        int continues = accumulate || k0 > 0;
         // The epilogue runs when the last block stores its sums.
         const apus_gemm_epilogue *epi = k0 + kc >= k ? epilogue : 0;
 #define EPILOGUE_ARGS(p, n0)                                                                                           \
@@ -340,7 +342,7 @@ TARGET void apus_gemm_packed_avx512(
                     EPILOGUE_ARGS(p, n0)
                     const float *bNext = p == 0 && n0 + 48 < wide ? b + k0 * ldb + n0 + 48 : 0;
                     n0 += strip(
-                        kc, aPanel, b + k0 * ldb + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0, accumulate, epi,
+                        kc, aPanel, b + k0 * ldb + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0, continues, epi,
                         bias, residual, bNext);
                 }
             }
@@ -353,14 +355,14 @@ TARGET void apus_gemm_packed_avx512(
                     const float *bNext = p == 0 && n0 + 48 < wide ? b + k0 * ldb + n0 + 48 : 0;
                     done = strip(
                         kc, block + p * MR * kc, b + k0 * ldb + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0,
-                        accumulate, epi, bias, residual, bNext);
+                        continues, epi, bias, residual, bNext);
                 }
                 n0 += done;
             }
         }
         if (wide < n) {
             kernel_columns(
-                kc, block, panels, m, b + k0 * ldb + wide, ldb, c + wide, ldc, n - wide, accumulate,
+                kc, block, panels, m, b + k0 * ldb + wide, ldb, c + wide, ldc, n - wide, continues,
                 epi ? &tailEpilogue : 0);
         }
     }
@@ -374,8 +376,8 @@ void apus_logistic_avx512(float *x, long n, int silu) {
 
 void apus_gemm_packed_avx512(
     const float *packed, long packedRows, long firstRow, long k, long m, long n, const float *b, long ldb, float *c,
-    long ldc, const apus_gemm_epilogue *epilogue) {
-    (void)epilogue;
+    long ldc, int accumulate, const apus_gemm_epilogue *epilogue) {
+    (void)epilogue; (void)accumulate;
     (void)packed; (void)packedRows; (void)firstRow; (void)k; (void)m; (void)n; (void)b; (void)ldb; (void)c; (void)ldc;
 }
 

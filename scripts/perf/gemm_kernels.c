@@ -42,7 +42,7 @@ static void run(const char *name, long m, long n, long k) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, a[c], k, b, n, 0, c1, n);
         blas[r] = now() - t;
         t = now();
-        apus_gemm_packed_avx512(packed[c], m, 0, k, m, n, b, n, c2, n, 0);
+        apus_gemm_packed_avx512(packed[c], m, 0, k, m, n, b, n, c2, n, 0, 0);
         kernel[r] = now() - t;
     }
     qsort(blas, CALLS, sizeof(double), compare);

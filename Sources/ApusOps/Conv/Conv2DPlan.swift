@@ -17,6 +17,10 @@ public struct Conv2DPlan: Sendable {
         case pointwise
         /// im2col of a column tile into the workspace, then sgemm.
         case im2col
+        /// One packed GEMM per kernel tap, each reading a window of the input laid out in strided
+        /// planes (``TapPlanes``), summed tap after tap in the kernel: strided and wider-than-1×1
+        /// layers without the column matrix (needs the weights and AVX-512; one group).
+        case taps
         /// One channel at a time with a SIMD kernel (groups == C_in == C_out).
         case depthwise
         /// Winograd F(4×4, 3×3): transformed input tiles, 36 sgemm calls, transformed back
@@ -54,6 +58,8 @@ public struct Conv2DPlan: Sendable {
     /// The AVX-512 kernel of the ``Algorithm/direct`` path, and of the ``Algorithm/depthwise``
     /// path when the CPU and geometry allow it.
     let vectorKernel: DirectConvKernel?
+    /// The input layout of the ``Algorithm/taps`` path.
+    let tapPlanes: TapPlanes?
 
     /// Plans `geometry`; `algorithm` overrides the choice (tests use it to force a path that the
     /// geometry allows: ``Algorithm/pointwise`` needs ``Conv2DGeometry/isPointwise``,
@@ -84,15 +90,23 @@ public struct Conv2DPlan: Sendable {
             fewChannelsKernel = kernel
         } else if geometry.isPointwise {
             chosen = .pointwise
+        } else if weights != nil && PackedGemm.isAvailable && TapPlanes.isEnabledByDefault
+            && TapPlanes.supports(geometry)
+        {
+            chosen = .taps
         } else {
             chosen = .im2col
         }
         precondition(chosen != .pointwise || geometry.isPointwise, "pointwise path on a non-pointwise convolution")
         precondition(chosen != .depthwise || geometry.isDepthwise, "depthwise path on a non-depthwise convolution")
         precondition(
+            chosen != .taps || (TapPlanes.supports(geometry) && weights != nil && PackedGemm.isAvailable),
+            "tap path on a grouped convolution, without weights or without AVX-512")
+        precondition(
             chosen != .winograd || (WinogradConv2D.supports(geometry) && weights != nil),
             "Winograd path on a convolution that is not 3×3 stride 1, or without weights")
         self.algorithm = chosen
+        tapPlanes = chosen == .taps ? TapPlanes(geometry: geometry) : nil
         vectorKernel =
             fewChannelsKernel ?? (chosen == .depthwise || chosen == .direct ? DirectConvKernel(geometry) : nil)
         precondition(chosen != .direct || vectorKernel != nil, "direct path on a geometry its kernel does not take")
@@ -106,6 +120,9 @@ public struct Conv2DPlan: Sendable {
                 winogradWeights = WinogradWeights(weights: weights, geometry: geometry, threadCount: threadCount)
                 packedWeights = nil
             }
+        } else if chosen == .taps, let weights {
+            winogradWeights = nil
+            packedWeights = TapPlanes.packedWeights(weights, geometry: geometry, threadCount: threadCount)
         } else if let weights, PackedGemm.isAvailable, chosen == .pointwise || chosen == .im2col,
             geometry.groups == 1 || geometry.outputChannelsPerGroup % PackedGemm.panelRows == 0
         {
@@ -124,7 +141,9 @@ public struct Conv2DPlan: Sendable {
             chosen == .im2col && packedWeights != nil
             && geometry.groups * geometry.reductionLength * geometry.outputHeight * geometry.outputWidth > 1 << 19
         let tiles =
-            tilesFillColumns ? Conv2DPlan.columnFillTiling(geometry: geometry) : Conv2DPlan.tiling(geometry: geometry)
+            chosen == .taps
+            ? Conv2DPlan.tapTiling(geometry: geometry)
+            : tilesFillColumns ? Conv2DPlan.columnFillTiling(geometry: geometry) : Conv2DPlan.tiling(geometry: geometry)
         self.rowTile = tiles.rowTile
         self.rowTileCount = (max(1, geometry.outputChannelsPerGroup) + tiles.rowTile - 1) / tiles.rowTile
         self.columnTile = tiles.columnTile
@@ -157,6 +176,34 @@ public struct Conv2DPlan: Sendable {
         let columnTile = min(columns, target)
         return (rows, columnTile, (columns + columnTile - 1) / columnTile)
     }
+
+    /// The tiles of the ``Algorithm/taps`` path: column tiles (a multiple of 48, the kernel's
+    /// strip) small enough that a tile of the output and one tap's operand stay in L2 while the
+    /// taps add up, and, when that leaves fewer than four tiles, row tiles too, so that two
+    /// threads share the work. Depends only on the geometry; the sums do not depend on it at all.
+    static func tapTiling(geometry g: Conv2DGeometry) -> (rowTile: Int, columnTile: Int, columnTileCount: Int) {
+        let columns = max(1, g.outputHeight * g.outputWidth)
+        let rows = max(1, g.outputChannels)
+        let budget = tapTileBytes / MemoryLayout<Float>.stride
+        let fit = max(48, budget / max(1, g.inputChannels) / 48 * 48)
+        let columnTile = min(columns, fit)
+        let columnTileCount = (columns + columnTile - 1) / columnTile
+        var rowTile = rows
+        if columnTileCount < 4 && rows >= 64 {
+            let parts = min(rows / 32, (4 + columnTileCount - 1) / columnTileCount)
+            rowTile = min(rows, ((rows + parts - 1) / parts + 7) / 8 * 8)
+        }
+        return (rowTile, columnTile, columnTileCount)
+    }
+
+    /// The L2 budget of one tap tile (output tile plus one tap's operand): 256 KB;
+    /// `APUS_TAP_TILE_BYTES` overrides it for experiments.
+    static let tapTileBytes: Int = {
+        if let text = getenv("APUS_TAP_TILE_BYTES"), let value = Int(String(cString: text)), value > 0 {
+            return value
+        }
+        return 256 * 1024
+    }()
 
     /// The sgemm tiles of one image and group.
     ///
@@ -195,7 +242,7 @@ public struct Conv2DPlan: Sendable {
     var slotByteCount: Int {
         let g = geometry
         switch algorithm {
-        case .pointwise, .im2col, .winograd, .direct: return 0
+        case .pointwise, .im2col, .taps, .winograd, .direct: return 0
         case .depthwise:
             // The AVX-512 kernel reads the input in place.
             if vectorKernel != nil { return 0 }
@@ -216,6 +263,7 @@ public struct Conv2DPlan: Sendable {
     /// plane per concurrently running task (depthwise).
     public func workspaceByteCount(threadCount: Int) -> Int {
         if algorithm == .im2col { return (columnMatrixByteCount + 63) / 64 * 64 }
+        if let tapPlanes { return (tapPlanes.floatCount * MemoryLayout<Float>.stride + 63) / 64 * 64 }
         if algorithm == .winograd { return winogradLayout.byteCount }
         let slot = slotByteCount
         if slot == 0 { return 0 }
@@ -227,7 +275,7 @@ public struct Conv2DPlan: Sendable {
     var taskCount: Int {
         switch algorithm {
         case .depthwise: geometry.batch * geometry.outputChannels
-        case .pointwise, .im2col: geometry.groups * rowTileCount * columnTileCount
+        case .pointwise, .im2col, .taps: geometry.groups * rowTileCount * columnTileCount
         case .winograd: WinogradConv2D.positions
         case .direct:
             geometry.batch
@@ -289,6 +337,9 @@ public struct Conv2DPlan: Sendable {
                 context: context)
         case .winograd:
             runWinograd(
+                input: input, bias: bias, residual: residual, output: output, activation: activation, context: context)
+        case .taps:
+            runTaps(
                 input: input, bias: bias, residual: residual, output: output, activation: activation, context: context)
         case .pointwise, .im2col:
             let g = geometry

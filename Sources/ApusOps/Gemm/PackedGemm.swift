@@ -82,7 +82,7 @@ public final class PackedMatrix: @unchecked Sendable {
 /// `C = A · B` with `A` a ``PackedMatrix``, on the AVX-512 kernel (CApusKernels).
 public enum PackedGemm {
     /// Rows per packed panel: a row range handed to
-    /// ``multiply(_:matrix:firstRow:rowCount:n:b:ldb:c:ldc:bias:residual:residualStride:activation:)``
+    /// ``multiply(_:matrix:firstRow:rowCount:n:b:ldb:c:ldc:bias:residual:residualStride:activation:accumulate:)``
     /// must start at a multiple of it.
     public static let panelRows = Int(APUS_GEMM_PANEL_ROWS)
 
@@ -103,26 +103,31 @@ public enum PackedGemm {
     /// (the layout of `c`, row stride `residualStride`) and applies `activation` — `.none`,
     /// `.relu`, `.clip`, `.sigmoid` and `.silu` in the kernel (the last two with the exp of
     /// ``logistic(_:count:silu:)``), others by ``Epilogue`` right after. Bitwise
-    /// independent of how rows and columns are split into calls.
+    /// independent of how rows and columns are split into calls. With `accumulate` the sums
+    /// continue from `c`'s values (`c += A · B`, then the epilogue), so a product over several
+    /// calls along K sums its terms in call order.
     @inline(__always)
     public static func multiply(
         _ packed: PackedMatrix, matrix: Int = 0, firstRow: Int, rowCount: Int, n: Int, b: UnsafePointer<Float>,
         ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
-        residual: UnsafePointer<Float>? = nil, residualStride: Int = 0, activation: FusedActivation = .none
+        residual: UnsafePointer<Float>? = nil, residualStride: Int = 0, activation: FusedActivation = .none,
+        accumulate: Bool = false
     ) {
         precondition(isAvailable, "the packed GEMM kernel needs AVX-512")
         precondition(firstRow % panelRows == 0 && firstRow + rowCount <= packed.rows, "row range off the panels")
         let values = packed.values + matrix * packed.stride
         let (inKernel, low, high, rest) = kernelActivation(activation)
         if bias == nil && residual == nil && inKernel == Int32(APUS_GEMM_NONE) {
-            apus_gemm_packed_avx512(values, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc, nil)
+            apus_gemm_packed_avx512(
+                values, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc, accumulate ? 1 : 0, nil)
         } else {
             var epilogue = apus_gemm_epilogue(
                 bias: bias, residual: residual, residual_stride: residualStride, activation: inKernel, low: low,
                 high: high)
             apus_gemm_packed_avx512(
-                values, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc, &epilogue)
+                values, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc, accumulate ? 1 : 0,
+                &epilogue)
         }
         if rest != .none {
             Epilogue.apply(
