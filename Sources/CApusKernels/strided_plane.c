@@ -6,24 +6,63 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-/// One row, stride 1 or 2, sixteen outputs per step. Lanes whose input column lies outside the
-/// row are masked off the loads (so they read as zero and never touch memory), which covers the
-/// padding at both ends without a scalar loop.
-__attribute__((target("avx512f"))) static void vector_row(
-    const float *row, long inputWidth, long columnOffset, long stride, long width, float *dest) {
+/// Rows of vectors of sixteen outputs at column stride 1 or 2 (`width` at most 16 · MAX_VECTORS).
+/// The lane masks depend only on the columns, so they are made once for all rows: lanes whose
+/// input column lies outside the row are masked off the loads (they read as zero and never touch
+/// memory), which covers the padding at both ends without a scalar loop.
+#define MAX_VECTORS 256
+
+__attribute__((target("avx512f"))) static void vector_rows(
+    const float *plane, long inputHeight, long inputWidth, long firstRow, long rowStride, long rows,
+    long columnOffset, long columnStride, long width, float *dest) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    for (long x = 0; x < width; x += 16) {
-        __mmask16 store = (__mmask16)range_mask(x, width);
-        long first = columnOffset + x * stride;
-        __m512 v;
-        if (stride == 1) {
-            v = _mm512_maskz_loadu_ps(range_mask(first, inputWidth) & store, row + first);
-        } else {
-            __m512 low = _mm512_maskz_loadu_ps(range_mask(first, inputWidth), row + first);
-            __m512 high = _mm512_maskz_loadu_ps(range_mask(first + 16, inputWidth), row + first + 16);
-            v = _mm512_permutex2var_ps(low, even, high);
+    const long vectors = (width + 15) / 16;
+    __mmask16 store[MAX_VECTORS], low[MAX_VECTORS], high[MAX_VECTORS];
+    for (long v = 0; v < vectors; v++) {
+        long first = columnOffset + 16 * v * columnStride;
+        store[v] = (__mmask16)range_mask(16 * v, width);
+        low[v] = (__mmask16)range_mask(first, inputWidth);
+        high[v] = (__mmask16)range_mask(first + 16, inputWidth);
+        if (columnStride == 1) low[v] &= store[v];
+    }
+    // Rows outside the plane are zero; the rest are a range of rows.
+    long begin = 0, end = rows;
+    while (begin < rows && (firstRow + begin * rowStride < 0 || firstRow + begin * rowStride >= inputHeight)) begin++;
+    while (end > begin && (firstRow + (end - 1) * rowStride < 0 || firstRow + (end - 1) * rowStride >= inputHeight)) {
+        end--;
+    }
+    memset(dest, 0, (size_t)(begin * width) * sizeof(float));
+    memset(dest + end * width, 0, (size_t)((rows - end) * width) * sizeof(float));
+    const float *source = plane + (firstRow + begin * rowStride) * inputWidth + columnOffset;
+    dest += begin * width;
+    if (columnStride == 2 && vectors <= 2) {
+        // Maps up to 32 wide (most strided layers): the masks stay in registers.
+        const __mmask16 s0 = store[0], l0 = low[0], h0 = high[0];
+        const __mmask16 s1 = vectors > 1 ? store[1] : 0, l1 = vectors > 1 ? low[1] : 0, h1 = vectors > 1 ? high[1] : 0;
+        for (long r = begin; r < end; r++, dest += width, source += rowStride * inputWidth) {
+            __m512 a = _mm512_maskz_loadu_ps(l0, source), b = _mm512_maskz_loadu_ps(h0, source + 16);
+            _mm512_mask_storeu_ps(dest, s0, _mm512_permutex2var_ps(a, even, b));
+            if (vectors > 1) {
+                a = _mm512_maskz_loadu_ps(l1, source + 32);
+                b = _mm512_maskz_loadu_ps(h1, source + 48);
+                _mm512_mask_storeu_ps(dest + 16, s1, _mm512_permutex2var_ps(a, even, b));
+            }
         }
-        _mm512_mask_storeu_ps(dest + x, store, v);
+        return;
+    }
+    for (long r = begin; r < end; r++, dest += width, source += rowStride * inputWidth) {
+        const float *row = source;
+        if (columnStride == 1) {
+            for (long v = 0; v < vectors; v++) {
+                _mm512_mask_storeu_ps(dest + 16 * v, store[v], _mm512_maskz_loadu_ps(low[v], row + 16 * v));
+            }
+        } else {
+            for (long v = 0; v < vectors; v++) {
+                __m512 a = _mm512_maskz_loadu_ps(low[v], row + 32 * v);
+                __m512 b = _mm512_maskz_loadu_ps(high[v], row + 32 * v + 16);
+                _mm512_mask_storeu_ps(dest + 16 * v, store[v], _mm512_permutex2var_ps(a, even, b));
+            }
+        }
     }
 }
 #endif
@@ -31,6 +70,14 @@ __attribute__((target("avx512f"))) static void vector_row(
 void apus_strided_plane(
     const float *plane, long inputHeight, long inputWidth, long firstRow, long rowStride, long rows, long columnOffset,
     long columnStride, long width, float *dest, int vector) {
+#if defined(__x86_64__)
+    if (vector && (columnStride == 1 || columnStride == 2) && width <= 16 * MAX_VECTORS) {
+        vector_rows(plane, inputHeight, inputWidth, firstRow, rowStride, rows, columnOffset, columnStride, width, dest);
+        return;
+    }
+#else
+    (void)vector;
+#endif
     for (long r = 0; r < rows; r++, dest += width) {
         long y = firstRow + r * rowStride;
         if (y < 0 || y >= inputHeight) {
@@ -38,14 +85,6 @@ void apus_strided_plane(
             continue;
         }
         const float *row = plane + y * inputWidth;
-#if defined(__x86_64__)
-        if (vector && (columnStride == 1 || columnStride == 2)) {
-            vector_row(row, inputWidth, columnOffset, columnStride, width, dest);
-            continue;
-        }
-#else
-        (void)vector;
-#endif
         for (long x = 0; x < width; x++) {
             long column = columnOffset + x * columnStride;
             dest[x] = column >= 0 && column < inputWidth ? row[column] : 0.0f;
