@@ -112,6 +112,18 @@ TARGET static inline __attribute__((always_inline)) void kernel_8xnv(
                                                : _mm512_setzero_ps();
         }
     }
+    if (epi) {
+        // The block's residual, and its outputs when nothing was stored there yet, are fetched
+        // now, a whole block of k ahead of the epilogue: in the column-strip order every row of the
+        // output is its own stream, too many for the hardware prefetcher.
+        for (int r = 0; r < MR; r++) {
+            if (rows <= r) break;
+            for (int v = 0; v < NV; v++) {
+                if (residual) _mm_prefetch((const char *)(residual + r * epi->residual_stride + 16 * v), _MM_HINT_T0);
+                if (!accumulate) __builtin_prefetch(c + r * ldc + 16 * v, 1, 3);
+            }
+        }
+    }
     for (long kk = 0; kk < kc; kk++) {
         // The packed weights stream from memory once per block; fetch ahead of the loads.
         _mm_prefetch((const char *)(a + PREFETCH), _MM_HINT_T0);
