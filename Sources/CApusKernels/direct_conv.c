@@ -5,6 +5,7 @@
 #include "lane_masks.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /// The table's header; then `units` unit records, then the masks, `[unit][tap][load]`.
@@ -669,6 +670,177 @@ TARGET void apus_depthwise_band_avx512(
     default: PLANES_OF(APUS_GEMM_NONE, 0) break;                                                                       \
     }
 
+/// Floats of the channel kernel's scratch, on the stack (48 KiB).
+#define CHANNEL_FLOATS 12288
+
+/// The channel kernel, for small maps (7 × 7, up to 14 × 14): there a plane is a few vectors,
+/// most of them with lanes past a row's end masked off, and a tap's vector loads feed one sum.
+/// This one turns sixteen planes (consecutive channels of one image) into one zero-padded map of
+/// sixteen-lane vectors, one lane per plane (a 16 × 16 transpose per sixteen positions), so that a
+/// tap is one unmasked load and one fused multiply-add for sixteen outputs, eight outputs of a row
+/// in flight; the sums go back to planes through the same transpose. Each output sums bias, then
+/// the taps in (ky, kx) order, one fused multiply-add each (padding as zeros): the order of the
+/// table-driven kernel, so both give the same bits.
+typedef struct {
+    /// Rows and columns of the padded map: what the outputs read, from row −pad_top, column −pad_left.
+    long rows, columns;
+} channel_layout;
+
+/// The channel layout of `g`, or 0 when the channel kernel does not take it: output maps of at
+/// most 14 × 14 whose padded map and sums fit the scratch.
+static int channel_layout_of(const apus_depthwise_geometry *g, channel_layout *c) {
+    static int enabled = -1;
+    if (enabled < 0) {
+        const char *text = getenv("APUS_DEPTHWISE_CHANNELS");
+        enabled = !(text && strcmp(text, "0") == 0);
+    }
+    if (!enabled || g->output_width > 14 || g->output_height > 14) return 0;
+    c->rows = (g->output_height - 1) * g->stride + g->kernel;
+    c->columns = (g->output_width - 1) * g->stride + g->kernel;
+    return 16 * (c->rows * c->columns + g->output_height * g->output_width) <= CHANNEL_FLOATS
+        && g->input_height * g->input_width <= CHANNEL_FLOATS / 16;
+}
+
+/// Transposes sixteen vectors in place: afterwards `v[j]` lane `i` is what `v[i]` lane `j` was.
+TARGET static inline __attribute__((always_inline)) void transpose16(__m512 v[16]) {
+    __m512 t[16], u[16];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
+    }
+    // u[4b + c], 128-bit lane L: column 4L + c of rows 4b ..< 4b + 4.
+#pragma clang loop unroll(full)
+    for (int b = 0; b < 4; b++) {
+        __m512d t0 = _mm512_castps_pd(t[4 * b]), t1 = _mm512_castps_pd(t[4 * b + 1]);
+        __m512d t2 = _mm512_castps_pd(t[4 * b + 2]), t3 = _mm512_castps_pd(t[4 * b + 3]);
+        u[4 * b] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+        u[4 * b + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+        u[4 * b + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+        u[4 * b + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+    }
+#pragma clang loop unroll(full)
+    for (int c = 0; c < 4; c++) {
+        __m512 even0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), odd0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+        __m512 even1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+        __m512 odd1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+        v[c] = _mm512_shuffle_f32x4(even0, even1, 0x88);
+        v[8 + c] = _mm512_shuffle_f32x4(even0, even1, 0xDD);
+        v[4 + c] = _mm512_shuffle_f32x4(odd0, odd1, 0x88);
+        v[12 + c] = _mm512_shuffle_f32x4(odd0, odd1, 0xDD);
+    }
+}
+
+/// Loads the sixteen rows `rows[i] + column` (`valid` floats each, the rest zero), transposed.
+TARGET static inline __attribute__((always_inline)) void load_transposed(
+    const float *first, long rowStride, long column, long valid, __m512 v[16]) {
+    const __mmask16 m = (__mmask16)range_mask(column, valid);
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 16; i++) v[i] = _mm512_maskz_loadu_ps(m, first + i * rowStride + column);
+    transpose16(v);
+}
+
+/// Sixteen planes `t0 ..< t0 + 16` of channels `c0 ..< c0 + 16` through the channel kernel.
+/// `scratch` holds the padded map (its border already zero) and then the sums; `offsets[s]` is
+/// where input position `s` goes in the map (in vectors), −1 when no output reads it.
+TARGET static inline __attribute__((always_inline)) void channel_group(
+    const int K, const int S, const int ACT, const apus_depthwise_geometry *g, const channel_layout *c,
+    const int *offsets, float *scratch, const float *in, const float *w, const float *bias, float *out,
+    const float *residual, float low, float high) {
+    const long k = K ? K : g->kernel;
+    const long taps = k * k, inPlane = g->input_height * g->input_width;
+    const long outW = g->output_width, outPlane = g->output_height * outW;
+    float *map = scratch, *sums = scratch + 16 * c->rows * c->columns;
+    __m512 v[16];
+    for (long s0 = 0; s0 < inPlane; s0 += 16) {
+        load_transposed(in, inPlane, s0, inPlane, v);
+        for (int j = 0; j < 16 && s0 + j < inPlane; j++) {
+            if (offsets[s0 + j] >= 0) _mm512_store_ps(map + 16 * offsets[s0 + j], v[j]);
+        }
+    }
+    __m512 weights[64];
+    for (long t0 = 0; t0 < taps; t0 += 16) {
+        load_transposed(w, taps, t0, taps, v);
+        for (int j = 0; j < 16 && t0 + j < taps; j++) weights[t0 + j] = v[j];
+    }
+    const __m512 b = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+    for (long oy = 0; oy < g->output_height; oy++) {
+        for (long x0 = 0; x0 < outW; x0 += 8) {
+            // Eight outputs of the row; past its end the last one again (never stored).
+            const float *base[8];
+            __m512 acc[8];
+#pragma clang loop unroll(full)
+            for (int j = 0; j < 8; j++) {
+                long x = x0 + j < outW ? x0 + j : outW - 1;
+                base[j] = map + 16 * (oy * S * c->columns + x * S);
+                acc[j] = b;
+            }
+            for (long ky = 0; ky < k; ky++) {
+#pragma clang loop unroll(full)
+                for (long kx = 0; kx < (K ? K : 1); kx++) {
+                    const __m512 wt = weights[ky * k + kx];
+#pragma clang loop unroll(full)
+                    for (int j = 0; j < 8; j++) {
+                        acc[j] = _mm512_fmadd_ps(wt, _mm512_load_ps(base[j] + 16 * (ky * c->columns + kx)), acc[j]);
+                    }
+                }
+                if (!K) {
+                    for (long kx = 1; kx < k; kx++) {
+                        const __m512 wt = weights[ky * k + kx];
+#pragma clang loop unroll(full)
+                        for (int j = 0; j < 8; j++) {
+                            acc[j] = _mm512_fmadd_ps(
+                                wt, _mm512_load_ps(base[j] + 16 * (ky * c->columns + kx)), acc[j]);
+                        }
+                    }
+                }
+            }
+            for (int j = 0; j < 8 && x0 + j < outW; j++) _mm512_store_ps(sums + 16 * (oy * outW + x0 + j), acc[j]);
+        }
+    }
+    // Back to planes: sixteen positions of the sixteen planes per transpose.
+    for (long s0 = 0; s0 < outPlane; s0 += 16) {
+        const long n = outPlane - s0 < 16 ? outPlane - s0 : 16;
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 16; j++) v[j] = j < n ? _mm512_load_ps(sums + 16 * (s0 + j)) : _mm512_setzero_ps();
+        transpose16(v);
+        const __mmask16 m = (__mmask16)range_mask(0, n);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 16; i++) {
+            store(ACT, v[i], out + i * outPlane + s0, residual ? residual + i * outPlane + s0 : 0, low, high, m);
+        }
+    }
+}
+
+/// The planes `first ..< first + count` in groups of sixteen consecutive channels of one image
+/// (starting at a channel that is a multiple of 16, so that the grouping never depends on how a
+/// caller splits the planes) through the channel kernel; the other planes through `PLANES`.
+#define CHANNEL_GROUPS(K, S, ACT)                                                                                      \
+    for (long t = first; t < first + count;) {                                                                         \
+        long channel = t % channels;                                                                                   \
+        if (channel % 16 == 0 && channel + 16 <= channels && t + 16 <= first + count) {                                \
+            channel_group(                                                                                             \
+                K, S, ACT, g, &layout, offsets, scratch, input + t * inPlane, weights + channel * taps,                \
+                bias ? bias + channel : 0, output + t * outPlane, residual ? residual + t * outPlane : 0, low, high);  \
+            t += 16;                                                                                                   \
+        } else {                                                                                                       \
+            plane(                                                                                                     \
+                K ? K : 0, S, ACT, g, table, input + t * inPlane, weights + channel * taps,                            \
+                bias ? bias[channel] : 0.0f, output + t * outPlane, residual ? residual + t * outPlane : 0, low,       \
+                high);                                                                                                 \
+            t += 1;                                                                                                    \
+        }                                                                                                              \
+    }
+
+#define CHANNELS_BY_ACTIVATION(K, S)                                                                                   \
+    switch (activation) {                                                                                              \
+    case APUS_GEMM_RELU: CHANNEL_GROUPS(K, S, APUS_GEMM_RELU) break;                                                   \
+    case APUS_GEMM_CLIP: CHANNEL_GROUPS(K, S, APUS_GEMM_CLIP) break;                                                   \
+    case APUS_GEMM_SIGMOID: CHANNEL_GROUPS(K, S, APUS_GEMM_SIGMOID) break;                                             \
+    case APUS_GEMM_SILU: CHANNEL_GROUPS(K, S, APUS_GEMM_SILU) break;                                                   \
+    default: CHANNEL_GROUPS(K, S, APUS_GEMM_NONE) break;                                                               \
+    }
+
 TARGET void apus_depthwise_avx512(
     const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
     long first, long count, float *output, const apus_gemm_epilogue *epilogue) {
@@ -680,6 +852,30 @@ TARGET void apus_depthwise_avx512(
     const float *bias = e.bias, *residual = e.residual;
     const int activation = e.activation;
     const float low = e.low, high = e.high;
+    channel_layout layout;
+    if (count >= 16 && channels >= 16 && channel_layout_of(g, &layout)) {
+        float scratch[CHANNEL_FLOATS] __attribute__((aligned(64)));
+        // Zeroed once: the padding sits at the same places for every group; and where each input
+        // position goes in the padded map.
+        memset(scratch, 0, sizeof(float) * (size_t)(16 * layout.rows * layout.columns));
+        int offsets[CHANNEL_FLOATS / 16];
+        for (long s = 0; s < inPlane; s++) {
+            long y = s / g->input_width + g->pad_top, x = s % g->input_width + g->pad_left;
+            offsets[s] = y < layout.rows && x < layout.columns ? (int)(y * layout.columns + x) : -1;
+        }
+        if (g->stride == 1) {
+            switch (g->kernel) {
+            case 3: CHANNELS_BY_ACTIVATION(3, 1) return;
+            case 5: CHANNELS_BY_ACTIVATION(5, 1) return;
+            default: CHANNELS_BY_ACTIVATION(0, 1) return;
+            }
+        }
+        switch (g->kernel) {
+        case 3: CHANNELS_BY_ACTIVATION(3, 2) return;
+        case 5: CHANNELS_BY_ACTIVATION(5, 2) return;
+        default: CHANNELS_BY_ACTIVATION(0, 2) return;
+        }
+    }
     band_layout band;
     if (band_layout_of(g, &band)) {
         // Zeroed once: the padding sits at the same places in every band of every plane.

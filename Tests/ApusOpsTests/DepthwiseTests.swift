@@ -87,6 +87,69 @@ import Testing
         }
     }
 
+    /// The channel kernel (sixteen planes of a small map at a time, through a transposed padded
+    /// map) gives the bits of the per-plane kernels: every plane of a call computed together
+    /// against each plane computed alone (a call of one plane never takes the channel kernel).
+    /// Odd sizes, asymmetric padding, a 7 × 7 kernel (the generic loop), 40 channels (two groups
+    /// and eight planes left over), residual and every activation the kernel applies.
+    @Test(
+        .enabled(if: PackedGemm.isAvailable),
+        arguments: [
+            (7, 7, 3, 1), (7, 7, 5, 1), (14, 14, 3, 2), (14, 14, 5, 2), (14, 14, 5, 1), (9, 13, 3, 1), (13, 11, 7, 2),
+            (5, 6, 7, 1), (3, 3, 1, 1),
+        ])
+    func channelKernelIsBitwiseThePlaneKernels(_ shape: (Int, Int, Int, Int)) {
+        let (h, w, k, s) = shape
+        let channels = 40
+        for pads in [(k / 2, k / 2, k / 2, k / 2), (0, k - 1, k / 2, 0)] {
+            let g = geometry(
+                n: 2, c: channels, h: h, w: w, m: channels, groups: channels, k: (k, k), stride: (s, s), pads: pads)
+            guard let kernel = DirectConvKernel(g) else {
+                Issue.record("no AVX-512 kernel for \(g)")
+                continue
+            }
+            var random = TestRandom(seed: 11)
+            let input = random.array(2 * channels * h * w)
+            let weights = random.array(channels * k * k)
+            let bias = random.array(channels)
+            let planes = 2 * channels
+            let residual = random.array(planes * g.outputHeight * g.outputWidth)
+            for (withResidual, activation) in [
+                (false, FusedActivation.none), (true, .relu), (false, .clip(min: -0.5, max: 0.5)), (true, .silu),
+                (false, .sigmoid),
+            ] {
+                var together = [Float](repeating: .nan, count: residual.count)
+                var alone = together
+                input.withUnsafeBufferPointer { x in
+                    weights.withUnsafeBufferPointer { wt in
+                        bias.withUnsafeBufferPointer { b in
+                            residual.withUnsafeBufferPointer { r in
+                                let rp = withResidual ? r.baseAddress : nil
+                                together.withUnsafeMutableBufferPointer { out in
+                                    kernel.runDepthwise(
+                                        channels: channels, tasks: 0..<planes, input: x.baseAddress!,
+                                        weights: wt.baseAddress!, bias: b.baseAddress, residual: rp,
+                                        output: out.baseAddress!, activation: activation)
+                                }
+                                alone.withUnsafeMutableBufferPointer { out in
+                                    for plane in 0..<planes {
+                                        kernel.runDepthwise(
+                                            channels: channels, tasks: plane..<plane + 1, input: x.baseAddress!,
+                                            weights: wt.baseAddress!, bias: b.baseAddress, residual: rp,
+                                            output: out.baseAddress!, activation: activation)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                let differing = zip(together, alone).filter { $0.bitPattern != $1.bitPattern }.count
+                #expect(differing == 0, "\(g) \(activation) residual \(withResidual): \(differing) outputs differ")
+                #expect(!together.contains { $0.isNaN }, "\(g): outputs left unwritten")
+            }
+        }
+    }
+
     /// Planes tall enough that the banded 5 × 5 stride-1 kernel (maps 9 to 32 wide) needs several
     /// bands of its on-stack scratch, with padding rows at both ends and asymmetric padding.
     @Test(arguments: [9, 20, 32])

@@ -579,8 +579,10 @@ public struct Conv2DPlan: Sendable {
             input: input, weights: weights, bias: bias, residual: residual, output: output, activation: activation)
         if let vectorKernel {
             // Reads the input in place: no scratch plane. Blocks of planes per task fixed by the
-            // plane size alone (each plane is computed whole, whatever thread runs it).
-            let perTask = max(1, 4096 / max(1, geometry.outputHeight * geometry.outputWidth))
+            // plane size alone (each plane is computed whole, whatever thread runs it); on maps up
+            // to 14 × 14 a multiple of 16, the planes the kernel takes together (its channel kernel).
+            var perTask = max(1, 4096 / max(1, geometry.outputHeight * geometry.outputWidth))
+            if geometry.outputHeight <= 14 && geometry.outputWidth <= 14 { perTask = (perTask + 15) / 16 * 16 }
             struct Planes: ParallelRanges {
                 let kernel: DirectConvKernel
                 let channels: Int
