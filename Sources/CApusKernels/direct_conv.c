@@ -670,8 +670,8 @@ TARGET void apus_depthwise_band_avx512(
     default: PLANES_OF(APUS_GEMM_NONE, 0) break;                                                                       \
     }
 
-/// Floats of the channel kernel's scratch, on the stack (48 KiB).
-#define CHANNEL_FLOATS 12288
+/// Floats of the channel kernel's scratch, on the stack (68 KiB: a 28 × 28 map at stride 2 fits).
+#define CHANNEL_FLOATS 17408
 
 /// The channel kernel, for small maps (7 × 7, up to 14 × 14): there a plane is a few vectors,
 /// most of them with lanes past a row's end masked off, and a tap's vector loads feed one sum.
