@@ -24,7 +24,38 @@ import Testing
         geometry(h: 6, w: 5, k: (2, 3), s: (2, 1), d: (2, 1), pads: (0, 1, 1, 0)),
         geometry(n: 2, c: 3, h: 5, w: 5, k: (5, 5), pads: (2, 2, 2, 2)),
         geometry(h: 1, w: 13, k: (1, 4), s: (1, 3), pads: (0, 2, 0, 2), ceil: true),
+        // Rows of several vectors (the AVX-512 kernel's loops and their masked ends).
+        geometry(h: 112, w: 112, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)),
+        geometry(h: 9, w: 37, k: (3, 3), pads: (1, 1, 1, 1)),
+        geometry(h: 10, w: 35, k: (2, 2), s: (2, 2), ceil: true),
+        geometry(h: 5, w: 70, k: (3, 5), s: (2, 2), pads: (0, 2, 1, 2), ceil: true),
     ]
+
+    /// NaN anywhere in a window makes its maximum NaN (ONNX MaxPool propagates it), on rows wide
+    /// enough for the vector kernels.
+    @Test func maxKeepsNaN() {
+        for g in Self.geometries.suffix(4) {
+            var random = TestRandom(seed: 3)
+            var input = random.array(g.batch * g.channels * g.inputHeight * g.inputWidth)
+            for i in stride(from: 5, to: input.count, by: 97) { input[i] = .nan }
+            let count = g.batch * g.channels * g.outputHeight * g.outputWidth
+            var fast = [Float](repeating: 0, count: count)
+            var reference = [Float](repeating: 0, count: count)
+            input.withUnsafeBufferPointer { x in
+                fast.withUnsafeMutableBufferPointer {
+                    Pool2D.run(
+                        .max, geometry: g, input: x.baseAddress!, output: $0.baseAddress!,
+                        context: ComputeContext(threadCount: 1))
+                }
+                reference.withUnsafeMutableBufferPointer {
+                    Pool2D.reference(.max, geometry: g, input: x.baseAddress!, output: $0.baseAddress!)
+                }
+            }
+            #expect(reference.contains { $0.isNaN }, "\(g): the test should reach NaN")
+            let differing = zip(fast, reference).filter { $0.bitPattern != $1.bitPattern }.count
+            #expect(differing == 0, "\(g): \(differing) outputs differ from the reference")
+        }
+    }
 
     @Test func outputSizeFollowsCeilRule() {
         // ceil((4 - 3) / 2) + 1 = 2 (onnx test_maxpool_2d_ceil: 4×4, kernel 3, stride 2 → 2×2).

@@ -1,3 +1,4 @@
+import CApusKernels
 /// The sizes of a 2-D pooling over NCHW float32 tensors (1-D: height 1). The output size is
 /// given, not derived, because ONNX's `ceil_mode` and `auto_pad` rules live in the operator.
 public struct Pool2DGeometry: Sendable, Hashable {
@@ -202,6 +203,17 @@ public enum Pool2D {
         _ g: Pool2DGeometry, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
         buffer: UnsafeMutablePointer<Float>
     ) {
+        if PackedGemm.isAvailable && g.strideWidth <= 2 {
+            // The same algorithm in AVX-512 C, value for value (SIMD16 is four SSE2 instructions
+            // per vector in the default build): resnet's 64 × 112² MaxPool 0.227 → see
+            // Docs/performance.md.
+            var v = apus_pool_geometry(
+                input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
+                output_width: g.outputWidth, kernel_height: g.kernelHeight, kernel_width: g.kernelWidth,
+                stride_height: g.strideHeight, stride_width: g.strideWidth, pad_top: g.padTop, pad_left: g.padLeft)
+            apus_max_pool_avx512(&v, input, 1, output, buffer)
+            return
+        }
         let inW = g.inputWidth
         let outW = g.outputWidth
         let width = maxRowWidth(g)

@@ -131,4 +131,29 @@ void apus_direct_conv_avx512(
     const apus_depthwise_geometry *g, const void *table, const float *input, long inputChannels, const float *weights,
     long firstChannel, long channelCount, float *output, const apus_gemm_epilogue *epilogue);
 
+/// The shape of a max pooling without dilation: zero-based padding `pad_top` rows above and
+/// `pad_left` columns left; the output size follows from the caller's rule (ceil mode included).
+typedef struct {
+    long input_height;
+    long input_width;
+    long output_height;
+    long output_width;
+    long kernel_height;
+    long kernel_width;
+    long stride_height;
+    long stride_width;
+    long pad_top;
+    long pad_left;
+} apus_pool_geometry;
+
+/// Floats `apus_max_pool_avx512`'s buffer needs past the padded row width
+/// (`max(pad_left + input_width, (output_width − 1) · stride_width + kernel_width)`).
+#define APUS_MAX_POOL_SLACK 64
+
+/// Max pooling of `planes` planes (input_height × input_width each, consecutive) into `output`,
+/// strides 1 or 2: for each output row the maximum over the window's rows, then over its columns,
+/// each in window order, with NaN kept once met and padding as −∞ (Pool2D's Swift path, value for
+/// value). `buffer` holds the padded row width + `APUS_MAX_POOL_SLACK` floats. AVX-512F only.
+void apus_max_pool_avx512(const apus_pool_geometry *g, const float *input, long planes, float *output, float *buffer);
+
 #endif
