@@ -205,8 +205,7 @@ public enum Pool2D {
     ) {
         if PackedGemm.isAvailable && g.strideWidth <= 2 {
             // The same algorithm in AVX-512 C, value for value (SIMD16 is four SSE2 instructions
-            // per vector in the default build): resnet's 64 × 112² MaxPool 0.227 → see
-            // Docs/performance.md.
+            // per vector in the default build): resnet's 64 × 112² MaxPool 0.227 → 0.149 ms.
             var v = apus_pool_geometry(
                 input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
                 output_width: g.outputWidth, kernel_height: g.kernelHeight, kernel_width: g.kernelWidth,
