@@ -63,38 +63,43 @@ import Testing
     }
 
     /// The AVX-512 strided copy gives the scalar loop's values, padding and row ends included, for
-    /// offsets left of, inside and right of the row.
+    /// offsets left of, inside and right of the row, rows above and below the plane, and two
+    /// planes per call.
     @Test func vectorCopyMatchesScalar() {
         var random = TestRandom(seed: 7)
         let height = 5
+        let planes = 2
         for inputWidth in [1, 7, 16, 31, 33, 64, 100] {
-            let plane = random.array(height * inputWidth)
+            let input = random.array(planes * height * inputWidth)
             for stride in [1, 2] {
                 for offset in [-3, -1, 0, 1, 2, inputWidth - 2, inputWidth + 1] {
                     for width in [1, 15, 16, 17, 40] {
                         let rows = height + 3
-                        var vector = [Float](repeating: .nan, count: rows * width)
-                        var scalar = [Float](repeating: .nan, count: rows * width)
-                        plane.withUnsafeBufferPointer { p in
+                        var vector = [Float](repeating: .nan, count: planes * rows * width)
+                        var scalar = vector
+                        input.withUnsafeBufferPointer { p in
                             vector.withUnsafeMutableBufferPointer {
                                 apus_strided_plane(
-                                    p.baseAddress, height, inputWidth, -1, 1, rows, offset, stride, width,
+                                    p.baseAddress, planes, height, inputWidth, -1, 1, rows, offset, stride, width,
                                     $0.baseAddress, 1)
                             }
                             scalar.withUnsafeMutableBufferPointer {
                                 apus_strided_plane(
-                                    p.baseAddress, height, inputWidth, -1, 1, rows, offset, stride, width,
+                                    p.baseAddress, planes, height, inputWidth, -1, 1, rows, offset, stride, width,
                                     $0.baseAddress, 0)
                             }
                         }
                         // The scalar loop against the definition, then the vector copy against it.
-                        var expected = [Float](repeating: 0, count: rows * width)
-                        for r in 0..<rows {
-                            let y = r - 1
-                            for x in 0..<width {
-                                let column = offset + x * stride
-                                if y >= 0 && y < height && column >= 0 && column < inputWidth {
-                                    expected[r * width + x] = plane[y * inputWidth + column]
+                        var expected = [Float](repeating: 0, count: planes * rows * width)
+                        for plane in 0..<planes {
+                            for r in 0..<rows {
+                                let y = r - 1
+                                for x in 0..<width {
+                                    let column = offset + x * stride
+                                    if y >= 0 && y < height && column >= 0 && column < inputWidth {
+                                        expected[(plane * rows + r) * width + x] =
+                                            input[(plane * height + y) * inputWidth + column]
+                                    }
                                 }
                             }
                         }

@@ -91,12 +91,10 @@ struct TapPlanes: Sendable {
             let columnOffset = kx * g.dilationWidth - g.padLeft
             for (phaseIndex, ry) in rowPhases.enumerated() {
                 let plane = kx * rowPhases.count + phaseIndex
-                for channel in channels {
-                    apus_strided_plane(
-                        input + channel * g.inputHeight * g.inputWidth, g.inputHeight, g.inputWidth, s * dyMin + ry, s,
-                        rows, columnOffset, g.strideWidth, g.outputWidth,
-                        planes + (plane * g.inputChannels + channel) * planeFloats, vector)
-                }
+                apus_strided_plane(
+                    input + channels.lowerBound * g.inputHeight * g.inputWidth, channels.count, g.inputHeight,
+                    g.inputWidth, s * dyMin + ry, s, rows, columnOffset, g.strideWidth, g.outputWidth,
+                    planes + (plane * g.inputChannels + channels.lowerBound) * planeFloats, vector)
             }
         }
     }

@@ -49,15 +49,15 @@ void apus_gemm_packed_avx512(
     const float *packed, long packedRows, long firstRow, long k, long m, long n, const float *b, long ldb, float *c,
     long ldc, int accumulate, const apus_gemm_epilogue *epilogue);
 
-/// Copies a strided sample of one input plane (`inputHeight` × `inputWidth`) into `rows` rows of
-/// `width` floats at `dest`: `dest[r][x] = plane[firstRow + r · rowStride][columnOffset + x ·
-/// columnStride]`, zero where that lies outside the plane. The convolution paths use it to lay out
-/// one kernel tap's input so that the tap is a plain GEMM operand. AVX-512 for column strides 1
-/// and 2 when `vector` is nonzero (only then: the caller checks the CPU), scalar otherwise; the
-/// same values either way.
+/// Copies a strided sample of `planes` consecutive input planes (`inputHeight` × `inputWidth`
+/// each) into as many consecutive blocks of `rows` rows of `width` floats at `dest`:
+/// `dest[p][r][x] = plane[p][firstRow + r · rowStride][columnOffset + x · columnStride]`, zero
+/// where that lies outside the plane. The convolution paths use it to lay out one kernel tap's
+/// input so that the tap is a plain GEMM operand. AVX-512 for column strides 1 and 2 when `vector`
+/// is nonzero (only then: the caller checks the CPU), scalar otherwise; the same values either way.
 void apus_strided_plane(
-    const float *plane, long inputHeight, long inputWidth, long firstRow, long rowStride, long rows, long columnOffset,
-    long columnStride, long width, float *dest, int vector);
+    const float *plane, long planes, long inputHeight, long inputWidth, long firstRow, long rowStride, long rows,
+    long columnOffset, long columnStride, long width, float *dest, int vector);
 
 /// Replaces each of the `n` values at `x` by its sigmoid (`silu` = 0) or SiLU (`silu` = 1), with
 /// the exp of the kernels' epilogue. AVX-512F only.
