@@ -841,6 +841,22 @@ TARGET static inline __attribute__((always_inline)) void channel_group(
     default: CHANNEL_GROUPS(K, S, APUS_GEMM_NONE) break;                                                               \
     }
 
+/// `BY(K, S)` with the kernel size and stride as constants for the common shapes (K = 0: any
+/// size, read from `g`), so that the tap loops unroll; then returns.
+#define BY_KERNEL_AND_STRIDE(BY)                                                                                       \
+    if (g->stride == 1) {                                                                                              \
+        switch (g->kernel) {                                                                                           \
+        case 3: BY(3, 1) return;                                                                                       \
+        case 5: BY(5, 1) return;                                                                                       \
+        default: BY(0, 1) return;                                                                                      \
+        }                                                                                                              \
+    }                                                                                                                  \
+    switch (g->kernel) {                                                                                               \
+    case 3: BY(3, 2) return;                                                                                           \
+    case 5: BY(5, 2) return;                                                                                           \
+    default: BY(0, 2) return;                                                                                          \
+    }
+
 TARGET void apus_depthwise_avx512(
     const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
     long first, long count, float *output, const apus_gemm_epilogue *epilogue) {
@@ -863,18 +879,7 @@ TARGET void apus_depthwise_avx512(
             long y = s / g->input_width + g->pad_top, x = s % g->input_width + g->pad_left;
             offsets[s] = y < layout.rows && x < layout.columns ? (int)(y * layout.columns + x) : -1;
         }
-        if (g->stride == 1) {
-            switch (g->kernel) {
-            case 3: CHANNELS_BY_ACTIVATION(3, 1) return;
-            case 5: CHANNELS_BY_ACTIVATION(5, 1) return;
-            default: CHANNELS_BY_ACTIVATION(0, 1) return;
-            }
-        }
-        switch (g->kernel) {
-        case 3: CHANNELS_BY_ACTIVATION(3, 2) return;
-        case 5: CHANNELS_BY_ACTIVATION(5, 2) return;
-        default: CHANNELS_BY_ACTIVATION(0, 2) return;
-        }
+        BY_KERNEL_AND_STRIDE(CHANNELS_BY_ACTIVATION)
     }
     band_layout band;
     if (band_layout_of(g, &band)) {
@@ -888,19 +893,7 @@ TARGET void apus_depthwise_avx512(
         BY_ACTIVATION_LOGISTIC_AFTER(S2_ROWS)
         return;
     }
-    // Kernel size and stride as constants for the common shapes, so that the tap loops unroll.
-    if (g->stride == 1) {
-        switch (g->kernel) {
-        case 3: BY_ACTIVATION(3, 1) return;
-        case 5: BY_ACTIVATION(5, 1) return;
-        default: BY_ACTIVATION(0, 1) return;
-        }
-    }
-    switch (g->kernel) {
-    case 3: BY_ACTIVATION(3, 2) return;
-    case 5: BY_ACTIVATION(5, 2) return;
-    default: BY_ACTIVATION(0, 2) return;
-    }
+    BY_KERNEL_AND_STRIDE(BY_ACTIVATION)
 }
 
 /// Output channels per pass of the direct kernel; with two units, 16 accumulators.
