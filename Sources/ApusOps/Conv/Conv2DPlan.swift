@@ -177,16 +177,20 @@ public struct Conv2DPlan: Sendable {
         return (rows, columnTile, (columns + columnTile - 1) / columnTile)
     }
 
-    /// The tiles of the ``Algorithm/taps`` path: column tiles (a multiple of 48, the kernel's
-    /// strip) small enough that a tile of the output and one tap's operand stay in L2 while the
-    /// taps add up, and, when that leaves fewer than four tiles, row tiles too, so that two
-    /// threads share the work. Depends only on the geometry; the sums do not depend on it at all.
+    /// The tiles of the ``Algorithm/taps`` path: column tiles small enough that one tap's operand
+    /// stays in L2 while the taps add up, and, when that leaves fewer than four tiles, row tiles
+    /// too, so that two threads share the work. Depends only on the geometry; the sums do not depend on it at all.
     static func tapTiling(geometry g: Conv2DGeometry) -> (rowTile: Int, columnTile: Int, columnTileCount: Int) {
         let columns = max(1, g.outputHeight * g.outputWidth)
         let rows = max(1, g.outputChannels)
         let budget = tapTileBytes / MemoryLayout<Float>.stride
         let fit = max(48, budget / max(1, g.inputChannels) / 48 * 48)
-        let columnTile = min(columns, fit)
+        // Four or more tiles are the threads' only split: then of about equal width, a multiple
+        // of 4 (784 columns as 4 × 196 rather than 3 × 240 + 64, which two threads share as
+        // 480 against 304); fewer keep the kernel's 48-wide strips and add row tiles below.
+        let count = (columns + fit - 1) / fit
+        let columnTile =
+            count >= 4 ? min(columns, ((columns + count - 1) / count + 3) / 4 * 4) : min(columns, fit)
         let columnTileCount = (columns + columnTile - 1) / columnTile
         var rowTile = rows
         if columnTileCount < 4 && rows >= 64 {
