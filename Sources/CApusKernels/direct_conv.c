@@ -629,23 +629,31 @@ TARGET void apus_depthwise_band_avx512(
         if (LOGISTIC) apus_logistic_avx512(output + t * outPlane, outPlane, activation == APUS_GEMM_SILU);             \
     }
 
-/// The planes of one call with kernel, stride and activation fixed.
+/// Plane `t` (channel `t % channels`) through the table-driven kernel, with kernel, stride and
+/// activation fixed.
+#define ONE_PLANE(K, S, ACT, t)                                                                                        \
+    plane(                                                                                                             \
+        K, S, ACT, g, table, input + (t) * inPlane, weights + (t) % channels * taps,                                   \
+        bias ? bias[(t) % channels] : 0.0f, output + (t) * outPlane, residual ? residual + (t) * outPlane : 0, low,     \
+        high);
+
+/// The planes of one call through the table-driven kernel.
 #define PLANES(K, S, ACT)                                                                                              \
     for (long t = first; t < first + count; t++) {                                                                     \
-        long channel = t % channels;                                                                                   \
-        plane(                                                                                                         \
-            K, S, ACT, g, table, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f,           \
-            output + t * outPlane, residual ? residual + t * outPlane : 0, low, high);                                 \
+        ONE_PLANE(K, S, ACT, t)                                                                                        \
     }
 
-#define BY_ACTIVATION(K, S)                                                                                            \
+/// `BODY(K, S, ACT)` with the activation `activation` as a constant.
+#define BY_ACTIVATION_OF(BODY, K, S)                                                                                   \
     switch (activation) {                                                                                              \
-    case APUS_GEMM_RELU: PLANES(K, S, APUS_GEMM_RELU) break;                                                           \
-    case APUS_GEMM_CLIP: PLANES(K, S, APUS_GEMM_CLIP) break;                                                           \
-    case APUS_GEMM_SIGMOID: PLANES(K, S, APUS_GEMM_SIGMOID) break;                                                     \
-    case APUS_GEMM_SILU: PLANES(K, S, APUS_GEMM_SILU) break;                                                           \
-    default: PLANES(K, S, APUS_GEMM_NONE) break;                                                                       \
+    case APUS_GEMM_RELU: BODY(K, S, APUS_GEMM_RELU) break;                                                             \
+    case APUS_GEMM_CLIP: BODY(K, S, APUS_GEMM_CLIP) break;                                                             \
+    case APUS_GEMM_SIGMOID: BODY(K, S, APUS_GEMM_SIGMOID) break;                                                       \
+    case APUS_GEMM_SILU: BODY(K, S, APUS_GEMM_SILU) break;                                                             \
+    default: BODY(K, S, APUS_GEMM_NONE) break;                                                                         \
     }
+
+#define BY_ACTIVATION(K, S) BY_ACTIVATION_OF(PLANES, K, S)
 
 /// The planes of one call through the banded kernel (5 × 5).
 #define BANDED(ACT, LOGISTIC)                                                                                          \
@@ -814,7 +822,7 @@ TARGET static inline __attribute__((always_inline)) void channel_group(
 
 /// The planes `first ..< first + count` in groups of sixteen consecutive channels of one image
 /// (starting at a channel that is a multiple of 16, so that the grouping never depends on how a
-/// caller splits the planes) through the channel kernel; the other planes through `PLANES`.
+/// caller splits the planes) through the channel kernel; the other planes through `ONE_PLANE`.
 #define CHANNEL_GROUPS(K, S, ACT)                                                                                      \
     for (long t = first; t < first + count;) {                                                                         \
         long channel = t % channels;                                                                                   \
@@ -824,22 +832,12 @@ TARGET static inline __attribute__((always_inline)) void channel_group(
                 bias ? bias + channel : 0, output + t * outPlane, residual ? residual + t * outPlane : 0, low, high);  \
             t += 16;                                                                                                   \
         } else {                                                                                                       \
-            plane(                                                                                                     \
-                K ? K : 0, S, ACT, g, table, input + t * inPlane, weights + channel * taps,                            \
-                bias ? bias[channel] : 0.0f, output + t * outPlane, residual ? residual + t * outPlane : 0, low,       \
-                high);                                                                                                 \
+            ONE_PLANE(K, S, ACT, t)                                                                                    \
             t += 1;                                                                                                    \
         }                                                                                                              \
     }
 
-#define CHANNELS_BY_ACTIVATION(K, S)                                                                                   \
-    switch (activation) {                                                                                              \
-    case APUS_GEMM_RELU: CHANNEL_GROUPS(K, S, APUS_GEMM_RELU) break;                                                   \
-    case APUS_GEMM_CLIP: CHANNEL_GROUPS(K, S, APUS_GEMM_CLIP) break;                                                   \
-    case APUS_GEMM_SIGMOID: CHANNEL_GROUPS(K, S, APUS_GEMM_SIGMOID) break;                                             \
-    case APUS_GEMM_SILU: CHANNEL_GROUPS(K, S, APUS_GEMM_SILU) break;                                                   \
-    default: CHANNEL_GROUPS(K, S, APUS_GEMM_NONE) break;                                                               \
-    }
+#define CHANNELS_BY_ACTIVATION(K, S) BY_ACTIVATION_OF(CHANNEL_GROUPS, K, S)
 
 /// `BY(K, S)` with the kernel size and stride as constants for the common shapes (K = 0: any
 /// size, read from `g`), so that the tap loops unroll; then returns.
