@@ -18,8 +18,8 @@ import CApusKernels
 /// `kx` and `ry`, each a window of `outH` rows starting at row `dy`, and a window of whole rows of
 /// width `outW` is a plain row-major `C × outH·outW` matrix with row stride the plane size.
 ///
-/// Against im2col's `kH·kW` copies of the input (at output resolution) this writes `s·kW` planes
-/// (`kW` for stride 1) and no copy for a 1 × 1 kernel at stride 1 beyond the one it replaces:
+/// Against im2col's `kH·kW` copies of the input (at output resolution) this writes at most `s·kW`
+/// planes (`kW` for stride 1; one for a 1 × 1 stride-2 projection, the same data as its im2col):
 /// for a 3 × 3 stride-2 layer, 6 instead of 9. The planes are filled by an AVX-512 strided copy.
 struct TapPlanes: Sendable {
     let geometry: Conv2DGeometry
