@@ -1,4 +1,5 @@
 import CApusKernels
+
 /// The sizes of a 2-D pooling over NCHW float32 tensors (1-D: height 1). The output size is
 /// given, not derived, because ONNX's `ceil_mode` and `auto_pad` rules live in the operator.
 public struct Pool2DGeometry: Sendable, Hashable {
