@@ -6,9 +6,9 @@ import ApusTensor
 public struct ModelSummary: Sendable {
     /// Node count per operator type (fused types as `ai.apus.FusedConv`).
     public var operatorCounts: [String: Int]
-    /// Number of scalar parameters in the initializers.
+    /// Number of scalar parameters in the initializers (prepacked copies of weights not counted).
     public var parameterCount: Int
-    /// Bytes of the initializers.
+    /// Bytes of the initializers (prepacked copies of weights not counted).
     public var parameterBytes: Int
     /// Floating-point operations of one run at the shapes used (multiply-add = 2), for Conv,
     /// Gemm and MatMul nodes.
@@ -32,7 +32,12 @@ extension Model {
         }
         var parameters = 0
         var bytes = 0
-        for tensor in graph.initializers.values {
+        // Prepacked weights (the fifth input of `FusedConv`) are a second copy of parameters.
+        var packed = Set<String>()
+        for node in graph.nodes where node.domain == Node.apusDomain && node.opType == "FusedConv" {
+            if node.inputs.count > 4 { packed.insert(node.inputs[4]) }
+        }
+        for (name, tensor) in graph.initializers where !packed.contains(name) {
             parameters += tensor.elementCount
             bytes += tensor.byteCount
         }

@@ -10,6 +10,7 @@ struct ApusCommand: ParsableCommand {
         abstract: "Run and inspect PyTorch-exported models on the CPU.",
         subcommands: [
             ClassifyCommand.self, RunCommand.self, InspectCommand.self, BenchCommand.self, ConvertCommand.self,
+            PrepackCommand.self,
             VerifyCommand.self, PreprocessCommand.self, PreprocessBenchCommand.self, LoadBenchCommand.self,
             ProfileCommand.self,
         ]

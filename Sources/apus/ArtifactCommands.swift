@@ -30,6 +30,13 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "What the first output holds: logits or probabilities.")
     var outputKind: String = "logits"
 
+    @Flag(
+        help: """
+            Store only the plain weights: the convolutions' weights are then packed for the kernels \
+            when the model is loaded (slower start, smaller file) instead of stored packed.
+            """)
+    var noPrepack = false
+
     func run() throws {
         guard weights == "float32" || weights == "float16" else {
             throw ValidationError("--weights must be float32 or float16, got \(weights)")
@@ -50,6 +57,11 @@ struct ConvertCommand: ParsableCommand {
                 stored.initializers[name] = half
                 float16Count += 1
             }
+        }
+        var prepacked: PrepackWeights.Report?
+        if !noPrepack && float16Count == 0 {
+            // The packed copies are float32: a float16 artifact, kept small on purpose, packs at load.
+            (stored, prepacked) = try PrepackWeights.apply(stored, threadCount: 2)
         }
         let labelList = try labels.map(readLabels)
         // Decoding refuses a spec Apus cannot apply; the file's bytes are stored as they are.
@@ -86,6 +98,7 @@ struct ConvertCommand: ParsableCommand {
             "weights_dtype": weights,
         ]
         if float16Count > 0 { metadata["float16_tensors"] = String(float16Count) }
+        if let prepacked { prepacked.record(in: &metadata) }
         var contents = ArtifactContents(
             graph: stored, preprocessJSON: preprocessJSON, labels: labelList, outputKind: outputKind, goldens: goldens,
             metadata: metadata)
@@ -94,7 +107,58 @@ struct ConvertCommand: ParsableCommand {
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
         print(
             "wrote \(output): \(formatBytes(size)), \(stored.nodes.count) nodes, \(stored.initializers.count) tensors, "
-                + "\(goldens.count) golden example(s) computed by Apus")
+                + "\(goldens.count) golden example(s) computed by Apus" + (prepacked.map { ", \($0.summary)" } ?? ""))
+    }
+}
+
+struct PrepackCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prepack",
+        abstract: "Rewrite an .apus artifact (from the Python exporter, say) with its convolution weights stored "
+            + "packed for the kernels, so that loading it packs nothing.",
+        discussion: """
+            The graph is optimized as at load (BatchNorm folded, activations fused) and every convolution \
+            with constant weights gets them in the layout its plan wants on a CPU with AVX-512. Labels, \
+            preprocessing, golden examples and metadata are kept. `apus convert` does this by default.
+            """)
+
+    @Argument(help: "The .apus artifact to read.")
+    var model: String
+
+    @Option(name: .shortAndLong, help: "The .apus file to write (may not be the input).")
+    var output: String
+
+    func run() throws {
+        let source = URL(filePath: model)
+        let target = URL(filePath: output)
+        guard source.standardizedFileURL.path != target.standardizedFileURL.path else {
+            throw ValidationError("--output must differ from the input: its weights are mapped while writing")
+        }
+        var contents = ArtifactContents(try ArtifactReader.read(contentsOf: source))
+        guard !contents.float16Weights else {
+            throw ValidationError("\(model) stores float16 weights; its convolutions are packed at load")
+        }
+        let (graph, report) = try PrepackWeights.apply(try Optimizer.optimize(contents.graph), threadCount: 2)
+        contents.graph = graph
+        report.record(in: &contents.metadata)
+        try ArtifactWriter.write(contents, to: target)
+        let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        print("wrote \(output): \(formatBytes(size)), \(report.summary)")
+    }
+}
+
+extension PrepackWeights.Report {
+    /// One line for the CLI: what was packed, or why nothing was.
+    var summary: String {
+        skipped.map { "weights not prepacked (\($0))" }
+            ?? "\(convolutions) convolutions prepacked (\(formatBytes(bytes)))"
+    }
+
+    /// Notes the packing in an artifact's metadata.
+    func record(in metadata: inout [String: String]) {
+        guard convolutions > 0 else { return }
+        metadata["prepacked_convolutions"] = String(convolutions)
+        metadata["prepacked_format"] = PrepackedWeights.formatTag
     }
 }
 

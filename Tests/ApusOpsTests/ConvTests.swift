@@ -56,10 +56,11 @@ struct ConvCase: CustomStringConvertible, Sendable {
 /// Runs a plan and the reference on random data; returns (fast, reference) outputs.
 ///
 /// With `planWithWeights` the plan is made knowing the weights, as for a model's constant weights:
-/// it may then pack them for the AVX-512 kernel or choose Winograd.
+/// it may then pack them for the AVX-512 kernel or choose Winograd; `prepacked` then gives it
+/// weights packed ahead of time, made from the weights.
 func runConv(
     _ c: ConvCase, algorithm: Conv2DPlan.Algorithm? = nil, threads: Int = 1, seed: UInt64 = 1,
-    planWithWeights: Bool = false
+    planWithWeights: Bool = false, prepacked: (UnsafePointer<Float>) -> PrepackedWeights? = { _ in nil }
 ) -> (fast: [Float], reference: [Float], plan: Conv2DPlan) {
     let g = c.geometry
     var random = TestRandom(seed: seed)
@@ -72,7 +73,10 @@ func runConv(
     var fast = [Float](repeating: .nan, count: outCount)
     let plan =
         planWithWeights
-        ? weights.withUnsafeBufferPointer { Conv2DPlan(geometry: g, algorithm: algorithm, weights: $0.baseAddress) }
+        ? weights.withUnsafeBufferPointer {
+            Conv2DPlan(
+                geometry: g, algorithm: algorithm, weights: $0.baseAddress, prepacked: prepacked($0.baseAddress!))
+        }
         : Conv2DPlan(geometry: g, algorithm: algorithm)
     let biasPointer = c.bias ? bias.withUnsafeBufferPointer { $0.baseAddress } : nil
     let residualPointer = c.residual ? residual.withUnsafeBufferPointer { $0.baseAddress } : nil

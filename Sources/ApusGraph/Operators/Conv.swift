@@ -111,12 +111,17 @@ extension [ValueFact?] {
 
 /// `Conv` (ONNX opsets 1–22, 1-D and 2-D) and its fused form `FusedConv` (domain `ai.apus`):
 /// the same attributes plus `activation` / `activation_params` and an optional residual input `Z`
-/// added before the activation.
+/// added before the activation, and optionally the weights prepacked by `apus convert`: a fifth
+/// input `P` (float32) with the attribute `packed_layout` naming its layout
+/// (``PrepackedWeights/attribute(_:)``).
 struct Conv: Operator {
     let window: SpatialWindow
     let groups: Int
     let activation: FusedActivation
     let fused: Bool
+    /// The layout of the prepacked weights input `P`, when the attribute names one this build
+    /// reads; `nil` otherwise (the plan packs `W` itself).
+    let packedLayout: PrepackedWeights.Layout?
     /// Set by ``specialized(for:threadCount:)``.
     var plan: Conv2DPlan?
 
@@ -133,14 +138,16 @@ struct Conv: Operator {
                     "activation", reason: "unknown activation '\(name)' with parameters \(parameters)")
             }
             self.activation = activation
+            packedLayout = try node.string("packed_layout").flatMap(PrepackedWeights.layout(fromAttribute:))
         } else {
             activation = .none
+            packedLayout = nil
         }
     }
 
     /// The convolution's sizes, with 1-D convolutions as height-1 2-D ones.
     func geometry(_ inputs: [ValueFact?]) throws(OperatorError) -> (Conv2DGeometry, Shape) {
-        try inputs.checkCount(fused ? 2...4 : 2...3)
+        try inputs.checkCount(fused ? 2...5 : 2...3)
         let x = try inputs.spatialInput(0, operation: "Conv")
         let w = try inputs.required(1)
         guard w.dtype == .float32 else { throw .dtypeMismatch(input: 1, expected: .float32, actual: w.dtype) }
@@ -211,7 +218,8 @@ struct Conv: Operator {
         let geometry = try geometry(inputs).0
         if let weights = inputs.optional(1)?.constant {
             let plan = Conv2DPlan(
-                geometry: geometry, weights: weights.pointer(as: Float.self), threadCount: threadCount)
+                geometry: geometry, weights: weights.pointer(as: Float.self),
+                prepacked: try prepackedWeights(inputs, geometry: geometry), threadCount: threadCount)
             copy.plan = plan
             // The plan reads its own copy from now on; a mapped file's pages of the originals can go.
             if plan.readsOwnWeights { weights.releaseResidentPages() }
@@ -219,6 +227,26 @@ struct Conv: Operator {
             copy.plan = Conv2DPlan(geometry: geometry)
         }
         return copy
+    }
+
+    /// The prepacked weights input `P`, checked: a float32 constant holding exactly the floats
+    /// its layout needs for `geometry`. `nil` without it, or when ``packedLayout`` is unknown.
+    func prepackedWeights(_ inputs: [ValueFact?], geometry: Conv2DGeometry) throws(OperatorError) -> PrepackedWeights? {
+        guard let packed = inputs.optional(4) else { return nil }
+        guard packed.dtype == .float32 else { throw .dtypeMismatch(input: 4, expected: .float32, actual: packed.dtype) }
+        guard let tensor = packed.constant else {
+            throw .invalidShape("prepacked weights input 4 must be a constant")
+        }
+        guard let packedLayout else { return nil }
+        let expected = Conv2DPlan.packedFloatCount(packedLayout, geometry: geometry)
+        guard tensor.elementCount == expected else {
+            throw .invalidShape(
+                "prepacked weights \(tensor.shape) hold \(tensor.elementCount) floats; the \(packedLayout.rawValue) "
+                    + "layout of weights [\(geometry.outputChannels), \(geometry.inputChannels / geometry.groups), "
+                    + "\(geometry.kernelHeight), \(geometry.kernelWidth)] needs \(expected)")
+        }
+        return PrepackedWeights(
+            layout: packedLayout, values: tensor.pointer(as: Float.self), count: expected, owner: tensor.storage)
     }
 
     func workspaceByteCount(for inputs: [ValueFact?], threadCount: Int) -> Int {
@@ -260,9 +288,9 @@ struct ExpandDepthwiseConv: Operator {
     let joined: ExpandDepthwise
 
     /// Joins two specialized convolutions, or `nil` when ``ExpandDepthwise`` does not take them or
-    /// either has a residual input.
-    init?(expansion: Conv, expansionInputs: Int, depthwise: Conv, depthwiseInputs: Int, threadCount: Int) {
-        guard expansionInputs <= 3, depthwiseInputs <= 3, let first = expansion.plan, let second = depthwise.plan,
+    /// either has a residual input (prepacked weights are in the plans already).
+    init?(expansion: Conv, expansionHasResidual: Bool, depthwise: Conv, depthwiseHasResidual: Bool, threadCount: Int) {
+        guard !expansionHasResidual, !depthwiseHasResidual, let first = expansion.plan, let second = depthwise.plan,
             let joined = ExpandDepthwise(
                 expansion: first, depthwise: second, depthwiseActivation: depthwise.activation,
                 threadCount: threadCount)

@@ -167,8 +167,8 @@ public enum Planner {
                 let expanded = first.node.outputs.first, pending[index + 1].node.inputs.first == expanded,
                 readers[expanded] == 1, !graphOutputs.contains(expanded),
                 let joined = ExpandDepthwiseConv(
-                    expansion: expansion, expansionInputs: first.node.inputs.count, depthwise: depthwise,
-                    depthwiseInputs: pending[index + 1].node.inputs.count, threadCount: threadCount)
+                    expansion: expansion, expansionHasResidual: !input(first.node, 3).isEmpty, depthwise: depthwise,
+                    depthwiseHasResidual: !input(pending[index + 1].node, 3).isEmpty, threadCount: threadCount)
             {
                 let second = pending[index + 1].node
                 let node = Node(

@@ -48,6 +48,8 @@ public struct Conv2DPlan: Sendable {
     /// Whether ``run(input:weights:bias:residual:output:activation:context:)`` reads only the
     /// plan's own packed or transformed weights, never the `weights` it is passed.
     public var readsOwnWeights: Bool { packedWeights != nil || winogradWeights != nil }
+    /// Whether the plan reads prepacked weights in place (`prepacked` was given and fits).
+    public let usesPrepackedWeights: Bool
 
     /// Whether each im2col tile copies its own columns right before multiplying them (all rows of
     /// a group per tile), instead of the whole column matrix being copied first.
@@ -69,33 +71,24 @@ public struct Conv2DPlan: Sendable {
     /// - Parameter weights: the weights, when they are known now (constant in the model): the
     ///   ``Algorithm/winograd`` path transforms them once, here, and keeps the result (four times
     ///   their size). Without them that path is never chosen.
+    /// - Parameter prepacked: the same weights already packed (``Conv2DPlan/prepack(geometry:weights:threadCount:)``
+    ///   at convert time): used in place, without a copy, when the chosen algorithm keeps its
+    ///   weights in exactly that layout and size (``usesPrepackedWeights``); otherwise ignored.
     /// - Parameter threadCount: threads that may prepare the weights (the result does not
     ///   depend on it).
     public init(
         geometry: Conv2DGeometry, algorithm: Algorithm? = nil, weights: UnsafePointer<Float>? = nil,
-        threadCount: Int = 1
+        prepacked: PrepackedWeights? = nil, threadCount: Int = 1
     ) {
         self.geometry = geometry
-        let chosen: Algorithm
+        var chosen: Algorithm
         // The stem kernel, when it takes the geometry (its table has 32-bit offsets).
         var fewChannelsKernel: DirectConvKernel? = nil
         if let algorithm {
             chosen = algorithm
-        } else if weights != nil && Conv2DPlan.prefersWinograd(geometry) {
-            chosen = .winograd
-        } else if geometry.isDepthwise {
-            chosen = .depthwise
-        } else if DirectConvKernel.suitsFewChannels(geometry), let kernel = DirectConvKernel(geometry) {
-            chosen = .direct
-            fewChannelsKernel = kernel
-        } else if geometry.isPointwise {
-            chosen = .pointwise
-        } else if weights != nil && PackedGemm.isAvailable && TapPlanes.isEnabledByDefault
-            && TapPlanes.supports(geometry)
-        {
-            chosen = .taps
         } else {
-            chosen = .im2col
+            (chosen, fewChannelsKernel) = Conv2DPlan.choose(
+                geometry, hasWeights: weights != nil, packedKernel: PackedGemm.isAvailable)
         }
         precondition(chosen != .pointwise || geometry.isPointwise, "pointwise path on a non-pointwise convolution")
         precondition(chosen != .depthwise || geometry.isDepthwise, "depthwise path on a non-depthwise convolution")
@@ -110,30 +103,31 @@ public struct Conv2DPlan: Sendable {
         vectorKernel =
             fewChannelsKernel ?? (chosen == .depthwise || chosen == .direct ? DirectConvKernel(geometry) : nil)
         precondition(chosen != .direct || vectorKernel != nil, "direct path on a geometry its kernel does not take")
-        if chosen == .winograd, let weights {
-            if PackedGemm.isAvailable {
-                // Only the packed form is kept (transformed straight into place): the transformed
-                // weights are four times the size of the originals already.
-                winogradWeights = nil
-                packedWeights = WinogradWeights.packed(weights: weights, geometry: geometry, threadCount: threadCount)
-            } else {
-                winogradWeights = WinogradWeights(weights: weights, geometry: geometry, threadCount: threadCount)
-                packedWeights = nil
-            }
-        } else if chosen == .taps, let weights {
-            winogradWeights = nil
-            packedWeights = TapPlanes.packedWeights(weights, geometry: geometry, threadCount: threadCount)
-        } else if let weights, PackedGemm.isAvailable, chosen == .pointwise || chosen == .im2col,
-            geometry.groups == 1 || geometry.outputChannelsPerGroup % PackedGemm.panelRows == 0
+        let layout =
+            weights == nil
+            ? nil : Conv2DPlan.packedLayout(chosen, geometry: geometry, packedKernel: PackedGemm.isAvailable)
+        var wrapped = false
+        if let layout, let prepacked, prepacked.layout == layout,
+            prepacked.count == Conv2DPlan.packedFloatCount(layout, geometry: geometry)
         {
+            wrapped = true
             winogradWeights = nil
             packedWeights = PackedMatrix(
-                weights, rows: geometry.outputChannels, columns: geometry.reductionLength,
-                rowStride: geometry.reductionLength, threadCount: threadCount)
+                wrapping: prepacked.values, rows: geometry.outputChannels,
+                columns: layout == .gemm ? geometry.reductionLength : geometry.inputChannels,
+                matrixCount: Conv2DPlan.packedMatrixCount(layout, geometry: geometry), owner: prepacked.owner)
+        } else if let layout, let weights {
+            winogradWeights = nil
+            packedWeights = Conv2DPlan.pack(weights, layout: layout, geometry: geometry, threadCount: threadCount)
+        } else if chosen == .winograd, let weights {
+            // No packed kernel: OpenBLAS multiplies the transformed weights as they are.
+            winogradWeights = WinogradWeights(weights: weights, geometry: geometry, threadCount: threadCount)
+            packedWeights = nil
         } else {
             winogradWeights = nil
             packedWeights = nil
         }
+        usesPrepackedWeights = wrapped
 
         // Only column matrices that would not stay in L2 are worth copying tile by tile (measured:
         // the 7×7 stem of ResNet, 7.4 MB, gains 0.5 ms; layers under 2 MB lose a little).
@@ -148,6 +142,79 @@ public struct Conv2DPlan: Sendable {
         self.rowTileCount = (max(1, geometry.outputChannelsPerGroup) + tiles.rowTile - 1) / tiles.rowTile
         self.columnTile = tiles.columnTile
         self.columnTileCount = tiles.columnTileCount
+    }
+
+    /// The algorithm for `g`, and the stem kernel when that is the choice: Winograd for 3×3
+    /// stride-1 layers with enough tiles, depthwise, the direct kernel for at most four input
+    /// channels, pointwise, the taps path (with the packed kernel), else im2col.
+    static func choose(_ g: Conv2DGeometry, hasWeights: Bool, packedKernel: Bool) -> (Algorithm, DirectConvKernel?) {
+        if hasWeights && prefersWinograd(g) { return (.winograd, nil) }
+        if g.isDepthwise { return (.depthwise, nil) }
+        if DirectConvKernel.suitsFewChannels(g), let kernel = DirectConvKernel(g) { return (.direct, kernel) }
+        if g.isPointwise { return (.pointwise, nil) }
+        if hasWeights && packedKernel && TapPlanes.isEnabledByDefault && TapPlanes.supports(g) { return (.taps, nil) }
+        return (.im2col, nil)
+    }
+
+    /// The packed form the plan keeps constant weights in for `algorithm`, or `nil` when it reads
+    /// them as they are (depthwise and direct kernels, OpenBLAS without the packed kernel, groups
+    /// that do not fill whole panels).
+    static func packedLayout(_ algorithm: Algorithm, geometry g: Conv2DGeometry, packedKernel: Bool)
+        -> PrepackedWeights.Layout?
+    {
+        guard packedKernel else { return nil }
+        switch algorithm {
+        case .winograd: return .winograd
+        case .taps: return .taps
+        case .pointwise, .im2col:
+            return g.groups == 1 || g.outputChannelsPerGroup % PackedGemm.panelRows == 0 ? .gemm : nil
+        case .depthwise, .direct: return nil
+        }
+    }
+
+    /// Packed matrices of `layout`: one, one per tap, or one per Winograd position.
+    static func packedMatrixCount(_ layout: PrepackedWeights.Layout, geometry g: Conv2DGeometry) -> Int {
+        switch layout {
+        case .gemm: 1
+        case .taps: g.kernelHeight * g.kernelWidth
+        case .winograd: WinogradConv2D.positions
+        }
+    }
+
+    /// Floats of `g`'s weights packed in `layout`.
+    public static func packedFloatCount(_ layout: PrepackedWeights.Layout, geometry g: Conv2DGeometry) -> Int {
+        PackedMatrix.floatCount(
+            rows: g.outputChannels, columns: layout == .gemm ? g.reductionLength : g.inputChannels,
+            matrixCount: packedMatrixCount(layout, geometry: g))
+    }
+
+    /// Packs `weights` (ONNX's `[M][C/g][kH][kW]`) into `layout`.
+    static func pack(
+        _ weights: UnsafePointer<Float>, layout: PrepackedWeights.Layout, geometry g: Conv2DGeometry, threadCount: Int
+    ) -> PackedMatrix {
+        switch layout {
+        case .winograd:
+            // Transformed straight into place: the transformed weights are four times the size
+            // of the originals already.
+            return WinogradWeights.packed(weights: weights, geometry: g, threadCount: threadCount)
+        case .taps:
+            return TapPlanes.packedWeights(weights, geometry: g, threadCount: threadCount)
+        case .gemm:
+            return PackedMatrix(
+                weights, rows: g.outputChannels, columns: g.reductionLength, rowStride: g.reductionLength,
+                threadCount: threadCount)
+        }
+    }
+
+    /// `weights` packed the way a plan for `g` keeps them on a CPU with the packed AVX-512 kernel
+    /// (whatever this CPU has: packing is plain data movement), with the layout; `nil` when such
+    /// a plan reads the weights as they are. `apus convert` stores the result in the artifact.
+    public static func prepack(geometry g: Conv2DGeometry, weights: UnsafePointer<Float>, threadCount: Int = 1)
+        -> (layout: PrepackedWeights.Layout, matrix: PackedMatrix)?
+    {
+        let (algorithm, _) = choose(g, hasWeights: true, packedKernel: true)
+        guard let layout = packedLayout(algorithm, geometry: g, packedKernel: true) else { return nil }
+        return (layout, pack(weights, layout: layout, geometry: g, threadCount: threadCount))
     }
 
     /// Whether Winograd F(4×4, 3×3) beats im2col + sgemm for `g` on this machine's kernels: it

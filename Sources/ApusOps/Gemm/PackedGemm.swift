@@ -19,6 +19,9 @@ public final class PackedMatrix: @unchecked Sendable {
     /// Floats of one packed matrix.
     let stride: Int
     let values: UnsafeMutablePointer<Float>
+    /// What keeps wrapped memory alive (``init(wrapping:rows:columns:matrixCount:owner:)``);
+    /// `nil` when the matrix owns its allocation.
+    private let owner: AnyObject?
 
     /// Packs `matrixCount` matrices of `rows` × `columns` (row-major, row stride `rowStride`),
     /// the `i`-th starting at `a + i · matrixStride`, on up to `threadCount` threads (ranges of
@@ -62,6 +65,29 @@ public final class PackedMatrix: @unchecked Sendable {
             }
         #endif
         values = raw.bindMemory(to: Float.self, capacity: total)
+        owner = nil
+    }
+
+    /// Wraps `matrixCount` matrices of `rows` × `columns` already packed in this layout (weights
+    /// prepacked into an artifact): nothing is copied, `owner` keeps the memory alive, and the
+    /// kernels only read it. `values` must hold ``floatCount(rows:columns:matrixCount:)`` floats.
+    init(wrapping values: UnsafePointer<Float>, rows: Int, columns: Int, matrixCount: Int, owner: AnyObject) {
+        self.rows = rows
+        self.columns = columns
+        self.matrixCount = matrixCount
+        stride = apus_gemm_packed_count(rows, columns)
+        self.values = UnsafeMutablePointer(mutating: values)
+        self.owner = owner
+    }
+
+    /// Floats of `matrixCount` packed matrices of `rows` × `columns` (rows padded to whole panels).
+    public static func floatCount(rows: Int, columns: Int, matrixCount: Int = 1) -> Int {
+        apus_gemm_packed_count(rows, columns) * matrixCount
+    }
+
+    /// The packed floats of all matrices, for storing them (`apus convert` prepacks weights).
+    public var packedValues: UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: values, count: stride * matrixCount)
     }
 
     /// Where, from the start of a packed matrix, the eight rows of `panel` hold column `column`:
@@ -76,7 +102,7 @@ public final class PackedMatrix: @unchecked Sendable {
         return first * paddedRows + panel * panelRows * width + (column - first) * panelRows
     }
 
-    deinit { values.deallocate() }
+    deinit { if owner == nil { values.deallocate() } }
 }
 
 /// `C = A · B` with `A` a ``PackedMatrix``, on the AVX-512 kernel (CApusKernels).

@@ -1,0 +1,96 @@
+import ApusOps
+import ApusTensor
+
+/// Packs the constant weights of every convolution ahead of time, into the layout its plan
+/// keeps them in on a CPU with the packed AVX-512 kernel (``Conv2DPlan/prepack(geometry:weights:threadCount:)``),
+/// and hands them to the node as a fifth input: `Conv` / `FusedConv(X, W, B, Z)` becomes
+/// `FusedConv(X, W, B, Z, P)` with `packed_layout` naming P's layout. Making a plan then copies
+/// nothing: the kernels read P where the artifact's mapping has it.
+///
+/// `apus convert` runs it last. The plain weights stay in the graph (a plan on a CPU or for a
+/// shape that wants another layout packs them as before), so the artifact grows by the packed
+/// copies: about the weights' size, and four times the weights of Winograd layers.
+public enum PrepackWeights {
+    /// What a pass did.
+    public struct Report: Sendable {
+        /// Convolutions given prepacked weights.
+        public var convolutions = 0
+        /// Bytes of the packed tensors added.
+        public var bytes = 0
+        /// Why nothing was packed, when nothing was.
+        public var skipped: String?
+    }
+
+    /// Adds prepacked weights to `graph` (optimized, topologically sorted), with shapes inferred
+    /// for its declared inputs; a leading symbolic dimension (the batch) is bound to 1, since
+    /// the packing does not depend on it. Any other symbolic dimension leaves the graph as it is:
+    /// which layout a layer's plan wants depends on its spatial size.
+    public static func apply(_ graph: Graph, threadCount: Int = 1) throws(GraphError) -> (graph: Graph, report: Report)
+    {
+        var report = Report()
+        var inputFacts: [ValueFact] = []
+        for info in graph.inputs {
+            guard let dimensions = info.dimensions else {
+                report.skipped = "input '\(info.name)' has no declared shape"
+                return (graph, report)
+            }
+            var sizes: [Int] = []
+            for (axis, dimension) in dimensions.enumerated() {
+                switch dimension {
+                case .fixed(let size): sizes.append(size)
+                case .symbolic(let name):
+                    guard axis == 0 else {
+                        report.skipped = "input '\(info.name)' has the symbolic dimension '\(name)' on axis \(axis)"
+                        return (graph, report)
+                    }
+                    sizes.append(1)
+                }
+            }
+            inputFacts.append(ValueFact(dtype: info.dtype ?? .float32, shape: Shape(sizes)))
+        }
+        let operators = try Topology.buildOperators(for: graph)
+        let facts = try Planner.inferFacts(graph: graph, operators: operators, inputFacts: inputFacts)
+        var taken = Set(graph.initializers.keys).union(graph.inputs.map(\.name))
+        for node in graph.nodes { taken.formUnion(node.outputs) }
+        var result = graph
+        for (index, node) in graph.nodes.enumerated() {
+            let isConv = node.domain.isEmpty && node.opType == "Conv"
+            let isFusedConv = node.domain == Node.apusDomain && node.opType == "FusedConv"
+            guard isConv || isFusedConv, (2...4).contains(node.inputs.count), node.attributes["packed_layout"] == nil,
+                let conv = operators[index] as? Conv, let weights = graph.initializers[node.inputs[1]],
+                weights.dtype == .float32
+            else { continue }
+            let inputs = node.inputs.map { $0.isEmpty ? nil : facts[$0] }
+            guard let geometry = try? conv.geometry(inputs).0,
+                let (layout, matrix) = Conv2DPlan.prepack(
+                    geometry: geometry, weights: weights.pointer(as: Float.self), threadCount: threadCount)
+            else { continue }
+            let values = matrix.packedValues
+            let packed: Tensor
+            do {
+                packed = try Tensor(zeros: Shape([values.count]), dtype: .float32)
+            } catch {
+                throw .node(name: node.name, opType: node.opType, .tensor(error))
+            }
+            packed.pointer(as: Float.self).update(from: values.baseAddress!, count: values.count)
+            var name = node.inputs[1] + ".packed"
+            var suffix = 1
+            while taken.contains(name) {
+                suffix += 1
+                name = node.inputs[1] + ".packed\(suffix)"
+            }
+            taken.insert(name)
+            result.initializers[name] = packed
+            var rewritten = node
+            rewritten.domain = Node.apusDomain
+            rewritten.opType = "FusedConv"
+            while rewritten.inputs.count < 4 { rewritten.inputs.append("") }
+            rewritten.inputs.append(name)
+            rewritten.attributes["packed_layout"] = .string(PrepackedWeights.attribute(layout))
+            result.nodes[index] = rewritten
+            report.convolutions += 1
+            report.bytes += packed.byteCount
+        }
+        return (result, report)
+    }
+}
