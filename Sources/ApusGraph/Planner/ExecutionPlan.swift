@@ -57,6 +57,17 @@ public final class ExecutionPlan: Sendable {
     public var stepSummaries: [(node: String, opType: String, outputShapes: [Shape])] {
         steps.map { step in (step.nodeName, step.opType, step.outputs.map { arenaValues[$0].shape }) }
     }
+    /// Convolutions whose plans read weights prepacked into the artifact (``PrepackWeights``)
+    /// in place, rather than a copy packed when this plan was made.
+    public var prepackedConvolutionCount: Int {
+        steps.reduce(0) { count, step in
+            if let conv = step.op as? Conv { return count + (conv.plan?.usesPrepackedWeights == true ? 1 : 0) }
+            if let joined = step.op as? ExpandDepthwiseConv {
+                return count + (joined.expansion.plan?.usesPrepackedWeights == true ? 1 : 0)
+            }
+            return count
+        }
+    }
     let pool: ArenaPool
 
     init(
