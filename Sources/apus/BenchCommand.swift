@@ -95,6 +95,10 @@ struct BenchCommand: ParsableCommand {
         // After the first run, which made the plans it needs (the batch-1 plan of a split batch
         // among them), so that "first run" includes all planning.
         let batchRefusal = try model.batchSplitRefusal(for: feeds)
+        // The plan the first run made (a split batch's is the batch-1 plan, not asked for here).
+        let single = feeds.values.allSatisfy { $0.shape.rank == 0 || $0.shape[0] == 1 }
+        let prepacked = single || batchRefusal != nil ? try model.plan(for: feeds).prepackedConvolutionCount : nil
+        if !json, let prepacked { print("convolutions reading prepacked weights: \(prepacked)") }
         for _ in 0..<warmup { _ = try model.run(feeds) }
 
         var latencies: [Double] = []
@@ -127,6 +131,7 @@ struct BenchCommand: ParsableCommand {
             openBLASCoreSource: blas?.coreTypeSource.rawValue,
             loadMilliseconds: loadSeconds * 1e3,
             firstRunMilliseconds: firstSeconds * 1e3,
+            prepackedConvolutions: prepacked,
             firstResultSinceProcessStartMilliseconds: firstResultSinceProcessStart.map { $0 * 1e3 },
             runs: latencies.count,
             warmup: warmup,
@@ -328,6 +333,9 @@ struct BenchReport: Codable {
     var openBLASCoreSource: String?
     var loadMilliseconds: Double
     var firstRunMilliseconds: Double
+    /// Convolutions whose plans read weights prepacked into the artifact (not counted for a
+    /// batch run sample by sample).
+    var prepackedConvolutions: Int?
     /// From the kernel's record of the process start time to the end of the first run.
     var firstResultSinceProcessStartMilliseconds: Double?
     var runs: Int
