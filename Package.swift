@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "CApusKernels", path: "Sources/CApusKernels"),
         .target(name: "ApusTensor"),
         .target(name: "ApusOps", dependencies: ["ApusTensor", "CBLAS", "CApusSupport", "CApusKernels"]),
-        .target(name: "ApusGraph", dependencies: ["ApusTensor", "ApusOps"]),
+        .target(name: "ApusGraph", dependencies: ["ApusTensor", "ApusOps", "CApusSupport"]),
         // libjpeg/libpng report errors by longjmp; this C target keeps that inside C.
         .target(
             name: "CApusCodecs", dependencies: ["CJPEG", "CPNG"], path: "Sources/CApusCodecs",

@@ -5,20 +5,50 @@ import Testing
 @testable import ApusGraph
 
 @Suite struct ArtifactSHA256Tests {
+    /// The portable code, and the SHA extensions when the CPU has them.
+    static let paths = SHA256.hardwareAvailable ? [false, true] : [false]
+
+    static func digest(_ bytes: [UInt8], hardware: Bool) -> String {
+        var hasher = SHA256(hardware: hardware)
+        bytes.withUnsafeBytes { hasher.update(bytes: $0) }
+        return SHA256.hexString(hasher.finalize())
+    }
+
     // FIPS 180-2 / NIST CSRC example digests.
-    @Test func nistVectors() {
+    @Test(arguments: paths) func nistVectors(hardware: Bool) {
         #expect(
-            SHA256.hexString(SHA256.hash([UInt8]()))
-                == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+            Self.digest([], hardware: hardware) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(
-            SHA256.hexString(SHA256.hash(Array("abc".utf8)))
+            Self.digest(Array("abc".utf8), hardware: hardware)
                 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(
-            SHA256.hexString(SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)))
+            Self.digest(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8), hardware: hardware)
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
         #expect(
-            SHA256.hexString(SHA256.hash([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)))
+            Self.digest([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000), hardware: hardware)
                 == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    /// The SHA extensions give the portable code's digest for every length around the block and
+    /// padding boundaries, from unaligned starts.
+    @Test(.enabled(if: SHA256.hardwareAvailable)) func extensionsMatchPortableCode() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let bytes = (0..<5000).map { _ in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return UInt8(truncatingIfNeeded: state >> 56)
+        }
+        for length in [0, 1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 4093] {
+            for offset in [0, 1, 3] {
+                let digests = [true, false].map { hardware in
+                    var hasher = SHA256(hardware: hardware)
+                    bytes.withUnsafeBytes {
+                        hasher.update(bytes: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + length]))
+                    }
+                    return hasher.finalize()
+                }
+                #expect(digests[0] == digests[1], "length \(length) offset \(offset)")
+            }
+        }
     }
 
     @Test func incrementalUpdatesMatchOneShot() {

@@ -1,8 +1,18 @@
+import CApusSupport
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// SHA-256 (FIPS 180-4), used for the integrity digest of an `.apus` data section.
 ///
 /// Implemented here so that ApusGraph needs no crypto library; it processes whole 64-byte blocks
 /// straight from the caller's memory with a stack-allocated message schedule, so hashing a 1 GB
-/// data section allocates nothing per block.
+/// data section allocates nothing per block. On CPUs with the SHA extensions the blocks go
+/// through them (`apus_sha256_blocks`, about 5× faster); `APUS_SHA_EXTENSIONS=0` keeps the
+/// portable code.
 ///
 /// ```swift
 /// var hasher = SHA256()
@@ -22,9 +32,19 @@ public struct SHA256: Sendable {
     private var pending: [UInt8] = []
     /// Total message length in bytes.
     private var totalLength: UInt64 = 0
+    /// Whether blocks go through the CPU's SHA extensions.
+    private let hardware: Bool
 
     /// Creates a hasher in the initial state.
     public init() {
+        self.init(hardware: Self.usesHardware)
+    }
+
+    /// A hasher that uses the SHA extensions or not (tests compare the two; `hardware` needs
+    /// ``hardwareAvailable``).
+    init(hardware: Bool) {
+        precondition(!hardware || Self.hardwareAvailable, "the CPU has no SHA extensions")
+        self.hardware = hardware
         pending.reserveCapacity(64)
     }
 
@@ -129,8 +149,28 @@ public struct SHA256: Sendable {
     @inline(__always)
     private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x &>> n) | (x &<< (32 &- n)) }
 
+    /// Whether the CPU has the SHA extensions.
+    static let hardwareAvailable = apus_sha256_hardware_available() != 0
+
+    /// Whether hashers use the SHA extensions: when the CPU has them, unless the environment sets
+    /// `APUS_SHA_EXTENSIONS=0`.
+    static let usesHardware: Bool = {
+        if let text = getenv("APUS_SHA_EXTENSIONS"), String(cString: text) == "0" { return false }
+        return hardwareAvailable
+    }()
+
     /// Runs the compression function over `count` consecutive 64-byte blocks.
     private mutating func compress(blocks: UnsafeRawPointer, count: Int) {
+        if hardware {
+            var state = (h0, h1, h2, h3, h4, h5, h6, h7)
+            withUnsafeMutableBytes(of: &state) { words in
+                apus_sha256_blocks(
+                    words.baseAddress!.assumingMemoryBound(to: UInt32.self),
+                    blocks.assumingMemoryBound(to: UInt8.self), UInt(count))
+            }
+            (h0, h1, h2, h3, h4, h5, h6, h7) = state
+            return
+        }
         Self.roundConstants.withUnsafeBufferPointer { k in
             withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
                 var a0 = h0, b0 = h1, c0 = h2, d0 = h3, e0 = h4, f0 = h5, g0 = h6, hh0 = h7

@@ -28,4 +28,12 @@ void apus_cpu_family_model(int *family, int *model);
 /// Number of CPUs in this thread's affinity mask, or -1 if it cannot be read.
 int apus_affinity_cpu_count(void);
 
+/// Whether the CPU has the SHA extensions (and SSSE3, SSE4.1) that `apus_sha256_blocks` uses.
+int apus_sha256_hardware_available(void);
+
+/// SHA-256's compression function over `count` consecutive 64-byte blocks at `data`, updating the
+/// eight state words (A … H) in place, with the SHA extensions. Only call it when
+/// `apus_sha256_hardware_available()` returned 1.
+void apus_sha256_blocks(unsigned int state[8], const unsigned char *data, unsigned long count);
+
 #endif
