@@ -75,7 +75,6 @@ struct BenchCommand: ParsableCommand {
 
         let feeds = try makeFeeds(model)
         let shapes = feeds.mapValues { $0.shape }
-        let summary = try model.summary(inputShapes: shapes)
 
         let firstStart = BenchClock.now()
         _ = try model.run(feeds)
@@ -91,6 +90,9 @@ struct BenchCommand: ParsableCommand {
             print(firstLine)
             fflush(nil)
         }
+
+        // FLOPs for the report, after the first result so that it is not part of the cold start.
+        let summary = try model.summary(inputShapes: shapes)
 
         // After the first run, which made the plans it needs (the batch-1 plan of a split batch
         // among them), so that "first run" includes all planning.
