@@ -28,6 +28,9 @@ void apus_cpu_family_model(int *family, int *model);
 /// Number of CPUs in this thread's affinity mask, or -1 if it cannot be read.
 int apus_affinity_cpu_count(void);
 
+/// SHA-256's 64 round constants (shared by the portable Swift code and `apus_sha256_blocks`).
+const unsigned int *apus_sha256_round_constants(void);
+
 /// Whether the CPU has the SHA extensions (and SSSE3, SSE4.1) that `apus_sha256_blocks` uses.
 int apus_sha256_hardware_available(void);
 
