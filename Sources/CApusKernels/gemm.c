@@ -20,6 +20,23 @@ void apus_gemm_pack(const float *a, long lda, long m, long k, float *packed) {
     apus_gemm_pack_panels(a, lda, m, k, 0, (m + MR - 1) / MR, packed);
 }
 
+void apus_gemm_packed_scale_columns(const float *packed, long m, long k, const float *scale, long firstPanel,
+                                    long panelCount, float *out) {
+    long paddedRows = (m + MR - 1) / MR * MR;
+    for (long k0 = 0; k0 < k; k0 += KC) {
+        long kc = k - k0 < KC ? k - k0 : KC;
+        // A block holds every panel, each column by column: MR values of column k0 + kk at a time.
+        for (long p = firstPanel; p < firstPanel + panelCount; p++) {
+            const float *source = packed + k0 * paddedRows + p * MR * kc;
+            float *dest = out + k0 * paddedRows + p * MR * kc;
+            for (long kk = 0; kk < kc; kk++) {
+                float s = scale[k0 + kk];
+                for (long r = 0; r < MR; r++) dest[kk * MR + r] = source[kk * MR + r] * s;
+            }
+        }
+    }
+}
+
 #if defined(__x86_64__)
 /// Eight whole rows × eight columns of one panel, transposed in registers: `dest[j · 8 + r]` =
 /// `source[r · lda + j]`.

@@ -321,3 +321,45 @@ struct ExpandDepthwiseConv: Operator {
             depthwiseActivation: depthwise.activation, output: outputs[0].pointer(as: Float.self), context: context)
     }
 }
+
+/// A channel-scaling `Mul` (x · s, s one value per channel and image, as a squeeze-and-excitation
+/// block ends) and the 1 × 1 convolution that alone reads its product, joined by the planner into
+/// one step: the convolution's packed weights are scaled per image instead of the map
+/// (``Conv2DPlan/runScaledInput(input:scale:scaleStride:bias:residual:output:activation:context:)``).
+/// The step's inputs are x, s, then the convolution's weights, bias and residual (absent ones
+/// `nil`).
+struct ScaledInputConv: Operator {
+    let conv: Conv
+
+    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+        guard let g = conv.plan?.geometry else { throw .invalidShape("scaled convolution without a plan") }
+        return [ValueFact(dtype: .float32, shape: Shape([g.batch, g.outputChannels, g.outputHeight, g.outputWidth]))]
+    }
+
+    func workspaceByteCount(for inputs: [ValueFact?], threadCount: Int) -> Int {
+        conv.plan?.scaledInputWorkspaceByteCount ?? 0
+    }
+
+    func run(_ inputs: [Tensor?], outputs: [Tensor], context: ComputeContext) throws(OperatorError) {
+        guard let plan = conv.plan else { throw .invalidShape("scaled convolution without a plan") }
+        let x = try inputs.required(0)
+        let s = try inputs.required(1)
+        let g = plan.geometry
+        guard x.shape.dimensions == [g.batch, g.inputChannels, g.inputHeight, g.inputWidth],
+            s.shape.rank == 4, s.shape[0] == g.batch || s.shape[0] == 1, s.elementCount == s.shape[0] * g.inputChannels
+        else {
+            throw .invalidShape("scaled convolution of \(x.shape) by \(s.shape) does not fit its plan")
+        }
+        let needed = plan.scaledInputWorkspaceByteCount
+        guard context.workspace != nil && context.workspaceByteCount >= needed else {
+            throw .invalidShape(
+                "scaled convolution needs \(needed) workspace bytes, the plan gave \(context.workspaceByteCount)")
+        }
+        plan.runScaledInput(
+            input: x.pointer(as: Float.self), scale: s.pointer(as: Float.self),
+            scaleStride: s.shape[0] == 1 ? 0 : g.inputChannels,
+            bias: inputs.optional(3).map { UnsafePointer($0.pointer(as: Float.self)) },
+            residual: inputs.optional(4).map { UnsafePointer($0.pointer(as: Float.self)) },
+            output: outputs[0].pointer(as: Float.self), activation: conv.activation, context: context)
+    }
+}

@@ -65,6 +65,9 @@ public final class ExecutionPlan: Sendable {
             if let joined = step.op as? ExpandDepthwiseConv {
                 return count + (joined.expansion.plan?.usesPrepackedWeights == true ? 1 : 0)
             }
+            if let joined = step.op as? ScaledInputConv {
+                return count + (joined.conv.plan?.usesPrepackedWeights == true ? 1 : 0)
+            }
             return count
         }
     }

@@ -1,6 +1,12 @@
 import ApusOps
 import ApusTensor
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Settings of planning and running.
 public struct PlanOptions: Sendable {
     /// Intra-op threads kernels may use.
@@ -13,16 +19,31 @@ public struct PlanOptions: Sendable {
     /// as one step (``ExpandDepthwise``; the same results, bit for bit). On unless the environment
     /// sets `APUS_JOIN_EXPANSIONS=0`.
     public var joinsExpansions: Bool
+    /// Whether a `Mul` scaling a map's channels (`x · s`, `s` of shape [N or 1, C, 1, 1], as a
+    /// squeeze-and-excitation block ends) whose only reader is a 1 × 1 convolution on the packed
+    /// kernel runs as one step that scales the weights' columns instead of the map
+    /// (``ScaledInputConv``), when the weights are smaller than one image's map. Within rounding
+    /// of the separate steps, not the same bits. On unless the environment sets
+    /// `APUS_JOIN_SCALED_INPUTS=0`.
+    public var joinsScaledInputs: Bool
 
     public init(
         threadCount: Int = 1, memoryBudget: Int = 16 << 30, maxConcurrentRuns: Int = 4,
-        joinsExpansions: Bool = ExpandDepthwise.isEnabledByDefault
+        joinsExpansions: Bool = ExpandDepthwise.isEnabledByDefault,
+        joinsScaledInputs: Bool = PlanOptions.scaledInputsByDefault
     ) {
         self.threadCount = max(1, threadCount)
         self.memoryBudget = memoryBudget
         self.maxConcurrentRuns = max(1, maxConcurrentRuns)
         self.joinsExpansions = joinsExpansions
+        self.joinsScaledInputs = joinsScaledInputs
     }
+
+    /// `APUS_JOIN_SCALED_INPUTS=0` turns ``joinsScaledInputs`` off by default.
+    public static let scaledInputsByDefault: Bool = {
+        if let text = getenv("APUS_JOIN_SCALED_INPUTS"), String(cString: text) == "0" { return false }
+        return true
+    }()
 }
 
 /// Turns a validated, topologically sorted graph and concrete input facts into an
@@ -61,6 +82,9 @@ public enum Planner {
         if options.joinsExpansions {
             pending = joinExpansions(
                 pending, graphOutputs: Set(graph.outputs.map(\.name)), threadCount: options.threadCount)
+        }
+        if options.joinsScaledInputs {
+            pending = joinScaledInputs(pending, facts: state.facts, graphOutputs: Set(graph.outputs.map(\.name)))
         }
         // Liveness: the last step reading each runtime value; graph outputs live to the end.
         var lastUse: [String: Int] = [:]
@@ -185,6 +209,58 @@ public enum Planner {
             index += 1
         }
         return result
+    }
+
+    /// Joins each `Mul(x, s)` that scales the channels of x ([N, C, H, W]) by s ([N or 1, C, 1, 1])
+    /// and whose only reader, the next step, is a 1 × 1 convolution on the packed kernel, into one
+    /// ``ScaledInputConv`` step named `mul+conv`, when the packed weights are no larger than one
+    /// image of x: it reads x, s and the convolution's other inputs, and x · s is never stored.
+    static func joinScaledInputs(
+        _ pending: [(node: Node, op: any Operator)], facts: [String: ValueFact], graphOutputs: Set<String>
+    ) -> [(node: Node, op: any Operator)] {
+        var readers: [String: Int] = [:]
+        for entry in pending {
+            for input in entry.node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
+        }
+        var result: [(node: Node, op: any Operator)] = []
+        var index = 0
+        while index < pending.count {
+            let first = pending[index]
+            if index + 1 < pending.count, first.node.domain.isEmpty, first.node.opType == "Mul",
+                first.node.inputs.count == 2, first.node.outputs.count == 1, let scaled = first.node.outputs.first,
+                readers[scaled] == 1, !graphOutputs.contains(scaled),
+                let conv = pending[index + 1].op as? Conv, let plan = conv.plan, plan.scalesInputThroughWeights,
+                pending[index + 1].node.inputs.first == scaled,
+                let (x, s) = channelScaling(first.node.inputs[0], first.node.inputs[1], facts: facts)
+                    ?? channelScaling(first.node.inputs[1], first.node.inputs[0], facts: facts),
+                let xFact = facts[x], xFact.shape == facts[scaled]?.shape,
+                plan.packedWeightFloatCount <= xFact.shape.elementCount / max(1, xFact.shape[0])
+            {
+                let second = pending[index + 1].node
+                let node = Node(
+                    name: first.node.name + "+" + second.name, opType: "ScaledInputConv", domain: Node.apusDomain,
+                    inputs: [x, s] + second.inputs.dropFirst().prefix(3), outputs: second.outputs)
+                result.append((node, ScaledInputConv(conv: conv)))
+                index += 2
+                continue
+            }
+            result.append(first)
+            index += 1
+        }
+        return result
+    }
+
+    /// `(x, s)` when x is a float32 map [N, C, H, W] computed at run time and s holds one float32
+    /// per channel, [N, C, 1, 1] or [1, C, 1, 1].
+    static func channelScaling(_ x: String, _ s: String, facts: [String: ValueFact]) -> (String, String)? {
+        guard let xFact = facts[x], let sFact = facts[s], xFact.constant == nil, xFact.dtype == .float32,
+            sFact.dtype == .float32, xFact.shape.rank == 4, sFact.shape.rank == 4
+        else { return nil }
+        let (xs, ss) = (xFact.shape.dimensions, sFact.shape.dimensions)
+        guard ss[0] == xs[0] || ss[0] == 1, ss[1] == xs[1], ss[2] == 1, ss[3] == 1, xs[2] * xs[3] > 1 else {
+            return nil
+        }
+        return (x, s)
     }
 
     struct State {

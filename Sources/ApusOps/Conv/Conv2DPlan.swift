@@ -1,3 +1,5 @@
+import CApusKernels
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -424,28 +426,6 @@ public struct Conv2DPlan: Sendable {
             }
             let inputImageCount = g.inputChannels * g.inputHeight * g.inputWidth
             let outputImageCount = g.outputChannels * g.outputHeight * g.outputWidth
-            /// Gemm tiles of consecutive images, `tasksPerImage` per image.
-            struct GemmTiles: ParallelTasks {
-                let plan: Conv2DPlan
-                let tasksPerImage: Int
-                let input: UnsafePointer<Float>
-                let inputImageCount: Int
-                let columnMatrix: UnsafePointer<Float>?
-                let weights: UnsafePointer<Float>
-                let bias: UnsafePointer<Float>?
-                let residual: UnsafePointer<Float>?
-                let output: UnsafeMutablePointer<Float>
-                let outputImageCount: Int
-                let activation: FusedActivation
-
-                func run(_ item: Int) {
-                    let image = item / tasksPerImage
-                    plan.runGemmTile(
-                        task: item % tasksPerImage, input: input + image * inputImageCount, columnMatrix: columnMatrix,
-                        weights: weights, bias: bias, residual: residual.map { $0 + image * outputImageCount },
-                        output: output + image * outputImageCount, activation: activation)
-                }
-            }
             guard let columnMatrix else {
                 // Pointwise: no shared column matrix, so every image's tiles go into one parallel
                 // region (one region for the whole batch).
@@ -694,7 +674,7 @@ public struct Conv2DPlan: Sendable {
     private func runGemmTile(
         task: Int, input inputImage: UnsafePointer<Float>, columnMatrix: UnsafePointer<Float>?,
         weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
-        output: UnsafeMutablePointer<Float>, activation: FusedActivation
+        output: UnsafeMutablePointer<Float>, activation: FusedActivation, packedValues: UnsafePointer<Float>? = nil
     ) {
         let g = geometry
         var rest = task
@@ -735,7 +715,8 @@ public struct Conv2DPlan: Sendable {
             PackedGemm.multiply(
                 packedWeights, firstRow: outputChannel, rowCount: rowCount, n: columnCount, b: b, ldb: columns,
                 c: tileOutput, ldc: columns, bias: bias.map { $0 + outputChannel },
-                residual: residual.map { $0 + outputOffset }, residualStride: columns, activation: activation)
+                residual: residual.map { $0 + outputOffset }, residualStride: columns, activation: activation,
+                values: packedValues)
             return
         }
         BLAS.sgemm(
@@ -838,6 +819,112 @@ enum Im2col {
                     row += rowStride
                 }
             }
+        }
+    }
+}
+
+extension Conv2DPlan {
+    /// Gemm tiles of consecutive images, `tasksPerImage` per image.
+    struct GemmTiles: ParallelTasks {
+        let plan: Conv2DPlan
+        let tasksPerImage: Int
+        let input: UnsafePointer<Float>
+        let inputImageCount: Int
+        let columnMatrix: UnsafePointer<Float>?
+        let weights: UnsafePointer<Float>
+        let bias: UnsafePointer<Float>?
+        let residual: UnsafePointer<Float>?
+        let output: UnsafeMutablePointer<Float>
+        let outputImageCount: Int
+        let activation: FusedActivation
+        var packedValues: UnsafePointer<Float>? = nil
+
+        func run(_ item: Int) {
+            let image = item / tasksPerImage
+            plan.runGemmTile(
+                task: item % tasksPerImage, input: input + image * inputImageCount, columnMatrix: columnMatrix,
+                weights: weights, bias: bias, residual: residual.map { $0 + image * outputImageCount },
+                output: output + image * outputImageCount, activation: activation, packedValues: packedValues)
+        }
+    }
+
+    /// Whether ``runScaledInput(input:scale:scaleStride:bias:residual:output:activation:context:)``
+    /// takes this plan: a pointwise layer on the packed kernel.
+    public var scalesInputThroughWeights: Bool { algorithm == .pointwise && packedWeights != nil }
+
+    /// Floats of the weights' packed form (what one scaled copy of them needs).
+    public var packedWeightFloatCount: Int { packedWeights.map { $0.packedValues.count } ?? 0 }
+
+    /// Workspace bytes of ``runScaledInput(input:scale:scaleStride:bias:residual:output:activation:context:)``:
+    /// one scaled copy of the packed weights.
+    public var scaledInputWorkspaceByteCount: Int {
+        (packedWeightFloatCount * MemoryLayout<Float>.stride + 63) / 64 * 64
+    }
+
+    /// Computes `output = activation(conv(input · diag(scale), weights) + bias + residual)` for a
+    /// pointwise layer whose input channels are first scaled (the multiply closing a
+    /// squeeze-and-excitation block), without the scaled input: each image's scales multiply the
+    /// columns of a copy of the packed weights instead (`W · diag(s)`; one rounding per weight
+    /// instead of one per input value), which is far less work when the map is larger than the
+    /// weights.
+    ///
+    /// - Parameters:
+    ///   - scale: `C` scales per image, `scaleStride` floats apart (0: one set for every image).
+    ///   - context: a workspace of at least ``scaledInputWorkspaceByteCount``.
+    public func runScaledInput(
+        input: UnsafePointer<Float>, scale: UnsafePointer<Float>, scaleStride: Int, bias: UnsafePointer<Float>?,
+        residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
+        context: ComputeContext
+    ) {
+        precondition(scalesInputThroughWeights, "scaled input on a plan that is not pointwise on the packed kernel")
+        precondition(
+            context.workspace != nil && context.workspaceByteCount >= scaledInputWorkspaceByteCount,
+            "scaled convolution needs \(scaledInputWorkspaceByteCount) workspace bytes, has \(context.workspaceByteCount)"
+        )
+        guard let packed = packedWeights, let scaled = context.workspace?.assumingMemoryBound(to: Float.self) else {
+            return
+        }
+        let g = geometry
+        let tasks = taskCount
+        if tasks == 0 || g.outputHeight * g.outputWidth == 0 { return }
+        let inputImageCount = g.inputChannels * g.inputHeight * g.inputWidth
+        let outputImageCount = g.outputChannels * g.outputHeight * g.outputWidth
+        // With one set of scales, one scaled copy serves every image in one parallel region.
+        let imagesPerCopy = scaleStride == 0 ? g.batch : 1
+        /// Panels of the scaled copy, split between threads when there are many.
+        struct ScaleWeights: ParallelTasks {
+            let packed: UnsafePointer<Float>
+            let rows: Int
+            let columns: Int
+            let scale: UnsafePointer<Float>
+            let panelsPerTask: Int
+            let panels: Int
+            let out: UnsafeMutablePointer<Float>
+
+            func run(_ task: Int) {
+                let first = task * panelsPerTask
+                apus_gemm_packed_scale_columns(
+                    packed, rows, columns, scale, first, min(panelsPerTask, panels - first), out)
+            }
+        }
+        let panels = (g.outputChannels + PackedGemm.panelRows - 1) / PackedGemm.panelRows
+        // About 16 K floats per task: below that a hand-off costs more than the multiplies.
+        let panelsPerTask = max(1, (1 << 14) / max(1, PackedGemm.panelRows * g.reductionLength))
+        for first in stride(from: 0, to: g.batch, by: imagesPerCopy) {
+            context.parallelFor(
+                (panels + panelsPerTask - 1) / panelsPerTask,
+                ScaleWeights(
+                    packed: packed.values, rows: g.outputChannels, columns: g.reductionLength,
+                    scale: scale + first * scaleStride, panelsPerTask: panelsPerTask, panels: panels, out: scaled))
+            context.parallelFor(
+                imagesPerCopy * tasks,
+                GemmTiles(
+                    plan: self, tasksPerImage: tasks, input: input + first * inputImageCount,
+                    // `weights` is read only by the OpenBLAS path, never with packed values.
+                    inputImageCount: inputImageCount, columnMatrix: nil, weights: input, bias: bias,
+                    residual: residual.map { $0 + first * outputImageCount },
+                    output: output + first * outputImageCount, outputImageCount: outputImageCount,
+                    activation: activation, packedValues: UnsafePointer(scaled)))
         }
     }
 }

@@ -131,18 +131,19 @@ public enum PackedGemm {
     /// ``logistic(_:count:silu:)``), others by ``Epilogue`` right after. Bitwise
     /// independent of how rows and columns are split into calls. With `accumulate` the sums
     /// continue from `c`'s values (`c += A · B`, then the epilogue), so a product over several
-    /// calls along K sums its terms in call order.
+    /// calls along K sums its terms in call order. `values` replaces the packed floats by others
+    /// in the same layout (the weights scaled per run, ``Conv2DPlan/runScaledInput(input:scale:scaleStride:bias:residual:output:activation:context:)``).
     @inline(__always)
     public static func multiply(
         _ packed: PackedMatrix, matrix: Int = 0, firstRow: Int, rowCount: Int, n: Int, b: UnsafePointer<Float>,
         ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
         residual: UnsafePointer<Float>? = nil, residualStride: Int = 0, activation: FusedActivation = .none,
-        accumulate: Bool = false
+        accumulate: Bool = false, values replacement: UnsafePointer<Float>? = nil
     ) {
         precondition(isAvailable, "the packed GEMM kernel needs AVX-512")
         precondition(firstRow % panelRows == 0 && firstRow + rowCount <= packed.rows, "row range off the panels")
-        let values = packed.values + matrix * packed.stride
+        let values = (replacement ?? UnsafePointer(packed.values)) + matrix * packed.stride
         let (inKernel, low, high, rest) = kernelActivation(activation)
         if bias == nil && residual == nil && inKernel == Int32(APUS_GEMM_NONE) {
             apus_gemm_packed_avx512(

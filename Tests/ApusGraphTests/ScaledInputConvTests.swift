@@ -1,0 +1,111 @@
+import ApusOps
+import ApusTensor
+import Foundation
+import Testing
+
+@testable import ApusGraph
+
+/// The planner joins a channel-scaling `Mul` (the end of a squeeze-and-excitation block) with the
+/// 1 × 1 convolution that alone reads it (``ScaledInputConv``): the weights are scaled per image
+/// instead of the map. The joined plan must agree with the separate steps within rounding, be
+/// bitwise the same at 1 and 2 threads, and stay unjoined where it would not pay or not apply.
+@Suite(.enabled(if: PackedGemm.isAvailable, "the joined step needs the packed AVX-512 kernel"))
+struct ScaledInputConvTests {
+    static func values(_ count: Int, seed: Int) -> [Float] {
+        (0..<count).map { Float(sin(Double($0 * 7 + seed) * 0.37)) * 0.5 }
+    }
+
+    /// x [batch, 32, size, size] → GlobalAveragePool → 1 × 1 Conv (8) + Relu → 1 × 1 Conv (32) +
+    /// Sigmoid = s → Mul(x, s) (or Mul(x, t) with t a [1, 1, size, size] input when `spatialScale`)
+    /// → 1 × 1 Conv (16, bias) → y; with `alsoOutput` the product is a graph output too.
+    static func graph(size: Int, spatialScale: Bool = false, alsoOutput: Bool = false) -> Graph {
+        var inputs = [
+            ValueInfo(
+                name: "x", dtype: .float32, dimensions: [.symbolic("batch"), .fixed(32), .fixed(size), .fixed(size)])
+        ]
+        if spatialScale {
+            inputs.append(
+                ValueInfo(name: "t", dtype: .float32, dimensions: [.fixed(1), .fixed(1), .fixed(size), .fixed(size)]))
+        }
+        var outputs = [ValueInfo(name: "y", dtype: nil, dimensions: nil)]
+        if alsoOutput { outputs.append(ValueInfo(name: "m", dtype: nil, dimensions: nil)) }
+        return Graph(
+            inputs: inputs, outputs: outputs,
+            nodes: [
+                Node(name: "pool", opType: "GlobalAveragePool", inputs: ["x"], outputs: ["g"]),
+                Node(name: "reduce", opType: "Conv", inputs: ["g", "w1", "b1"], outputs: ["c1"]),
+                Node(name: "relu", opType: "Relu", inputs: ["c1"], outputs: ["r1"]),
+                Node(name: "expand", opType: "Conv", inputs: ["r1", "w2", "b2"], outputs: ["c2"]),
+                Node(name: "sigmoid", opType: "Sigmoid", inputs: ["c2"], outputs: ["s"]),
+                Node(name: "mul", opType: "Mul", inputs: ["x", spatialScale ? "t" : "s"], outputs: ["m"]),
+                Node(name: "project", opType: "Conv", inputs: ["m", "w3", "b3"], outputs: ["y"]),
+            ],
+            initializers: [
+                "w1": Tensor(shape: [8, 32, 1, 1], scalars: values(8 * 32, seed: 1)),
+                "b1": Tensor(shape: [8], scalars: values(8, seed: 2)),
+                "w2": Tensor(shape: [32, 8, 1, 1], scalars: values(32 * 8, seed: 3)),
+                "b2": Tensor(shape: [32], scalars: values(32, seed: 4)),
+                "w3": Tensor(shape: [16, 32, 1, 1], scalars: values(16 * 32, seed: 5)),
+                "b3": Tensor(shape: [16], scalars: values(16, seed: 6)),
+            ])
+    }
+
+    static func feeds(batch: Int, size: Int, spatialScale: Bool = false) -> [String: Tensor] {
+        var feeds = ["x": Tensor(shape: [batch, 32, size, size], scalars: values(batch * 32 * size * size, seed: 7))]
+        if spatialScale { feeds["t"] = Tensor(shape: [1, 1, size, size], scalars: values(size * size, seed: 8)) }
+        return feeds
+    }
+
+    static func run(
+        _ graph: Graph, _ feeds: [String: Tensor], threads: Int, join: Bool, split: Bool = true
+    ) throws -> (y: [Float], steps: [String]) {
+        let runner = try GraphRunner(
+            graph: graph,
+            options: .init(plan: .init(threadCount: threads, joinsScaledInputs: join), splitBatches: split))
+        // A split batch runs on the plan of its first sample's shapes.
+        let ordered = try runner.orderedInputs(feeds).map { tensor in
+            guard split, tensor.shape[0] > 1 else { return tensor }
+            let values = try tensor.scalars(as: Float.self)
+            return Tensor(
+                shape: Shape([1] + tensor.shape.dimensions.dropFirst()),
+                scalars: Array(values.prefix(values.count / tensor.shape[0])))
+        }
+        let plan = try runner.plan(for: ordered)
+        let y = try #require(try runner.run(feeds)["y"])
+        return (try y.scalars(as: Float.self), plan.stepSummaries.map(\.opType))
+    }
+
+    /// Batch 1, batch 2 sample by sample (scales shared per plan) and as one whole-batch plan
+    /// (per-image scales): the joined step replaces Mul + Conv and agrees with them within a few
+    /// ulp of the output's scale; 1 and 2 threads give the same bits.
+    @Test(arguments: [(1, true), (2, true), (2, false)])
+    func joinedStepAgreesWithTheSeparateSteps(_ shape: (Int, Bool)) throws {
+        let (batch, split) = shape
+        let graph = Self.graph(size: 28)
+        let feeds = Self.feeds(batch: batch, size: 28)
+        let separate = try Self.run(graph, feeds, threads: 1, join: false, split: split)
+        #expect(!separate.steps.contains("ScaledInputConv"))
+        #expect(separate.steps.contains("Mul"))
+        let joined = try Self.run(graph, feeds, threads: 1, join: true, split: split)
+        #expect(joined.steps.contains("ScaledInputConv"), "\(joined.steps)")
+        #expect(!joined.steps.contains("Mul"))
+        let scale = separate.y.map(abs).max() ?? 0
+        let worst = zip(joined.y, separate.y).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst <= 1e-5 * scale, "max difference \(worst) against max |y| \(scale)")
+        let two = try Self.run(graph, feeds, threads: 2, join: true, split: split)
+        #expect(two.y == joined.y)
+    }
+
+    /// Unjoined: when the packed weights (16 × 32) outweigh a 3 × 3 map of 32 channels, when the product is also a graph output, and when the scale varies over space.
+    @Test func staysUnjoinedWhereItDoesNotApply() throws {
+        for (graph, feeds) in [
+            (Self.graph(size: 3), Self.feeds(batch: 1, size: 3)),
+            (Self.graph(size: 28, alsoOutput: true), Self.feeds(batch: 1, size: 28)),
+            (Self.graph(size: 28, spatialScale: true), Self.feeds(batch: 1, size: 28, spatialScale: true)),
+        ] {
+            let result = try Self.run(graph, feeds, threads: 1, join: true)
+            #expect(!result.steps.contains("ScaledInputConv"), "\(result.steps)")
+            #expect(result.steps.contains("Mul"))
+        }
+    }
+}
