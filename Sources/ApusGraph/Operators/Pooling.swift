@@ -108,3 +108,35 @@ struct GlobalPool: Operator {
             output: outputs[0].pointer(as: Float.self), context: context)
     }
 }
+
+/// A stem convolution on the direct kernel and the max pooling that alone reads its output,
+/// joined by the planner into one step (``DirectConvMaxPool``): the full-resolution map is pooled
+/// from each worker's scratch and never stored. The step's inputs are the convolution's input,
+/// weights and bias.
+struct DirectConvMaxPoolStep: Operator {
+    let conv: Conv
+    let joined: DirectConvMaxPool
+
+    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+        let p = joined.pool
+        return [ValueFact(dtype: .float32, shape: Shape([p.batch, p.channels, p.outputHeight, p.outputWidth]))]
+    }
+
+    func workspaceByteCount(for inputs: [ValueFact?], threadCount: Int) -> Int {
+        joined.workspaceByteCount(threadCount: threadCount)
+    }
+
+    func run(_ inputs: [Tensor?], outputs: [Tensor], context: ComputeContext) throws(OperatorError) {
+        let x = try inputs.required(0)
+        let w = try inputs.required(1)
+        let needed = joined.workspaceByteCount(threadCount: 1)
+        guard context.workspace != nil && context.workspaceByteCount >= needed else {
+            throw .invalidShape(
+                "stem and pooling need \(needed) workspace bytes, the plan gave \(context.workspaceByteCount)")
+        }
+        joined.run(
+            input: x.pointer(as: Float.self), weights: w.pointer(as: Float.self),
+            bias: inputs.optional(2).map { UnsafePointer($0.pointer(as: Float.self)) }, activation: conv.activation,
+            output: outputs[0].pointer(as: Float.self), context: context)
+    }
+}

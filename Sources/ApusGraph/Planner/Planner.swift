@@ -26,18 +26,31 @@ public struct PlanOptions: Sendable {
     /// of the separate steps, not the same bits. On unless the environment sets
     /// `APUS_JOIN_SCALED_INPUTS=0`.
     public var joinsScaledInputs: Bool
+    /// Whether a convolution on the direct (stem) kernel and the max pooling that alone reads its
+    /// output run as one step, pooling each worker's planes while they are in cache
+    /// (``DirectConvMaxPool``; the same bits). On unless the environment sets
+    /// `APUS_JOIN_STEM_POOL=0`.
+    public var joinsStemPools: Bool
 
     public init(
         threadCount: Int = 1, memoryBudget: Int = 16 << 30, maxConcurrentRuns: Int = 4,
         joinsExpansions: Bool = ExpandDepthwise.isEnabledByDefault,
-        joinsScaledInputs: Bool = PlanOptions.scaledInputsByDefault
+        joinsScaledInputs: Bool = PlanOptions.scaledInputsByDefault,
+        joinsStemPools: Bool = PlanOptions.stemPoolsByDefault
     ) {
         self.threadCount = max(1, threadCount)
         self.memoryBudget = memoryBudget
         self.maxConcurrentRuns = max(1, maxConcurrentRuns)
         self.joinsExpansions = joinsExpansions
         self.joinsScaledInputs = joinsScaledInputs
+        self.joinsStemPools = joinsStemPools
     }
+
+    /// `APUS_JOIN_STEM_POOL=0` turns ``joinsStemPools`` off by default.
+    public static let stemPoolsByDefault: Bool = {
+        if let text = getenv("APUS_JOIN_STEM_POOL"), String(cString: text) == "0" { return false }
+        return true
+    }()
 
     /// `APUS_JOIN_SCALED_INPUTS=0` turns ``joinsScaledInputs`` off by default.
     public static let scaledInputsByDefault: Bool = {
@@ -82,6 +95,9 @@ public enum Planner {
         if options.joinsExpansions {
             pending = joinExpansions(
                 pending, graphOutputs: Set(graph.outputs.map(\.name)), threadCount: options.threadCount)
+        }
+        if options.joinsStemPools {
+            pending = joinStemPools(pending, graphOutputs: Set(graph.outputs.map(\.name)))
         }
         if options.joinsScaledInputs {
             pending = joinScaledInputs(pending, facts: state.facts, graphOutputs: Set(graph.outputs.map(\.name)))
@@ -202,6 +218,40 @@ public enum Planner {
                         input(second, 2),
                     ], outputs: second.outputs)
                 result.append((node, joined))
+                index += 2
+                continue
+            }
+            result.append(first)
+            index += 1
+        }
+        return result
+    }
+
+    /// Joins each convolution on the direct kernel without a residual whose output only the next
+    /// step, a max pooling, reads into one ``DirectConvMaxPoolStep`` named `conv+pool`.
+    static func joinStemPools(_ pending: [(node: Node, op: any Operator)], graphOutputs: Set<String>) -> [(
+        node: Node, op: any Operator
+    )] {
+        var readers: [String: Int] = [:]
+        for entry in pending {
+            for input in entry.node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
+        }
+        var result: [(node: Node, op: any Operator)] = []
+        var index = 0
+        while index < pending.count {
+            let first = pending[index]
+            if index + 1 < pending.count, let conv = first.op as? Conv, let plan = conv.plan,
+                first.node.inputs.count <= 3 || first.node.inputs[3].isEmpty, first.node.outputs.count == 1,
+                let map = first.node.outputs.first, readers[map] == 1, !graphOutputs.contains(map),
+                let pool = pending[index + 1].op as? Pool, pool.kind == .max, let geometry = pool.planned,
+                pending[index + 1].node.inputs.first == map, pending[index + 1].node.outputs.count == 1,
+                let joined = DirectConvMaxPool(conv: plan, pool: geometry)
+            {
+                let second = pending[index + 1].node
+                let node = Node(
+                    name: first.node.name + "+" + second.name, opType: "DirectConvMaxPool", domain: Node.apusDomain,
+                    inputs: Array(first.node.inputs.prefix(3)), outputs: second.outputs)
+                result.append((node, DirectConvMaxPoolStep(conv: conv, joined: joined)))
                 index += 2
                 continue
             }

@@ -200,7 +200,7 @@ public enum Pool2D {
     /// window's columns needs no bounds checks. With stride 2 that row is split into its even and
     /// odd columns (the window's columns are then contiguous in each), so both passes run sixteen
     /// outputs at a time; `buffer` holds `2 · maxRowWidth + 64` values.
-    private static func runMaxPlane(
+    static func runMaxPlane(
         _ g: Pool2DGeometry, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
         buffer: UnsafeMutablePointer<Float>
     ) {
