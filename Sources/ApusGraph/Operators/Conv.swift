@@ -345,8 +345,10 @@ struct ScaledInputConv: Operator {
         let x = try inputs.required(0)
         let s = try inputs.required(1)
         let g = plan.geometry
-        guard x.shape.dimensions == [g.batch, g.inputChannels, g.inputHeight, g.inputWidth],
-            s.shape.rank == 4, s.shape[0] == g.batch || s.shape[0] == 1, s.elementCount == s.shape[0] * g.inputChannels
+        // Compared dimension by dimension: an array literal here would allocate on every run.
+        guard x.shape.rank == 4, x.shape[0] == g.batch, x.shape[1] == g.inputChannels, x.shape[2] == g.inputHeight,
+            x.shape[3] == g.inputWidth, s.shape.rank == 4, s.shape[0] == g.batch || s.shape[0] == 1,
+            s.elementCount == s.shape[0] * g.inputChannels
         else {
             throw .invalidShape("scaled convolution of \(x.shape) by \(s.shape) does not fit its plan")
         }
