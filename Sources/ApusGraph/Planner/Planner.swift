@@ -186,38 +186,28 @@ public enum Planner {
     }
 
     /// Shape inference and constant folding over the needed nodes.
-    /// Joins each 1 × 1 convolution whose output only the next step, a stride-2 depthwise
-    /// convolution, reads into one ``ExpandDepthwiseConv`` step (``ExpandDepthwise``): the step
-    /// is named `expansion+depthwise`, reads the expansion's input, weights and bias and the
-    /// depthwise weights and bias, and writes the depthwise output; the expanded map is gone.
-    static func joinExpansions(
-        _ pending: [(node: Node, op: any Operator)], graphOutputs: Set<String>, threadCount: Int
-    ) -> [(node: Node, op: any Operator)] {
+    /// A step of the plan being made: its node and its specialized operator.
+    typealias PendingStep = (node: Node, op: any Operator)
+
+    /// Replaces each pair of adjacent steps whose second alone reads the first's only output (as
+    /// its first input; not a graph output) by what `join` makes of them, keeping the pair when
+    /// it returns `nil`. The planner's joins differ only in what they accept.
+    static func joinPairs(
+        _ pending: [PendingStep], graphOutputs: Set<String>, _ join: (PendingStep, PendingStep) -> PendingStep?
+    ) -> [PendingStep] {
         var readers: [String: Int] = [:]
         for entry in pending {
             for input in entry.node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
         }
-        func input(_ node: Node, _ index: Int) -> String { index < node.inputs.count ? node.inputs[index] : "" }
-        var result: [(node: Node, op: any Operator)] = []
+        var result: [PendingStep] = []
         var index = 0
         while index < pending.count {
             let first = pending[index]
-            if index + 1 < pending.count, let expansion = first.op as? Conv,
-                let depthwise = pending[index + 1].op as? Conv, first.node.outputs.count == 1,
-                let expanded = first.node.outputs.first, pending[index + 1].node.inputs.first == expanded,
-                readers[expanded] == 1, !graphOutputs.contains(expanded),
-                let joined = ExpandDepthwiseConv(
-                    expansion: expansion, expansionHasResidual: !input(first.node, 3).isEmpty, depthwise: depthwise,
-                    depthwiseHasResidual: !input(pending[index + 1].node, 3).isEmpty, threadCount: threadCount)
+            if index + 1 < pending.count, first.node.outputs.count == 1, let value = first.node.outputs.first,
+                readers[value] == 1, !graphOutputs.contains(value), pending[index + 1].node.inputs.first == value,
+                let joined = join(first, pending[index + 1])
             {
-                let second = pending[index + 1].node
-                let node = Node(
-                    name: first.node.name + "+" + second.name, opType: "ExpandDepthwiseConv", domain: Node.apusDomain,
-                    inputs: [
-                        input(first.node, 0), input(first.node, 1), input(first.node, 2), input(second, 1),
-                        input(second, 2),
-                    ], outputs: second.outputs)
-                result.append((node, joined))
+                result.append(joined)
                 index += 2
                 continue
             }
@@ -227,38 +217,44 @@ public enum Planner {
         return result
     }
 
+    /// The input `index` of `node`, `""` when absent.
+    static func input(_ node: Node, _ index: Int) -> String { index < node.inputs.count ? node.inputs[index] : "" }
+
+    /// Joins each 1 × 1 convolution whose output only the next step, a stride-2 depthwise
+    /// convolution, reads into one ``ExpandDepthwiseConv`` step (``ExpandDepthwise``): the step
+    /// is named `expansion+depthwise`, reads the expansion's input, weights and bias and the
+    /// depthwise weights and bias, and writes the depthwise output; the expanded map is gone.
+    static func joinExpansions(_ pending: [PendingStep], graphOutputs: Set<String>, threadCount: Int) -> [PendingStep] {
+        joinPairs(pending, graphOutputs: graphOutputs) { first, second in
+            guard let expansion = first.op as? Conv, let depthwise = second.op as? Conv,
+                let joined = ExpandDepthwiseConv(
+                    expansion: expansion, expansionHasResidual: !input(first.node, 3).isEmpty, depthwise: depthwise,
+                    depthwiseHasResidual: !input(second.node, 3).isEmpty, threadCount: threadCount)
+            else { return nil }
+            let node = Node(
+                name: first.node.name + "+" + second.node.name, opType: "ExpandDepthwiseConv",
+                domain: Node.apusDomain,
+                inputs: [
+                    input(first.node, 0), input(first.node, 1), input(first.node, 2), input(second.node, 1),
+                    input(second.node, 2),
+                ], outputs: second.node.outputs)
+            return (node, joined)
+        }
+    }
+
     /// Joins each convolution on the direct kernel without a residual whose output only the next
     /// step, a max pooling, reads into one ``DirectConvMaxPoolStep`` named `conv+pool`.
-    static func joinStemPools(_ pending: [(node: Node, op: any Operator)], graphOutputs: Set<String>) -> [(
-        node: Node, op: any Operator
-    )] {
-        var readers: [String: Int] = [:]
-        for entry in pending {
-            for input in entry.node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
+    static func joinStemPools(_ pending: [PendingStep], graphOutputs: Set<String>) -> [PendingStep] {
+        joinPairs(pending, graphOutputs: graphOutputs) { first, second in
+            guard let conv = first.op as? Conv, let plan = conv.plan, input(first.node, 3).isEmpty,
+                let pool = second.op as? Pool, pool.kind == .max, let geometry = pool.planned,
+                second.node.outputs.count == 1, let joined = DirectConvMaxPool(conv: plan, pool: geometry)
+            else { return nil }
+            let node = Node(
+                name: first.node.name + "+" + second.node.name, opType: "DirectConvMaxPool", domain: Node.apusDomain,
+                inputs: Array(first.node.inputs.prefix(3)), outputs: second.node.outputs)
+            return (node, DirectConvMaxPoolStep(conv: conv, joined: joined))
         }
-        var result: [(node: Node, op: any Operator)] = []
-        var index = 0
-        while index < pending.count {
-            let first = pending[index]
-            if index + 1 < pending.count, let conv = first.op as? Conv, let plan = conv.plan,
-                first.node.inputs.count <= 3 || first.node.inputs[3].isEmpty, first.node.outputs.count == 1,
-                let map = first.node.outputs.first, readers[map] == 1, !graphOutputs.contains(map),
-                let pool = pending[index + 1].op as? Pool, pool.kind == .max, let geometry = pool.planned,
-                pending[index + 1].node.inputs.first == map, pending[index + 1].node.outputs.count == 1,
-                let joined = DirectConvMaxPool(conv: plan, pool: geometry)
-            {
-                let second = pending[index + 1].node
-                let node = Node(
-                    name: first.node.name + "+" + second.name, opType: "DirectConvMaxPool", domain: Node.apusDomain,
-                    inputs: Array(first.node.inputs.prefix(3)), outputs: second.outputs)
-                result.append((node, DirectConvMaxPoolStep(conv: conv, joined: joined)))
-                index += 2
-                continue
-            }
-            result.append(first)
-            index += 1
-        }
-        return result
     }
 
     /// Joins each `Mul(x, s)` that scales the channels of x ([N, C, H, W]) by s ([N or 1, C, 1, 1])
@@ -266,38 +262,22 @@ public enum Planner {
     /// ``ScaledInputConv`` step named `mul+conv`, when the packed weights are no larger than one
     /// image of x: it reads x, s and the convolution's other inputs, and x · s is never stored.
     static func joinScaledInputs(
-        _ pending: [(node: Node, op: any Operator)], facts: [String: ValueFact], graphOutputs: Set<String>
-    ) -> [(node: Node, op: any Operator)] {
-        var readers: [String: Int] = [:]
-        for entry in pending {
-            for input in entry.node.inputs where !input.isEmpty { readers[input, default: 0] += 1 }
-        }
-        var result: [(node: Node, op: any Operator)] = []
-        var index = 0
-        while index < pending.count {
-            let first = pending[index]
-            if index + 1 < pending.count, first.node.domain.isEmpty, first.node.opType == "Mul",
-                first.node.inputs.count == 2, first.node.outputs.count == 1, let scaled = first.node.outputs.first,
-                readers[scaled] == 1, !graphOutputs.contains(scaled),
-                let conv = pending[index + 1].op as? Conv, let plan = conv.plan, plan.scalesInputThroughWeights,
-                pending[index + 1].node.inputs.first == scaled,
+        _ pending: [PendingStep], facts: [String: ValueFact], graphOutputs: Set<String>
+    ) -> [PendingStep] {
+        joinPairs(pending, graphOutputs: graphOutputs) { first, second in
+            guard first.node.domain.isEmpty, first.node.opType == "Mul", first.node.inputs.count == 2,
+                let scaled = first.node.outputs.first, let conv = second.op as? Conv, let plan = conv.plan,
+                plan.scalesInputThroughWeights,
                 let (x, s) = channelScaling(first.node.inputs[0], first.node.inputs[1], facts: facts)
                     ?? channelScaling(first.node.inputs[1], first.node.inputs[0], facts: facts),
                 let xFact = facts[x], xFact.shape == facts[scaled]?.shape,
                 plan.packedWeightFloatCount <= xFact.shape.elementCount / max(1, xFact.shape[0])
-            {
-                let second = pending[index + 1].node
-                let node = Node(
-                    name: first.node.name + "+" + second.name, opType: "ScaledInputConv", domain: Node.apusDomain,
-                    inputs: [x, s] + second.inputs.dropFirst().prefix(3), outputs: second.outputs)
-                result.append((node, ScaledInputConv(conv: conv)))
-                index += 2
-                continue
-            }
-            result.append(first)
-            index += 1
+            else { return nil }
+            let node = Node(
+                name: first.node.name + "+" + second.node.name, opType: "ScaledInputConv", domain: Node.apusDomain,
+                inputs: [x, s] + second.node.inputs.dropFirst().prefix(3), outputs: second.node.outputs)
+            return (node, ScaledInputConv(conv: conv))
         }
-        return result
     }
 
     /// `(x, s)` when x is a float32 map [N, C, H, W] computed at run time and s holds one float32
