@@ -350,9 +350,7 @@ public struct Conv2DPlan: Sendable {
         case .depthwise: geometry.batch * geometry.outputChannels
         case .pointwise, .im2col, .taps: geometry.groups * rowTileCount * columnTileCount
         case .winograd: WinogradConv2D.positions
-        case .direct:
-            geometry.batch
-                * ((geometry.outputChannels + DirectConvKernel.channelsPerPass - 1) / DirectConvKernel.channelsPerPass)
+        case .direct: geometry.batch * DirectConvKernel.passCount(geometry)
         }
     }
 
@@ -588,32 +586,25 @@ public struct Conv2DPlan: Sendable {
     ) {
         guard let vectorKernel else { return }
         let g = geometry
-        let per = DirectConvKernel.channelsPerPass
-        let blocks = (g.outputChannels + per - 1) / per
-        struct Blocks: ParallelTasks {
+        let passes = DirectConvKernel.passCount(g)
+        struct Passes: ParallelTasks {
             let kernel: DirectConvKernel
             let g: Conv2DGeometry
-            let blocks: Int
+            let passes: Int
             let operands: ConvOperands
 
             func run(_ task: Int) {
-                let image = task / blocks
-                let per = DirectConvKernel.channelsPerPass
-                let first = task % blocks * per
-                let inputImage = g.inputChannels * g.inputHeight * g.inputWidth
-                let outputImage = g.outputChannels * g.outputHeight * g.outputWidth
-                let o = operands
-                kernel.runDirect(
-                    inputChannels: g.inputChannels, channels: first..<min(g.outputChannels, first + per),
-                    input: o.input + image * inputImage, weights: o.weights, bias: o.bias,
-                    residual: o.residual.map { $0 + image * outputImage }, output: o.output + image * outputImage,
-                    activation: o.activation)
+                let image = task / passes
+                let first = task % passes * DirectConvKernel.channelsPerPass
+                kernel.runDirectPass(
+                    image: image, first: first, geometry: g, operands: operands,
+                    into: operands.output + (image * g.outputChannels + first) * g.outputHeight * g.outputWidth)
             }
         }
         context.parallelFor(
-            g.batch * blocks,
-            Blocks(
-                kernel: vectorKernel, g: g, blocks: blocks,
+            g.batch * passes,
+            Passes(
+                kernel: vectorKernel, g: g, passes: passes,
                 operands: ConvOperands(
                     input: input, weights: weights, bias: bias, residual: residual, output: output,
                     activation: activation)))

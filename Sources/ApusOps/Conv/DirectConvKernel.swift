@@ -94,6 +94,27 @@ final class DirectConvKernel: @unchecked Sendable {
             planes.lowerBound, planes.count, outputRows.lowerBound, outputRows.count, output, &epilogue)
     }
 
+    /// Passes of ``channelsPerPass`` output channels per image: the direct path's tasks per image.
+    static func passCount(_ g: Conv2DGeometry) -> Int { (g.outputChannels + channelsPerPass - 1) / channelsPerPass }
+
+    /// One pass of the direct path: output channels `first ..< first + channelsPerPass` (fewer at
+    /// the end) of image `image`, their planes written from `planes` on; the residual is read at
+    /// the same channels of `operands.residual`, and `operands.output` is not used.
+    func runDirectPass(
+        image: Int, first: Int, geometry g: Conv2DGeometry, operands o: ConvOperands,
+        into planes: UnsafeMutablePointer<Float>
+    ) {
+        let plane = g.outputHeight * g.outputWidth
+        // Channels 0 ..< count of the kernel's view: weights, bias and residual from `first` on.
+        runDirect(
+            inputChannels: g.inputChannels, channels: 0..<min(Self.channelsPerPass, g.outputChannels - first),
+            input: o.input + image * g.inputChannels * g.inputHeight * g.inputWidth,
+            weights: o.weights + first * g.inputChannels * g.kernelHeight * g.kernelWidth,
+            bias: o.bias.map { $0 + first },
+            residual: o.residual.map { $0 + (image * g.outputChannels + first) * plane },
+            output: planes, activation: o.activation)
+    }
+
     /// Few input channels: output channels `channels` of one image (`input` and `output` point at
     /// the image, `residual` at its output-shaped residual), weights [M][C][k][k].
     func runDirect(

@@ -21,20 +21,19 @@ public struct DirectConvMaxPool: Sendable {
         self.pool = pool
     }
 
-    /// Floats of one worker's scratch: the task's planes, then the pooling's row buffer.
-    var slotFloatCount: Int {
-        let g = conv.geometry
-        let planes = DirectConvKernel.channelsPerPass * g.outputHeight * g.outputWidth
-        return (planes + 15) / 16 * 16 + Pool2D.maxBufferCount(pool)
+    /// Floats of one pass's planes in a worker's scratch (rounded to whole vectors).
+    var planeFloatCount: Int {
+        (DirectConvKernel.channelsPerPass * conv.geometry.outputHeight * conv.geometry.outputWidth + 15) / 16 * 16
     }
+
+    /// Floats of one worker's scratch: the pass's planes, then the pooling's row buffer.
+    var slotFloatCount: Int { planeFloatCount + Pool2D.maxBufferCount(pool) }
 
     /// The workspace ``run(input:weights:bias:activation:output:context:)`` needs on up to
     /// `threadCount` threads: one scratch per worker.
     public func workspaceByteCount(threadCount: Int) -> Int {
-        let blocks =
-            (conv.geometry.outputChannels + DirectConvKernel.channelsPerPass - 1)
-            / DirectConvKernel.channelsPerPass
-        return slotFloatCount * MemoryLayout<Float>.stride * max(1, min(threadCount, conv.geometry.batch * blocks))
+        let tasks = conv.geometry.batch * DirectConvKernel.passCount(conv.geometry)
+        return slotFloatCount * MemoryLayout<Float>.stride * max(1, min(threadCount, tasks))
     }
 
     /// Computes `output = maxpool(activation(conv(input, weights) + bias))`.
@@ -44,45 +43,35 @@ public struct DirectConvMaxPool: Sendable {
     ) {
         guard let kernel = conv.vectorKernel else { return }
         let g = conv.geometry
-        let per = DirectConvKernel.channelsPerPass
-        let blocks = (g.outputChannels + per - 1) / per
-        struct Blocks: ParallelSlotRanges {
+        let passes = DirectConvKernel.passCount(g)
+        struct Passes: ParallelSlotRanges {
             let kernel: DirectConvKernel
             let g: Conv2DGeometry
             let pool: Pool2DGeometry
-            let blocks: Int
-            let planesFloats: Int
+            let passes: Int
+            let planeFloats: Int
             let operands: ConvOperands
 
             func run(_ range: Range<Int>, scratch: UnsafeMutableRawPointer) {
                 let planes = scratch.assumingMemoryBound(to: Float.self)
-                let buffer = planes + planesFloats
-                let per = DirectConvKernel.channelsPerPass
+                let buffer = planes + planeFloats
                 let plane = g.outputHeight * g.outputWidth
                 let pooled = pool.outputHeight * pool.outputWidth
-                let o = operands
                 for task in range {
-                    let image = task / blocks
-                    let first = task % blocks * per
-                    let count = min(g.outputChannels, first + per) - first
-                    // Channels 0 ..< count of the kernel's view: weights and bias from `first` on.
-                    kernel.runDirect(
-                        inputChannels: g.inputChannels, channels: 0..<count,
-                        input: o.input + image * g.inputChannels * g.inputHeight * g.inputWidth,
-                        weights: o.weights + first * g.inputChannels * g.kernelHeight * g.kernelWidth,
-                        bias: o.bias.map { $0 + first }, residual: nil, output: planes, activation: o.activation)
-                    let out = o.output + (image * g.outputChannels + first) * pooled
-                    for j in 0..<count {
+                    let image = task / passes
+                    let first = task % passes * DirectConvKernel.channelsPerPass
+                    kernel.runDirectPass(image: image, first: first, geometry: g, operands: operands, into: planes)
+                    let out = operands.output + (image * g.outputChannels + first) * pooled
+                    for j in 0..<min(DirectConvKernel.channelsPerPass, g.outputChannels - first) {
                         Pool2D.runMaxPlane(pool, planes + j * plane, out + j * pooled, buffer: buffer)
                     }
                 }
             }
         }
-        let planesFloats = (per * g.outputHeight * g.outputWidth + 15) / 16 * 16
         context.parallelFor(
-            g.batch * blocks, slotByteCount: slotFloatCount * MemoryLayout<Float>.stride,
-            Blocks(
-                kernel: kernel, g: g, pool: pool, blocks: blocks, planesFloats: planesFloats,
+            g.batch * passes, slotByteCount: slotFloatCount * MemoryLayout<Float>.stride,
+            Passes(
+                kernel: kernel, g: g, pool: pool, passes: passes, planeFloats: planeFloatCount,
                 operands: ConvOperands(
                     input: input, weights: weights, bias: bias, residual: nil, output: output, activation: activation)))
     }
