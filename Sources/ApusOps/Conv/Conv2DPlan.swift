@@ -664,7 +664,7 @@ public struct Conv2DPlan: Sendable {
     /// One (group, row tile, column tile) of one image for the sgemm-based paths.
     private func runGemmTile(
         task: Int, input inputImage: UnsafePointer<Float>, columnMatrix: UnsafePointer<Float>?,
-        weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
+        weights: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
         output: UnsafeMutablePointer<Float>, activation: FusedActivation, packedValues: UnsafePointer<Float>? = nil
     ) {
         let g = geometry
@@ -710,6 +710,7 @@ public struct Conv2DPlan: Sendable {
                 values: packedValues)
             return
         }
+        guard let weights else { preconditionFailure("the OpenBLAS path needs the plain weights") }
         BLAS.sgemm(
             transposeA: false, transposeB: false, m: rowCount, n: columnCount, k: reduction, alpha: 1,
             a: weights + outputChannel * reduction, lda: reduction, b: b, ldb: columns, beta: 0, c: tileOutput,
@@ -822,7 +823,8 @@ extension Conv2DPlan {
         let input: UnsafePointer<Float>
         let inputImageCount: Int
         let columnMatrix: UnsafePointer<Float>?
-        let weights: UnsafePointer<Float>
+        /// `nil` only with packed weights (the OpenBLAS path reads them).
+        let weights: UnsafePointer<Float>?
         let bias: UnsafePointer<Float>?
         let residual: UnsafePointer<Float>?
         let output: UnsafeMutablePointer<Float>
@@ -911,8 +913,7 @@ extension Conv2DPlan {
                 imagesPerCopy * tasks,
                 GemmTiles(
                     plan: self, tasksPerImage: tasks, input: input + first * inputImageCount,
-                    // `weights` is read only by the OpenBLAS path, never with packed values.
-                    inputImageCount: inputImageCount, columnMatrix: nil, weights: input, bias: bias,
+                    inputImageCount: inputImageCount, columnMatrix: nil, weights: nil, bias: bias,
                     residual: residual.map { $0 + first * outputImageCount },
                     output: output + first * outputImageCount, outputImageCount: outputImageCount,
                     activation: activation, packedValues: UnsafePointer(scaled)))
