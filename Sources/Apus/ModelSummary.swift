@@ -32,11 +32,7 @@ extension Model {
         }
         var parameters = 0
         var bytes = 0
-        // Prepacked weights (the fifth input of `FusedConv`) are a second copy of parameters.
-        var packed = Set<String>()
-        for node in graph.nodes where node.domain == Node.apusDomain && node.opType == "FusedConv" {
-            if node.inputs.count > 4 { packed.insert(node.inputs[4]) }
-        }
+        let packed = PrepackWeights.packedTensorNames(in: graph)
         for (name, tensor) in graph.initializers where !packed.contains(name) {
             parameters += tensor.elementCount
             bytes += tensor.byteCount

@@ -147,7 +147,7 @@ struct Conv: Operator {
 
     /// The convolution's sizes, with 1-D convolutions as height-1 2-D ones.
     func geometry(_ inputs: [ValueFact?]) throws(OperatorError) -> (Conv2DGeometry, Shape) {
-        try inputs.checkCount(fused ? 2...5 : 2...3)
+        try inputs.checkCount(fused ? 2...PrepackWeights.inputIndex + 1 : 2...3)
         let x = try inputs.spatialInput(0, operation: "Conv")
         let w = try inputs.required(1)
         guard w.dtype == .float32 else { throw .dtypeMismatch(input: 1, expected: .float32, actual: w.dtype) }
@@ -232,10 +232,13 @@ struct Conv: Operator {
     /// The prepacked weights input `P`, checked: a float32 constant holding exactly the floats
     /// its layout needs for `geometry`. `nil` without it, or when ``packedLayout`` is unknown.
     func prepackedWeights(_ inputs: [ValueFact?], geometry: Conv2DGeometry) throws(OperatorError) -> PrepackedWeights? {
-        guard let packed = inputs.optional(4) else { return nil }
-        guard packed.dtype == .float32 else { throw .dtypeMismatch(input: 4, expected: .float32, actual: packed.dtype) }
+        let index = PrepackWeights.inputIndex
+        guard let packed = inputs.optional(index) else { return nil }
+        guard packed.dtype == .float32 else {
+            throw .dtypeMismatch(input: index, expected: .float32, actual: packed.dtype)
+        }
         guard let tensor = packed.constant else {
-            throw .invalidShape("prepacked weights input 4 must be a constant")
+            throw .invalidShape("prepacked weights input \(index) must be a constant")
         }
         guard let packedLayout else { return nil }
         let expected = Conv2DPlan.packedFloatCount(packedLayout, geometry: geometry)

@@ -11,6 +11,19 @@ import ApusTensor
 /// shape that wants another layout packs them as before), so the artifact grows by the packed
 /// copies: about the weights' size, and four times the weights of Winograd layers.
 public enum PrepackWeights {
+    /// The input of `FusedConv` that holds the prepacked weights (after X, W, B and Z).
+    public static let inputIndex = 4
+
+    /// The initializers of `graph` that are prepacked weights: second copies of parameters.
+    public static func packedTensorNames(in graph: Graph) -> Set<String> {
+        var names = Set<String>()
+        for node in graph.nodes
+        where node.domain == Node.apusDomain && node.opType == "FusedConv" && node.inputs.count > inputIndex {
+            names.insert(node.inputs[inputIndex])
+        }
+        return names
+    }
+
     /// What a pass did.
     public struct Report: Sendable {
         /// Convolutions given prepacked weights.
@@ -56,7 +69,8 @@ public enum PrepackWeights {
         for (index, node) in graph.nodes.enumerated() {
             let isConv = node.domain.isEmpty && node.opType == "Conv"
             let isFusedConv = node.domain == Node.apusDomain && node.opType == "FusedConv"
-            guard isConv || isFusedConv, (2...4).contains(node.inputs.count), node.attributes["packed_layout"] == nil,
+            guard isConv || isFusedConv, (2...inputIndex).contains(node.inputs.count),
+                node.attributes["packed_layout"] == nil,
                 let conv = operators[index] as? Conv, let weights = graph.initializers[node.inputs[1]],
                 weights.dtype == .float32
             else { continue }
@@ -84,7 +98,7 @@ public enum PrepackWeights {
             var rewritten = node
             rewritten.domain = Node.apusDomain
             rewritten.opType = "FusedConv"
-            while rewritten.inputs.count < 4 { rewritten.inputs.append("") }
+            while rewritten.inputs.count < inputIndex { rewritten.inputs.append("") }
             rewritten.inputs.append(name)
             rewritten.attributes["packed_layout"] = .string(PrepackedWeights.attribute(layout))
             result.nodes[index] = rewritten
