@@ -118,10 +118,25 @@ TARGET void apus_logistic_avx512(float *x, long n, int silu) {
 /// 8·NV accumulators in registers for the whole block of k. Instantiated below for NV = 1, 2, 3
 /// with the constant propagated, so that the loops unroll and the arrays stay in registers.
 TARGET static inline __attribute__((always_inline)) void kernel_8xnv(
-    const int NV, const int ACT, long kc, const float *a, const float *b, long ldb, float *c, long ldc, long rows,
-    const __mmask16 *mask, int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual,
-    const float *bNext) {
+    const int NV, const int ACT, const int TAIL, long kc, const float *a, const float *b, long ldb, float *c, long ldc,
+    long rows, const __mmask16 *mask, int accumulate, const apus_gemm_epilogue *epi, const float *bias,
+    const float *residual, const float *bNext) {
     __m512 acc[MR][3];
+    // `TAIL` (up to 4; `strip` instantiates 0 and 1, with more the accumulators spill) more
+    // columns right after the 16·NV, computed down the rows: the panel's eight values at one k are
+    // one 8-lane vector, so they cost one load and TAIL fused multiply-adds per k on top of the
+    // block's 8·NV, where a separate pass would stream the weights a second time. Lane r of
+    // tail[j] is row r of column 16·NV + j; each sum is the same ascending chain of fused
+    // multiply-adds as in the wide part and in kernel_columns.
+    __m256 tail[4];
+    const __mmask16 rowMask = (__mmask16)(rows >= MR ? (1u << MR) - 1u : (1u << rows) - 1u);
+    const __m512i rowsOfC = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_set1_epi32((int)ldc));
+    for (int j = 0; j < TAIL; j++) {
+        tail[j] = accumulate ? _mm512_castps512_ps256(
+                                   _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rowMask, rowsOfC, c + 16 * NV + j, 4))
+                             : _mm256_setzero_ps();
+    }
     for (int r = 0; r < MR; r++) {
         for (int v = 0; v < NV; v++) {
             // Continuing the running sums keeps every element's terms in ascending k order.
@@ -159,6 +174,10 @@ TARGET static inline __attribute__((always_inline)) void kernel_8xnv(
             __m512 av = _mm512_set1_ps(a[r]);
             for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
         }
+        if (TAIL) {
+            __m256 column = _mm256_loadu_ps(a);
+            for (int j = 0; j < TAIL; j++) tail[j] = _mm256_fmadd_ps(column, _mm256_set1_ps(b[16 * NV + j]), tail[j]);
+        }
         a += MR;
         b += ldb;
     }
@@ -167,11 +186,30 @@ TARGET static inline __attribute__((always_inline)) void kernel_8xnv(
             if (rows <= r) break;
             for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
         }
+        for (int j = 0; j < TAIL; j++) {
+            _mm512_mask_i32scatter_ps(c + 16 * NV + j, rowMask, rowsOfC, _mm512_castps256_ps512(tail[j]), 4);
+        }
         return;
     }
     // + bias, + residual, then the activation `ACT` (a constant in each instantiation, so no
     // branch per vector), each element in the order of `finish`; bounds and biases broadcast once.
     const __m512 low = _mm512_set1_ps(epi->low), high = _mm512_set1_ps(epi->high);
+    if (TAIL) {
+        const __m512i rowsOfResidual = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0),
+            _mm512_set1_epi32((int)epi->residual_stride));
+        const __m512 columnBias = bias ? _mm512_maskz_loadu_ps(rowMask, bias) : _mm512_setzero_ps();
+        for (int j = 0; j < TAIL; j++) {
+            __m512 value = _mm512_castps256_ps512(tail[j]);
+            if (bias) value = _mm512_add_ps(value, columnBias);
+            if (residual) {
+                value = _mm512_add_ps(
+                    value,
+                    _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rowMask, rowsOfResidual, residual + 16 * NV + j, 4));
+            }
+            _mm512_mask_i32scatter_ps(c + 16 * NV + j, rowMask, rowsOfC, activate_v(ACT, value, low, high), 4);
+        }
+    }
     for (int r = 0; r < MR; r++) {
         if (rows <= r) break;
         const __m512 rowBias = bias ? _mm512_set1_ps(bias[r]) : _mm512_setzero_ps();
@@ -280,30 +318,36 @@ TARGETVL static void kernel_columns(
 }
 
 /// One strip of up to 48 columns starting at `c`/`b` for one row panel; returns the columns done.
+/// A whole strip can take one more column past its 48 (`tail`, `kernel_8xnv`'s `TAIL`).
 TARGET static inline long strip(
     long kc, const float *aPanel, const float *bStrip, long ldb, float *cBlock, long ldc, long rows, long columns,
-    int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual, const float *bNext) {
+    long tail, int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual,
+    const float *bNext) {
     const __mmask16 mask[3] = {mask_for(columns), mask_for(columns - 16), mask_for(columns - 32)};
     const int nv = columns > 32 ? 3 : (columns > 16 ? 2 : 1);
-    // One kernel per vector count and activation, each with its constants propagated.
-#define KERNEL(NV, ACT)                                                                                                \
-    kernel_8xnv(NV, ACT, kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask, accumulate, epi, bias, residual, bNext)
-#define BY_ACTIVATION(NV)                                                                                              \
+    // One kernel per vector count, tail and activation, each with its constants propagated.
+#define KERNEL(NV, TAIL, ACT)                                                                                          \
+    kernel_8xnv(NV, ACT, TAIL, kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask, accumulate, epi, bias, residual, bNext)
+#define BY_ACTIVATION(NV, TAIL)                                                                                        \
     switch (epi ? epi->activation : APUS_GEMM_NONE) {                                                                  \
-    case APUS_GEMM_RELU: KERNEL(NV, APUS_GEMM_RELU); break;                                                            \
-    case APUS_GEMM_CLIP: KERNEL(NV, APUS_GEMM_CLIP); break;                                                            \
-    case APUS_GEMM_SIGMOID: KERNEL(NV, APUS_GEMM_SIGMOID); break;                                                      \
-    case APUS_GEMM_SILU: KERNEL(NV, APUS_GEMM_SILU); break;                                                            \
-    default: KERNEL(NV, APUS_GEMM_NONE); break;                                                                        \
+    case APUS_GEMM_RELU: KERNEL(NV, TAIL, APUS_GEMM_RELU); break;                                                      \
+    case APUS_GEMM_CLIP: KERNEL(NV, TAIL, APUS_GEMM_CLIP); break;                                                      \
+    case APUS_GEMM_SIGMOID: KERNEL(NV, TAIL, APUS_GEMM_SIGMOID); break;                                                \
+    case APUS_GEMM_SILU: KERNEL(NV, TAIL, APUS_GEMM_SILU); break;                                                      \
+    default: KERNEL(NV, TAIL, APUS_GEMM_NONE); break;                                                                  \
     }
     if (nv == 3) {
-        BY_ACTIVATION(3)
+        if (columns == 48 && tail == 1) {
+            BY_ACTIVATION(3, 1)
+            return 49;
+        }
+        BY_ACTIVATION(3, 0)
         return columns < 48 ? columns : 48;
     }
     if (nv == 2) {
-        BY_ACTIVATION(2)
+        BY_ACTIVATION(2, 0)
     } else {
-        BY_ACTIVATION(1)
+        BY_ACTIVATION(1, 0)
     }
 #undef BY_ACTIVATION
 #undef KERNEL
@@ -340,12 +384,15 @@ TARGET void apus_gemm_packed_avx512(
     long panels = (m + MR - 1) / MR;
     long paddedRows = (packedRows + MR - 1) / MR * MR;
     // Columns past the last whole 48-wide strip, when there are at most four, go down the rows
-    // (kernel_columns) instead of through a mostly empty 16-lane strip; its gathers need strides
-    // that fit in 32 bits.
+    // instead of through a mostly empty 16-lane strip: a single one in the last strip's pass (its
+    // `tail`: 512 × 49 × 4608, a 7 × 7 map, 232 → 245 GFLOP/s against 258 for 48 columns), more on
+    // their own (kernel_columns; in the strip's pass, their accumulators would spill). Their
+    // gathers need strides that fit in 32 bits.
     long tail = n % 48;
     long wide = n;
     long residualStride = epilogue && epilogue->residual ? epilogue->residual_stride : 0;
     if (tail >= 1 && tail <= 4 && ldc <= (1L << 27) && residualStride <= (1L << 27)) wide = n - tail;
+    long stripTail = wide >= 48 && n - wide == 1 ? 1 : 0;
     apus_gemm_epilogue tailEpilogue;
     if (epilogue) {
         tailEpilogue = *epilogue;
@@ -371,8 +418,8 @@ TARGET void apus_gemm_packed_avx512(
                     EPILOGUE_ARGS(p, n0)
                     const float *bNext = p == 0 && n0 + 48 < wide ? b + k0 * ldb + n0 + 48 : 0;
                     n0 += strip(
-                        kc, aPanel, b + k0 * ldb + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0, continues, epi,
-                        bias, residual, bNext);
+                        kc, aPanel, b + k0 * ldb + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0,
+                        n0 + 48 == wide ? stripTail : 0, continues, epi, bias, residual, bNext);
                 }
             }
         } else {
@@ -384,12 +431,12 @@ TARGET void apus_gemm_packed_avx512(
                     const float *bNext = p == 0 && n0 + 48 < wide ? b + k0 * ldb + n0 + 48 : 0;
                     done = strip(
                         kc, block + p * MR * kc, b + k0 * ldb + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0,
-                        continues, epi, bias, residual, bNext);
+                        n0 + 48 == wide ? stripTail : 0, continues, epi, bias, residual, bNext);
                 }
                 n0 += done;
             }
         }
-        if (wide < n) {
+        if (wide < n && stripTail == 0) {
             kernel_columns(
                 kc, block, panels, m, b + k0 * ldb + wide, ldb, c + wide, ldc, n - wide, continues,
                 epi ? &tailEpilogue : 0);

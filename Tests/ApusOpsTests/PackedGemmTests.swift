@@ -19,10 +19,62 @@ struct PackedGemmTests {
         Shape(m: 64, n: 49, k: 576), Shape(m: 40, n: 100, k: 5), Shape(m: 3, n: 600, k: 20),
         Shape(m: 48, n: 49, k: 300, firstRow: 16, rowCount: 24), Shape(m: 20, n: 70, k: 130, firstRow: 8, rowCount: 12),
         Shape(m: 5, n: 0, k: 4), Shape(m: 6, n: 9, k: 0),
-        // Column tails of one to four past whole 48-wide strips go down the rows.
+        // Column tails of one to four past whole 48-wide strips go down the rows; a single one
+        // in the last strip's pass.
         Shape(m: 30, n: 51, k: 200), Shape(m: 9, n: 3, k: 129), Shape(m: 70, n: 98, k: 260),
         Shape(m: 56, n: 52, k: 40, firstRow: 24, rowCount: 29), Shape(m: 40, n: 144, k: 17),
+        Shape(m: 21, n: 97, k: 300), Shape(m: 13, n: 145, k: 70, firstRow: 8, rowCount: 5), Shape(m: 64, n: 1, k: 9),
     ]
+
+    /// A product split along K into two calls, the second continuing the first's sums
+    /// (`accumulate`), gives the bits of one call.
+    @Test(arguments: [17, 48, 49, 50, 97, 100])
+    func accumulateContinuesTheSums(columns n: Int) {
+        let (m, k, split) = (27, 300, 130)
+        var random = TestRandom(seed: UInt64(n))
+        let a = random.array(m * k)
+        let b = random.array(k * n)
+        var whole = [Float](repeating: 0, count: m * n)
+        var parts = [Float](repeating: 0, count: m * n)
+        let first = a.withUnsafeBufferPointer { ap in
+            (0..<m).flatMap { Array(ap[($0 * k)..<($0 * k + split)]) }
+        }
+        let second = a.withUnsafeBufferPointer { ap in
+            (0..<m).flatMap { Array(ap[($0 * k + split)..<($0 * k + k)]) }
+        }
+        let packed = a.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: m, columns: k, rowStride: k) }
+        let packedFirst = first.withUnsafeBufferPointer {
+            PackedMatrix($0.baseAddress!, rows: m, columns: split, rowStride: split)
+        }
+        let packedSecond = second.withUnsafeBufferPointer {
+            PackedMatrix($0.baseAddress!, rows: m, columns: k - split, rowStride: k - split)
+        }
+        b.withUnsafeBufferPointer { bp in
+            whole.withUnsafeMutableBufferPointer { cp in
+                PackedGemm.multiply(
+                    packed, firstRow: 0, rowCount: m, n: n, b: bp.baseAddress!, ldb: n, c: cp.baseAddress!, ldc: n)
+            }
+            parts.withUnsafeMutableBufferPointer { cp in
+                PackedGemm.multiply(
+                    packedFirst, firstRow: 0, rowCount: m, n: n, b: bp.baseAddress!, ldb: n, c: cp.baseAddress!,
+                    ldc: n)
+                PackedGemm.multiply(
+                    packedSecond, firstRow: 0, rowCount: m, n: n, b: bp.baseAddress! + split * n, ldb: n,
+                    c: cp.baseAddress!, ldc: n, accumulate: true)
+            }
+        }
+        var (wholeMismatches, partsMismatches) = (0, 0)
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum: Float = 0
+                for kk in 0..<k { sum = sum.addingProduct(a[i * k + kk], b[kk * n + j]) }
+                if whole[i * n + j].bitPattern != sum.bitPattern { wholeMismatches += 1 }
+                if parts[i * n + j].bitPattern != sum.bitPattern { partsMismatches += 1 }
+            }
+        }
+        #expect(wholeMismatches == 0, "one call: \(wholeMismatches) elements differ")
+        #expect(partsMismatches == 0, "two calls: \(partsMismatches) elements differ")
+    }
 
     @Test(arguments: shapes)
     func bitwiseEqualToOrderedFusedSums(_ s: Shape) {
@@ -66,7 +118,7 @@ struct PackedGemmTests {
 struct PackedGemmEpilogueTests {
     static let activations: [FusedActivation] = [.none, .relu, .clip(min: -0.5, max: 0.25), .silu, .sigmoid]
 
-    @Test(arguments: activations, [45, 50])
+    @Test(arguments: activations, [45, 49, 50, 97])
     func matchesScalarEpilogue(_ activation: FusedActivation, columns n: Int) {
         let (m, k) = (19, 140)
         var random = TestRandom(seed: 7)
