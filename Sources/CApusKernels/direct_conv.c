@@ -215,8 +215,8 @@ TARGET static inline __attribute__((always_inline)) void units_of_plane(
                     const uint16_t *mt = m + (j * taps + t) * L;
                     const float *p = base[j] + kx;
                     if (S == 2) {
-                        __m512 lowHalf = FULL ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mt[0], p);
-                        __m512 highHalf = FULL ? _mm512_loadu_ps(p + 16) : _mm512_maskz_loadu_ps(mt[1], p + 16);
+                        __m512 lowHalf = FULL ? _mm512_loadu_ps(p) : load_lanes(mt[0], p);
+                        __m512 highHalf = FULL ? _mm512_loadu_ps(p + 16) : load_lanes(mt[1], p + 16);
                         acc[j] = _mm512_fmadd_ps(
                             weights[t], _mm512_permutex2var_ps(lowHalf, evens, highHalf), acc[j]);
                         if (kx + 1 < k) {
@@ -224,7 +224,7 @@ TARGET static inline __attribute__((always_inline)) void units_of_plane(
                                 weights[t + 1], _mm512_permutex2var_ps(lowHalf, odds, highHalf), acc[j]);
                         }
                     } else {
-                        __m512 v = FULL ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mt[0], p);
+                        __m512 v = FULL ? _mm512_loadu_ps(p) : load_lanes(mt[0], p);
                         acc[j] = _mm512_fmadd_ps(weights[t], v, acc[j]);
                     }
                 }
@@ -933,12 +933,12 @@ TARGET static inline __attribute__((always_inline)) void direct_units(
                     const long tw = ci * taps + t;
                     __m512 v0, v1, o0 = _mm512_setzero_ps(), o1 = _mm512_setzero_ps();
                     if (S == 2) {
-                        __m512 l0 = FULL ? _mm512_loadu_ps(base0 + kx) : _mm512_maskz_loadu_ps(m0[t * 2], base0 + kx);
+                        __m512 l0 = FULL ? _mm512_loadu_ps(base0 + kx) : load_lanes(m0[t * 2], base0 + kx);
                         __m512 h0 = FULL ? _mm512_loadu_ps(base0 + kx + 16)
-                                         : _mm512_maskz_loadu_ps(m0[t * 2 + 1], base0 + kx + 16);
-                        __m512 l1 = FULL ? _mm512_loadu_ps(base1 + kx) : _mm512_maskz_loadu_ps(m1[t * 2], base1 + kx);
+                                         : load_lanes(m0[t * 2 + 1], base0 + kx + 16);
+                        __m512 l1 = FULL ? _mm512_loadu_ps(base1 + kx) : load_lanes(m1[t * 2], base1 + kx);
                         __m512 h1 = FULL ? _mm512_loadu_ps(base1 + kx + 16)
-                                         : _mm512_maskz_loadu_ps(m1[t * 2 + 1], base1 + kx + 16);
+                                         : load_lanes(m1[t * 2 + 1], base1 + kx + 16);
                         v0 = _mm512_permutex2var_ps(l0, evens, h0);
                         v1 = _mm512_permutex2var_ps(l1, evens, h1);
                         if (kx + 1 < k) {
@@ -946,8 +946,8 @@ TARGET static inline __attribute__((always_inline)) void direct_units(
                             o1 = _mm512_permutex2var_ps(l1, odds, h1);
                         }
                     } else {
-                        v0 = FULL ? _mm512_loadu_ps(base0 + kx) : _mm512_maskz_loadu_ps(m0[t], base0 + kx);
-                        v1 = FULL ? _mm512_loadu_ps(base1 + kx) : _mm512_maskz_loadu_ps(m1[t], base1 + kx);
+                        v0 = FULL ? _mm512_loadu_ps(base0 + kx) : load_lanes(m0[t], base0 + kx);
+                        v1 = FULL ? _mm512_loadu_ps(base1 + kx) : load_lanes(m1[t], base1 + kx);
                     }
 #pragma clang loop unroll(full)
                     for (int c = 0; c < DIRECT_CHANNELS; c++) {
