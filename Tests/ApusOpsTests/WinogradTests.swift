@@ -67,6 +67,72 @@ let winogradCases: [ConvCase] = [
         expectClose(two.fast, two.reference, reduction: c.geometry.reductionLength)
     }
 
+    /// The AVX-512 transforms (`winograd.c`) give the Swift transforms' bits: every float of V
+    /// written by the input transform (and none other), and every output value, for odd sizes,
+    /// pads, partial groups of 16 tiles and a channel range that does not start at 0.
+    @Test(
+        .enabled(if: PackedGemm.isAvailable, "needs AVX-512"),
+        arguments: [
+            geometry(c: 3, h: 9, w: 7, m: 5, k: (3, 3), pads: (1, 1, 1, 1)),
+            geometry(c: 5, h: 13, w: 22, m: 9, k: (3, 3), pads: (0, 0, 0, 0)),
+            geometry(c: 6, h: 17, w: 15, m: 4, k: (3, 3), pads: (1, 2, 0, 1)),
+            geometry(c: 4, h: 56, w: 56, m: 4, k: (3, 3), pads: (1, 1, 1, 1)),
+            geometry(c: 2, h: 7, w: 7, m: 3, k: (3, 3), pads: (1, 1, 1, 1)),
+            geometry(c: 3, h: 6, w: 70, m: 2, k: (3, 3), pads: (2, 2, 2, 2)),
+            geometry(c: 2, h: 1, w: 131, m: 2, k: (3, 3), pads: (1, 1, 1, 1)),
+        ])
+    func vectorTransformsMatchSwiftBitwise(_ g: Conv2DGeometry) {
+        var random = TestRandom(seed: UInt64(g.inputWidth * 100 + g.inputHeight))
+        var input = random.array(g.inputChannels * g.inputHeight * g.inputWidth)
+        input[0] = -0.0
+        let (_, _, _, tileStride) = WinogradConv2D.tiles(g)
+        let vCount =
+            WinogradConv2D.positions
+            * WinogradConv2D.positionStride(channels: g.inputChannels, tileStride: tileStride) + 64
+        let mCount =
+            WinogradConv2D.positions
+            * WinogradConv2D.positionStride(channels: g.outputChannels, tileStride: tileStride) + 64
+        let m = random.array(mCount)
+        let bias = random.array(g.outputChannels)
+        let channels = 1..<g.inputChannels
+        let outputs = 1..<g.outputChannels
+        func transforms(vector: Bool) -> (v: [UInt32], output: [UInt32]) {
+            var v = [Float](repeating: .nan, count: vCount)
+            var output = [Float](repeating: .nan, count: g.outputChannels * g.outputHeight * g.outputWidth)
+            var scratch = [Float](repeating: .nan, count: WinogradConv2D.scratchCount(g))
+            input.withUnsafeBufferPointer { x in
+                v.withUnsafeMutableBufferPointer { vp in
+                    scratch.withUnsafeMutableBufferPointer { sp in
+                        WinogradConv2D.transformInput(
+                            geometry: g, input: x.baseAddress!, channels: channels, v: vp.baseAddress!,
+                            scratch: sp.baseAddress!, vector: vector)
+                    }
+                }
+            }
+            m.withUnsafeBufferPointer { mp in
+                bias.withUnsafeBufferPointer { bp in
+                    output.withUnsafeMutableBufferPointer { op in
+                        scratch.withUnsafeMutableBufferPointer { sp in
+                            WinogradConv2D.transformOutput(
+                                geometry: g, m: mp.baseAddress!, channels: outputs, bias: bp.baseAddress,
+                                output: op.baseAddress!, scratch: sp.baseAddress!, vector: vector)
+                        }
+                    }
+                }
+            }
+            return (v.map(\.bitPattern), output.map(\.bitPattern))
+        }
+        let swift = transforms(vector: false)
+        let kernel = transforms(vector: true)
+        let vMismatches = zip(swift.v, kernel.v).filter { $0 != $1 }.count
+        let outputMismatches = zip(swift.output, kernel.output).filter { $0 != $1 }.count
+        #expect(vMismatches == 0, "\(g): \(vMismatches) floats of V differ")
+        #expect(outputMismatches == 0, "\(g): \(outputMismatches) output values differ")
+        // The transforms wrote something: the first written channel's values are not the NaN fill.
+        #expect(kernel.v[tileStride] != Float.nan.bitPattern)
+        #expect(kernel.output[g.outputHeight * g.outputWidth] != Float.nan.bitPattern)
+    }
+
     /// The plan picks Winograd only for supported layers with enough tiles, and only when it has
     /// the weights.
     @Test func choice() {

@@ -362,6 +362,10 @@ public struct Conv2DPlan: Sendable {
         /// Offsets of V (36 × C × tiles), M (36 × K × tiles) and the per-task scratch.
         let v: Int
         let m: Int
+        /// Floats from one tile position's matrix to the next in V and in M
+        /// (``WinogradConv2D/positionStride(channels:tileStride:)``).
+        let vPositionStride: Int
+        let mPositionStride: Int
         let scratch: Int
         let floatCount: Int
         var byteCount: Int { floatCount * MemoryLayout<Float>.stride }
@@ -372,12 +376,15 @@ public struct Conv2DPlan: Sendable {
         let tileStride = WinogradConv2D.tiles(g).stride
         let inputTasks = min(g.inputChannels, 16)
         let outputTasks = min(g.outputChannels, 16)
+        let vStride = WinogradConv2D.positionStride(channels: g.inputChannels, tileStride: tileStride)
+        let mStride = WinogradConv2D.positionStride(channels: g.outputChannels, tileStride: tileStride)
         let v = 0
-        let m = v + WinogradConv2D.positions * g.inputChannels * tileStride
-        let scratch = m + WinogradConv2D.positions * g.outputChannels * tileStride
+        let m = v + WinogradConv2D.positions * vStride
+        let scratch = m + WinogradConv2D.positions * mStride
         let total = scratch + max(inputTasks, outputTasks) * WinogradConv2D.scratchCount(g)
         return WinogradLayout(
-            inputTasks: inputTasks, outputTasks: outputTasks, v: v, m: m, scratch: scratch, floatCount: total)
+            inputTasks: inputTasks, outputTasks: outputTasks, v: v, m: m, vPositionStride: vStride,
+            mPositionStride: mStride, scratch: scratch, floatCount: total)
     }
 
     /// Computes `output = activation(conv(input, weights) + bias + residual)`.
@@ -525,16 +532,16 @@ public struct Conv2DPlan: Sendable {
                 if let packed {
                     PackedGemm.multiply(
                         packed, matrix: position, firstRow: 0, rowCount: outChannels, n: tileCount,
-                        b: workspace + layout.v + position * channels * tileStride, ldb: tileStride,
-                        c: workspace + layout.m + position * outChannels * tileStride, ldc: tileStride)
+                        b: workspace + layout.v + position * layout.vPositionStride, ldb: tileStride,
+                        c: workspace + layout.m + position * layout.mPositionStride, ldc: tileStride)
                     return
                 }
                 guard let weights else { return }
                 BLAS.sgemm(
                     transposeA: false, transposeB: false, m: outChannels, n: tileCount, k: channels, alpha: 1,
                     a: weights + position * outChannels * channels, lda: channels,
-                    b: workspace + layout.v + position * channels * tileStride, ldb: tileStride, beta: 0,
-                    c: workspace + layout.m + position * outChannels * tileStride, ldc: tileStride)
+                    b: workspace + layout.v + position * layout.vPositionStride, ldb: tileStride, beta: 0,
+                    c: workspace + layout.m + position * layout.mPositionStride, ldc: tileStride)
             }
         }
         /// The output transform and epilogue of one image, split by output channel.

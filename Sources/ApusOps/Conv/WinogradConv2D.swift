@@ -1,3 +1,11 @@
+import CApusKernels
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Winograd F(4×4, 3×3) convolution for 3×3, stride-1, undilated, ungrouped layers.
 ///
 /// Each 4×4 block of outputs is computed from a 6×6 block of inputs with 36 multiplications per
@@ -33,6 +41,18 @@ enum WinogradConv2D {
         let columns = (g.outputWidth + outputTile - 1) / outputTile
         let count = rows * columns
         return (rows, columns, count, (count + lanes - 1 + lanes - 1) / lanes * lanes)
+    }
+
+    /// Floats from one tile position's matrix to the next in `v` and `m`: `channels` rows of
+    /// `tileStride`, plus one vector when that would make the stride an even number of vectors.
+    /// The transforms touch all 36 matrices for every 16 tiles; with a stride of a multiple of
+    /// 4 KB (64 channels × 224 tiles, every ResNet layer at 56²) all 36 lines fall in one set of the
+    /// 8-way L1 cache and evict each other on every access (input transform of 64 × 56² 275 → 61 µs,
+    /// output 93 → 35 µs with the extra vector). An odd number of vectors puts the 36 lines in 36
+    /// different sets.
+    static func positionStride(channels: Int, tileStride: Int) -> Int {
+        let stride = channels * tileStride
+        return (stride / lanes) % 2 == 0 ? stride + lanes : stride
     }
 
     /// The zero-padded input plane of one channel, split into four column phases: phase `p`, row
@@ -249,16 +269,41 @@ enum WinogradConv2D {
     }
 
     /// Transforms the input tiles of channels `channels` of one image into `v[ξ][c][t]` (channel
-    /// stride `tileStride`, position stride `C · tileStride`), sixteen tile columns per vector.
+    /// stride `tileStride`, position stride ``positionStride(channels:tileStride:)``), sixteen tile columns per vector.
     /// `scratch` holds ``scratchCount(_:)`` floats.
+    /// Whether the transforms run as the AVX-512 kernels (`winograd.c`, the same bits as the
+    /// Swift code below). `APUS_VECTOR_WINOGRAD=0` keeps the Swift ones.
+    static let usesVectorTransforms: Bool = {
+        if let text = getenv("APUS_VECTOR_WINOGRAD"), String(cString: text) == "0" { return false }
+        return PackedGemm.isAvailable
+    }()
+
+    /// The layout the AVX-512 transforms take, with `channels` channels between tile positions.
+    static func kernelGeometry(_ g: Conv2DGeometry, channels: Int) -> apus_winograd_geometry {
+        let (tileRows, tileColumns, _, tileStride) = tiles(g)
+        let plane = PhasePlane(g)
+        return apus_winograd_geometry(
+            input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
+            output_width: g.outputWidth, pad_top: g.padTop, pad_left: g.padLeft, tile_rows: tileRows,
+            tile_columns: tileColumns, tile_stride: tileStride,
+            position_stride: positionStride(channels: channels, tileStride: tileStride),
+            plane_rows: plane.rows, row_stride: plane.rowStride,
+            line_count: ((tileColumns * outputTile + 2) + lanes - 1) / lanes * lanes)
+    }
+
     static func transformInput(
         geometry g: Conv2DGeometry, input: UnsafePointer<Float>, channels: Range<Int>, v: UnsafeMutablePointer<Float>,
-        scratch: UnsafeMutablePointer<Float>
+        scratch: UnsafeMutablePointer<Float>, vector: Bool = usesVectorTransforms
     ) {
+        if vector {
+            var kernel = kernelGeometry(g, channels: g.inputChannels)
+            apus_winograd_input_avx512(&kernel, input, channels.lowerBound, channels.count, v, scratch)
+            return
+        }
         let (tileRows, tileColumns, _, tileStride) = tiles(g)
         let inH = g.inputHeight
         let inW = g.inputWidth
-        let positionStride = g.inputChannels * tileStride
+        let positionStride = positionStride(channels: g.inputChannels, tileStride: tileStride)
         let plane = PhasePlane(g)
         let phases = UnsafeMutableRawPointer(scratch)
         let paddedWidth = tileColumns * outputTile + 2
@@ -361,12 +406,17 @@ enum WinogradConv2D {
     /// sixteen tile columns per vector; `scratch` holds ``scratchCount(_:)`` floats.
     static func transformOutput(
         geometry g: Conv2DGeometry, m: UnsafePointer<Float>, channels: Range<Int>, bias: UnsafePointer<Float>?,
-        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, vector: Bool = usesVectorTransforms
     ) {
+        if vector {
+            var kernel = kernelGeometry(g, channels: g.outputChannels)
+            apus_winograd_output_avx512(&kernel, m, channels.lowerBound, channels.count, bias, output)
+            return
+        }
         let (tileRows, tileColumns, _, tileStride) = tiles(g)
         let outH = g.outputHeight
         let outW = g.outputWidth
-        let positionStride = g.outputChannels * tileStride
+        let positionStride = positionStride(channels: g.outputChannels, tileStride: tileStride)
         let raw = UnsafeMutableRawPointer(scratch)
         for channel in channels {
             let plane = output + channel * outH * outW

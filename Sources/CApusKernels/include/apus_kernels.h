@@ -162,4 +162,29 @@ typedef struct {
 /// value). `buffer` holds the padded row width + `APUS_MAX_POOL_SLACK` floats. AVX-512F only.
 void apus_max_pool_avx512(const apus_pool_geometry *g, const float *input, long planes, float *output, float *buffer);
 
+
+/// The spatial layout of a Winograd F(4×4, 3×3) convolution's transforms (`WinogradConv2D`):
+/// the input or output plane, the tile grid, the row stride of the transformed matrices
+/// (`tile_stride`), the stride between tile positions (channels × `tile_stride`), and the phase
+/// plane of the input transform's scratch (`plane_rows` rows of `row_stride` floats per phase,
+/// `line_count` padded columns per input row).
+typedef struct {
+    long input_height, input_width, output_height, output_width, pad_top, pad_left;
+    long tile_rows, tile_columns, tile_stride, position_stride;
+    long plane_rows, row_stride, line_count;
+} apus_winograd_geometry;
+
+/// `WinogradConv2D.transformInput` with AVX-512, the same bits: transforms the input tiles of
+/// channels `firstChannel ..< firstChannel + channelCount` into `v`, using `scratch` (the phase
+/// plane, 4 × `plane_rows` × `row_stride` floats).
+void apus_winograd_input_avx512(
+    const apus_winograd_geometry *g, const float *input, long firstChannel, long channelCount, float *v,
+    float *scratch);
+
+/// `WinogradConv2D.transformOutput` with AVX-512, the same bits: transforms `m` back into output
+/// channels `firstChannel ..< firstChannel + channelCount`, adding `bias` (or 0 when NULL).
+void apus_winograd_output_avx512(
+    const apus_winograd_geometry *g, const float *m, long firstChannel, long channelCount, const float *bias,
+    float *output);
+
 #endif
