@@ -47,8 +47,8 @@ enum WinogradConv2D {
     /// `tileStride`, plus one vector when that would make the stride an even number of vectors.
     /// The transforms touch all 36 matrices for every 16 tiles; with a stride of a multiple of
     /// 4 KB (64 channels × 224 tiles, every ResNet layer at 56²) all 36 lines fall in one set of the
-    /// 8-way L1 cache and evict each other on every access (input transform of 64 × 56² 275 → 61 µs,
-    /// output 93 → 35 µs with the extra vector). An odd number of vectors puts the 36 lines in 36
+    /// 8-way L1 cache and evict each other on every access (input transform of 64 × 56² 267 → 59 µs,
+    /// output 90 → 35 µs with the extra vector). An odd number of vectors puts the 36 lines in 36
     /// different sets.
     static func positionStride(channels: Int, tileStride: Int) -> Int {
         let stride = channels * tileStride
@@ -72,11 +72,16 @@ enum WinogradConv2D {
         }
     }
 
+    /// Padded columns of one input row as the input transform splits it: the tile columns' six
+    /// columns each, rounded up to whole vectors.
+    static func lineCount(_ g: Conv2DGeometry) -> Int {
+        ((tiles(g).columns * outputTile + 2) + lanes - 1) / lanes * lanes
+    }
+
     /// Floats of scratch one transform task needs: the phase plane and one padded row (input
     /// tasks) or 40 vectors (output tasks).
     static func scratchCount(_ g: Conv2DGeometry) -> Int {
-        let line = ((tiles(g).columns * outputTile + 2) + lanes - 1) / lanes * lanes
-        return max(PhasePlane(g).floatCount + line, 40 * lanes)
+        max(PhasePlane(g).floatCount + lineCount(g), 40 * lanes)
     }
 
     /// Transforms ONNX weights `[K, C, 3, 3]` into `U[ξ][k][c]` (36 × K × C), in Double: the
@@ -268,9 +273,6 @@ enum WinogradConv2D {
         return (m0 + s12 + s34, d12 + 2 * d34, s12 + 4 * s34, d12 + 8 * d34 + m5)
     }
 
-    /// Transforms the input tiles of channels `channels` of one image into `v[ξ][c][t]` (channel
-    /// stride `tileStride`, position stride ``positionStride(channels:tileStride:)``), sixteen tile columns per vector.
-    /// `scratch` holds ``scratchCount(_:)`` floats.
     /// Whether the transforms run as the AVX-512 kernels (`winograd.c`, the same bits as the
     /// Swift code below). `APUS_VECTOR_WINOGRAD=0` keeps the Swift ones.
     static let usesVectorTransforms: Bool = {
@@ -288,9 +290,13 @@ enum WinogradConv2D {
             tile_columns: tileColumns, tile_stride: tileStride,
             position_stride: positionStride(channels: channels, tileStride: tileStride),
             plane_rows: plane.rows, row_stride: plane.rowStride,
-            line_count: ((tileColumns * outputTile + 2) + lanes - 1) / lanes * lanes)
+            line_count: lineCount(g))
     }
 
+    /// Transforms the input tiles of channels `channels` of one image into `v[ξ][c][t]` (channel
+    /// stride `tileStride`, position stride ``positionStride(channels:tileStride:)``), sixteen tile
+    /// columns per vector, on the AVX-512 kernel when `vector`, else in Swift (the same bits).
+    /// `scratch` holds ``scratchCount(_:)`` floats.
     static func transformInput(
         geometry g: Conv2DGeometry, input: UnsafePointer<Float>, channels: Range<Int>, v: UnsafeMutablePointer<Float>,
         scratch: UnsafeMutablePointer<Float>, vector: Bool = usesVectorTransforms
@@ -303,13 +309,12 @@ enum WinogradConv2D {
         let (tileRows, tileColumns, _, tileStride) = tiles(g)
         let inH = g.inputHeight
         let inW = g.inputWidth
-        let positionStride = positionStride(channels: g.inputChannels, tileStride: tileStride)
+        let positionStride = Self.positionStride(channels: g.inputChannels, tileStride: tileStride)
         let plane = PhasePlane(g)
         let phases = UnsafeMutableRawPointer(scratch)
-        let paddedWidth = tileColumns * outputTile + 2
         // One padded input row, whole vectors long, deinterleaved into the phases 16 columns at a
         // time; it lives after the phase plane in the scratch.
-        let lineCount = (paddedWidth + lanes - 1) / lanes * lanes
+        let lineCount = Self.lineCount(g)
         let line = scratch + plane.floatCount
         let written = lineCount / 4
         let copyStart = min(g.padLeft, lineCount)
@@ -416,7 +421,7 @@ enum WinogradConv2D {
         let (tileRows, tileColumns, _, tileStride) = tiles(g)
         let outH = g.outputHeight
         let outW = g.outputWidth
-        let positionStride = positionStride(channels: g.outputChannels, tileStride: tileStride)
+        let positionStride = Self.positionStride(channels: g.outputChannels, tileStride: tileStride)
         let raw = UnsafeMutableRawPointer(scratch)
         for channel in channels {
             let plane = output + channel * outH * outW
