@@ -32,6 +32,16 @@ TARGET static inline __m512 exp16(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+/// `_mm512_permutex2var_ps` indices that pick the even (`even_lanes`) or odd (`odd_lanes`) lanes of
+/// two vectors taken as 32 consecutive values: the two phases of a stride-2 row.
+TARGET static inline __m512i even_lanes(void) {
+    return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+}
+
+TARGET static inline __m512i odd_lanes(void) {
+    return _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+
 /// `_mm512_maskz_loadu_ps(mask, p)`, with the address moved to a line of zeros when no lane is
 /// read. Lanes a mask leaves out do not fault, but the load still translates their addresses: on
 /// the Zen 4 this project measures on, a masked load whose unread lanes reach an unmapped page (the

@@ -186,8 +186,8 @@ TARGET static inline __attribute__((always_inline)) void units_of_plane(
     if (K) k = K;
     const long taps = k * k;
     const long L = S == 2 ? 2 : 1;
-    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i evens = even_lanes();
+    const __m512i odds = odd_lanes();
     for (long u = begin; u < end; u += GROUP) {
         const table_unit *un = units + u;
         const uint16_t *m = masks + u * taps * L;
@@ -399,8 +399,8 @@ static const float zero_row[ROW_KERNEL_MAX_WIDTH + 64] __attribute__((aligned(64
 /// columns from `W` on read as zero (masked loads, which do not fault).
 TARGET static inline __attribute__((always_inline)) void deinterleave32(
     const int MASKED, const float *row, long c, long W, __m512 *even, __m512 *odd) {
-    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i evens = even_lanes();
+    const __m512i odds = odd_lanes();
     __m512 lo, hi;
     if (MASKED) {
         lo = _mm512_maskz_loadu_ps(range_mask(c, W), row + c);
@@ -908,8 +908,8 @@ TARGET static inline __attribute__((always_inline)) void direct_units(
     const long taps = k * k;
     const long L = S == 2 ? 2 : 1;
     const long filter = inputChannels * taps;
-    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i evens = even_lanes();
+    const __m512i odds = odd_lanes();
     // Channels past `channels` repeat the last one; their sums are never stored.
     const float *filters[DIRECT_CHANNELS];
     for (int c = 0; c < DIRECT_CHANNELS; c++) filters[c] = w + (c < channels ? c : channels - 1) * filter;

@@ -21,7 +21,7 @@ TARGET void apus_max_pool_avx512(
     long width = g->pad_left + inW;
     if ((outW - 1) * sw + kw > width) width = (outW - 1) * sw + kw;
     const __m512 lowest = _mm512_set1_ps(-__builtin_inff());
-    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i evens = even_lanes();
     // The row maximum, −∞ around the input columns (written once: only those are rewritten).
     float *rowMax = buffer, *inside = buffer + g->pad_left;
     const long total = width + APUS_MAX_POOL_SLACK;

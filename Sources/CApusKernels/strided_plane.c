@@ -4,7 +4,7 @@
 #include <string.h>
 
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "avx512_common.h"
 
 /// Rows of vectors of sixteen outputs at column stride 1 or 2 (`width` at most 16 · MAX_VECTORS).
 /// The lane masks depend only on the columns, so they are made once for all rows: lanes whose
@@ -15,7 +15,7 @@
 __attribute__((target("avx512f"))) static void vector_rows(
     const float *plane, long planes, long inputHeight, long inputWidth, long firstRow, long rowStride, long rows,
     long columnOffset, long columnStride, long width, float *dest) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i even = even_lanes();
     const long vectors = (width + 15) / 16;
     __mmask16 store[MAX_VECTORS], low[MAX_VECTORS], high[MAX_VECTORS];
     for (long v = 0; v < vectors; v++) {

@@ -66,8 +66,8 @@ TARGET void apus_winograd_input_avx512(
     }
     const long firstRow = g->pad_top < rows ? g->pad_top : rows;
     const long endRow = g->pad_top + inH < rows ? g->pad_top + inH : rows;
-    const __m512i evens = INDEX(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odds = INDEX(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i evens = even_lanes();
+    const __m512i odds = odd_lanes();
     for (long channel = firstChannel; channel < firstChannel + channelCount; channel++) {
         const float *source = input + channel * inH * inW;
         for (long y = firstRow; y < endRow; y++) {
