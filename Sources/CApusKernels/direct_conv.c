@@ -581,6 +581,136 @@ TARGET static inline __attribute__((always_inline)) void s2_plane(
     }
 }
 
+/// The stride-1 3 × 3 row kernel with one column of padding on each side (output rows as wide as
+/// input rows): MobileNetV2's and EfficientNet's 3 × 3 layers on 112², 56², 28² and 14² maps. The
+/// table-driven kernel reads a mask from the table for each of the nine taps of a vector (a flat
+/// 56-wide plane has few vectors without a row end in them) and ran at a quarter of the FMA rate
+/// in L1. Here a row's centre tap (columns x ..< x + 16) and right tap (from x + 1) are plain
+/// loads, and the left tap is the centre moved up a lane (`valignd`) with the previous vector's
+/// last column coming in (a zero at the row's start); the last vector's centre is a masked load
+/// and its right tap the centre moved down a lane with a zero coming in. (Three loads per row ran
+/// 56² planes 1.25× slower: the loads, most of them across two cache lines, were the bound; all
+/// three taps from one load and two shifts gave nothing more.) Each loaded row feeds the `R`
+/// output rows of the group that read it (`R` rows × `NV` vectors: up to eight sums in flight). Each output sums bias, then taps in (ky, kx) order, one fused multiply-add
+/// each, padding as zeros: the order of the table-driven kernel, so the same bits. `FIRST`: the
+/// group starts the row; `LAST`: its last vector holds the row's end.
+TARGET static inline __attribute__((always_inline)) void s1_group(
+    const int R, const int NV, const int FIRST, const int LAST, const int ACT, const float *const *rows, long x0,
+    long W, const __m512 *w, float bias, float *out, const float *residual, long stored, float low, float high) {
+    // Fixed sizes: arrays sized by the parameters would be variable-length, on the stack.
+    __m512 acc[16][2];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) {
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_set1_ps(bias);
+    }
+    const __m512i zero = _mm512_setzero_si512();
+#pragma clang loop unroll(full)
+    for (int t = 0; t < R + 2; t++) {
+        const float *row = rows[t];
+        __m512 taps[3][2];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) {
+            const long x = x0 + 16 * v;
+            const int first = FIRST && v == 0, last = LAST && v == NV - 1;
+            const __m512 centre = last ? _mm512_maskz_loadu_ps(range_mask(x, W), row + x) : _mm512_loadu_ps(row + x);
+            const __m512i before = first ? zero
+                : v > 0 ? _mm512_castps_si512(taps[1][v - 1])
+                        : _mm512_castps_si512(_mm512_set1_ps(row[x - 1]));
+            taps[0][v] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(centre), before, 15));
+            taps[1][v] = centre;
+            taps[2][v] = last ? _mm512_castsi512_ps(_mm512_alignr_epi32(zero, _mm512_castps_si512(centre), 1))
+                              : _mm512_loadu_ps(row + x + 1);
+        }
+        // Independent sums next to each other; each sum still takes its taps in (ky, kx) order.
+#pragma clang loop unroll(full)
+        for (int kx = 0; kx < 3; kx++) {
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                const int ky = t - r;
+                if (ky < 0 || ky > 2) continue;
+#pragma clang loop unroll(full)
+                for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(w[ky * 3 + kx], taps[kx][v], acc[r][v]);
+            }
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) {
+        if (r >= stored) break;
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) {
+            const long x = x0 + 16 * v;
+            const long index = r * W + x;
+            const __mmask16 mask = LAST && v == NV - 1 ? range_mask(x, W) : 0xFFFF;
+            store(ACT, acc[r][v], out + index, residual ? residual + index : 0, low, high, mask);
+        }
+    }
+}
+
+/// Whether the stride-1 row kernel takes `g`: 3 × 3, stride 1, one column of padding on each side
+/// (`APUS_DEPTHWISE_ROWS=0` turns it off, to measure the table-driven kernel).
+static int s1_rows_apply(const apus_depthwise_geometry *g) {
+    static int enabled = -1;
+    if (enabled < 0) {
+        const char *text = getenv("APUS_DEPTHWISE_ROWS");
+        enabled = !(text && strcmp(text, "0") == 0);
+    }
+    return enabled && g->kernel == 3 && g->stride == 1 && g->pad_left == 1 && g->output_width == g->input_width &&
+        g->input_width <= ROW_KERNEL_MAX_WIDTH;
+}
+
+/// Output rows `oyBegin ..< oyEnd` of one plane through the stride-1 row kernel, `R` at a time:
+/// the row's vectors in groups of two, the first group starting it and the last one ending it.
+TARGET static inline __attribute__((always_inline)) void s1_rows_of(
+    const int R, const int ACT, const apus_depthwise_geometry *g, const float *in, long oyBegin, long oyEnd,
+    const __m512 *w, float bias, float *out, const float *residual, float low, float high) {
+    const long W = g->input_width, H = g->input_height;
+    const long vectors = (W + 15) / 16;
+    for (long oy = oyBegin; oy < oyEnd; oy += R) {
+        const float *rows[18];
+        for (int t = 0; t < R + 2; t++) {
+            const long iy = oy - g->pad_top + t;
+            rows[t] = iy >= 0 && iy < H ? in + iy * W : zero_row;
+        }
+        const long stored = oyEnd - oy < R ? oyEnd - oy : R;
+        float *o = out + oy * W;
+        const float *res = residual ? residual + oy * W : 0;
+#define S1_GROUP(NV, FIRST, LAST, v) s1_group(R, NV, FIRST, LAST, ACT, rows, 16 * (v), W, w, bias, o, res, stored, low, high)
+        if (vectors == 1) {
+            S1_GROUP(1, 1, 1, 0);
+            continue;
+        }
+        if (vectors == 2) {
+            S1_GROUP(2, 1, 1, 0);
+            continue;
+        }
+        S1_GROUP(2, 1, 0, 0);
+        long v = 2;
+        for (; v + 2 < vectors; v += 2) S1_GROUP(2, 0, 0, v);
+        if (v + 2 == vectors) {
+            S1_GROUP(2, 0, 1, v);
+        } else {
+            S1_GROUP(1, 0, 1, v);
+        }
+#undef S1_GROUP
+    }
+}
+
+/// One whole plane through the stride-1 row kernel: four rows of two vectors at a time on maps
+/// wider than 16, seven rows of one vector on narrower ones (the best of 3–6 and of 4–14 on 56²,
+/// 28² and 14² planes).
+TARGET static inline __attribute__((always_inline)) void s1_plane(
+    const int ACT, const apus_depthwise_geometry *g, const float *in, const float *wt, float bias, float *out,
+    const float *residual, float low, float high) {
+    __m512 w[9];
+    for (int t = 0; t < 9; t++) w[t] = _mm512_set1_ps(wt[t]);
+    if (g->input_width > 16) {
+        s1_rows_of(4, ACT, g, in, 0, g->output_height, w, bias, out, residual, low, high);
+    } else {
+        s1_rows_of(7, ACT, g, in, 0, g->output_height, w, bias, out, residual, low, high);
+    }
+}
+
 int apus_depthwise_band_supported(const apus_depthwise_geometry *g) {
     return apus_depthwise_supported(g) && g->kernel == 3 && s2_rows_apply(g);
 }
@@ -624,6 +754,16 @@ TARGET void apus_depthwise_band_avx512(
     for (long t = first; t < first + count; t++) {                                                                     \
         long channel = t % channels;                                                                                   \
         s2_plane(                                                                                                      \
+            ACT, g, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f, output + t * outPlane,  \
+            residual ? residual + t * outPlane : 0, low, high);                                                        \
+        if (LOGISTIC) apus_logistic_avx512(output + t * outPlane, outPlane, activation == APUS_GEMM_SILU);             \
+    }
+
+/// The planes of one call through the stride-1 row kernel.
+#define S1_ROWS(ACT, LOGISTIC)                                                                                         \
+    for (long t = first; t < first + count; t++) {                                                                     \
+        long channel = t % channels;                                                                                   \
+        s1_plane(                                                                                                      \
             ACT, g, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f, output + t * outPlane,  \
             residual ? residual + t * outPlane : 0, low, high);                                                        \
         if (LOGISTIC) apus_logistic_avx512(output + t * outPlane, outPlane, activation == APUS_GEMM_SILU);             \
@@ -855,9 +995,10 @@ TARGET static inline __attribute__((always_inline)) void channel_group(
     default: BY(0, 2) return;                                                                                          \
     }
 
-TARGET void apus_depthwise_avx512(
-    const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
-    long first, long count, float *output, const apus_gemm_epilogue *epilogue) {
+/// `apus_depthwise_avx512`, or with `table_only` `apus_depthwise_table_avx512`.
+TARGET static void depthwise(
+    int table_only, const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights,
+    long channels, long first, long count, float *output, const apus_gemm_epilogue *epilogue) {
     const long inPlane = g->input_height * g->input_width;
     const long outPlane = g->output_height * g->output_width;
     const long taps = g->kernel * g->kernel;
@@ -866,6 +1007,15 @@ TARGET void apus_depthwise_avx512(
     const float *bias = e.bias, *residual = e.residual;
     const int activation = e.activation;
     const float low = e.low, high = e.high;
+    if (table_only) {
+        BY_KERNEL_AND_STRIDE(BY_ACTIVATION)
+    }
+    // The stride-1 row kernel beats the channel kernel on 14 × 14 planes (480 planes: 24.6 →
+    // 17 µs), not on 7 × 7 ones (960 planes: 13.4 against 19 µs).
+    if (s1_rows_apply(g) && g->input_width > 8) {
+        BY_ACTIVATION_LOGISTIC_AFTER(S1_ROWS)
+        return;
+    }
     channel_layout layout;
     if (count >= 16 && channels >= 16 && channel_layout_of(g, &layout)) {
         float scratch[CHANNEL_FLOATS] __attribute__((aligned(64)));
@@ -891,7 +1041,23 @@ TARGET void apus_depthwise_avx512(
         BY_ACTIVATION_LOGISTIC_AFTER(S2_ROWS)
         return;
     }
+    if (s1_rows_apply(g)) {
+        BY_ACTIVATION_LOGISTIC_AFTER(S1_ROWS)
+        return;
+    }
     BY_KERNEL_AND_STRIDE(BY_ACTIVATION)
+}
+
+TARGET void apus_depthwise_avx512(
+    const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
+    long first, long count, float *output, const apus_gemm_epilogue *epilogue) {
+    depthwise(0, g, table, input, weights, channels, first, count, output, epilogue);
+}
+
+TARGET void apus_depthwise_table_avx512(
+    const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
+    long first, long count, float *output, const apus_gemm_epilogue *epilogue) {
+    depthwise(1, g, table, input, weights, channels, first, count, output, epilogue);
 }
 
 /// Output channels per pass of the direct kernel; with two units, 16 accumulators.
@@ -1050,6 +1216,13 @@ void apus_depthwise_band_avx512(
 }
 
 void apus_depthwise_avx512(
+    const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
+    long first, long count, float *output, const apus_gemm_epilogue *epilogue) {
+    (void)g; (void)table; (void)input; (void)weights; (void)channels; (void)first; (void)count; (void)output;
+    (void)epilogue;
+}
+
+void apus_depthwise_table_avx512(
     const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
     long first, long count, float *output, const apus_gemm_epilogue *epilogue) {
     (void)g; (void)table; (void)input; (void)weights; (void)channels; (void)first; (void)count; (void)output;

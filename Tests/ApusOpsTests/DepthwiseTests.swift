@@ -150,6 +150,68 @@ import Testing
         }
     }
 
+    /// The specialised kernels (stride-1 and stride-2 rows, 5 × 5 bands, channel groups) give the
+    /// bits of the table-driven kernel on every geometry they take: widths around one and two
+    /// vectors and the model widths, heights around the row kernels' groups of rows, asymmetric
+    /// padding, residual and every activation the kernels apply. Inputs have NaN and infinities in
+    /// a few places and zeros of both signs, so that a padded tap left out (instead of added as a
+    /// zero product) or a reordered sum shows.
+    @Test(
+        .enabled(if: PackedGemm.isAvailable),
+        arguments: [(3, 1), (3, 2), (5, 1), (5, 2)])
+    func specialisedKernelsAreBitwiseTheTableKernel(_ shape: (Int, Int)) {
+        let (k, s) = shape
+        let channels = 18
+        for (h, w) in [
+            (1, 1), (5, 7), (14, 14), (7, 15), (9, 16), (4, 17), (13, 28), (6, 31), (3, 33), (11, 56), (2, 112),
+        ] {
+            for pads in [(k / 2, k / 2, k / 2, k / 2), (0, k / 2, k - 1, k / 2), (k - 1, 0, 0, k - 1)] {
+                let g = geometry(
+                    n: 1, c: channels, h: h, w: w, m: channels, groups: channels, k: (k, k), stride: (s, s),
+                    pads: pads)
+                guard g.outputHeight >= 1, g.outputWidth >= 1 else { continue }
+                guard let kernel = DirectConvKernel(g) else {
+                    Issue.record("no AVX-512 kernel for \(g)")
+                    continue
+                }
+                var random = TestRandom(seed: 5)
+                var input = random.array(channels * h * w)
+                for i in stride(from: 3, to: input.count, by: 41) { input[i] = [.nan, .infinity, -0.0, 0][i % 4] }
+                let weights = random.array(channels * k * k)
+                let bias = random.array(channels).enumerated().map { $0.offset % 5 == 0 ? -0.0 : $0.element }
+                let residual = random.array(channels * g.outputHeight * g.outputWidth)
+                for (withResidual, activation) in [
+                    (false, FusedActivation.none), (true, .relu), (false, .clip(min: -0.5, max: 0.5)),
+                    (true, .silu), (false, .sigmoid),
+                ] {
+                    func compute(tableOnly: Bool) -> [Float] {
+                        var out = [Float](repeating: 7, count: residual.count)
+                        input.withUnsafeBufferPointer { x in
+                            weights.withUnsafeBufferPointer { wt in
+                                bias.withUnsafeBufferPointer { b in
+                                    residual.withUnsafeBufferPointer { r in
+                                        out.withUnsafeMutableBufferPointer { o in
+                                            kernel.runDepthwise(
+                                                channels: channels, tasks: 0..<channels, input: x.baseAddress!,
+                                                weights: wt.baseAddress!, bias: b.baseAddress,
+                                                residual: withResidual ? r.baseAddress : nil, output: o.baseAddress!,
+                                                activation: activation, tableOnly: tableOnly)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        return out
+                    }
+                    let fast = compute(tableOnly: false)
+                    let table = compute(tableOnly: true)
+                    let differing = zip(fast, table).filter { $0.bitPattern != $1.bitPattern }.count
+                    #expect(differing == 0, "\(g) \(activation) residual \(withResidual): \(differing) outputs differ")
+                }
+            }
+        }
+    }
+
     /// Planes tall enough that the banded 5 × 5 stride-1 kernel (maps 9 to 32 wide) needs several
     /// bands of its on-stack scratch, with padding rows at both ends and asymmetric padding.
     @Test(arguments: [9, 20, 32])

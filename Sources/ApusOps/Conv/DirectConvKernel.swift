@@ -58,15 +58,22 @@ final class DirectConvKernel: @unchecked Sendable {
     /// Depthwise: convolves the planes `tasks` ((image, channel) pairs, channel fastest) of `input`
     /// into `output`, with the per-channel `bias`, the `residual` (same layout as `output`) and
     /// `activation` applied per vector; activations the kernel lacks are applied per plane after.
+    /// With `tableOnly`, through the table-driven kernel alone (the reference the specialised row,
+    /// band and channel kernels are tested against bitwise).
     func runDepthwise(
         channels: Int, tasks: Range<Int>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
         bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
-        activation: FusedActivation
+        activation: FusedActivation, tableOnly: Bool = false
     ) {
         let (kernelEpilogue, rest) = Self.epilogue(bias: bias, residual: residual, activation: activation)
         var epilogue = kernelEpilogue
-        apus_depthwise_avx512(
-            &geometry, table, input, weights, channels, tasks.lowerBound, tasks.count, output, &epilogue)
+        if tableOnly {
+            apus_depthwise_table_avx512(
+                &geometry, table, input, weights, channels, tasks.lowerBound, tasks.count, output, &epilogue)
+        } else {
+            apus_depthwise_avx512(
+                &geometry, table, input, weights, channels, tasks.lowerBound, tasks.count, output, &epilogue)
+        }
         applyRest(rest, output: output, planes: tasks)
     }
 

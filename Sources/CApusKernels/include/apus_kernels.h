@@ -108,6 +108,13 @@ void apus_depthwise_avx512(
     const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
     long first, long count, float *output, const apus_gemm_epilogue *epilogue);
 
+/// `apus_depthwise_avx512` through the table-driven kernel alone, which every geometry it takes
+/// can run: the reference the specialised kernels (stride-1 and stride-2 rows, bands, channel
+/// groups) are tested against, bit for bit. AVX-512F only.
+void apus_depthwise_table_avx512(
+    const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
+    long first, long count, float *output, const apus_gemm_epilogue *epilogue);
+
 /// Whether `apus_depthwise_band_avx512` takes `g`: 3 × 3, stride 2, one column of left padding,
 /// input rows at most 4096 wide. (Returns 0 off x86-64.)
 int apus_depthwise_band_supported(const apus_depthwise_geometry *g);
