@@ -395,16 +395,18 @@ TARGET static inline __attribute__((always_inline)) void banded_plane(
 /// Rows above and below the input read as this row of zeros.
 static const float zero_row[ROW_KERNEL_MAX_WIDTH + 64] __attribute__((aligned(64)));
 
-/// Columns `c ..< c + 32` of `row` split into the even ones and the odd ones; with `MASKED`,
-/// columns from `W` on read as zero (masked loads, which do not fault).
+/// Columns `c ..< c + 32` of `row` split into the even ones and the odd ones; with `MASKED`, only
+/// the lanes of `masks[0]` (columns `c ..< c + 16`) and `masks[1]` are read, the others zero
+/// (masked loads, which do not fault). The masks come from the caller, computed once per group of
+/// rows: computed per load, their scalar arithmetic bounded the stride-2 kernels.
 TARGET static inline __attribute__((always_inline)) void deinterleave32(
-    const int MASKED, const float *row, long c, long W, __m512 *even, __m512 *odd) {
+    const int MASKED, const float *row, long c, const __mmask16 *masks, __m512 *even, __m512 *odd) {
     const __m512i evens = even_lanes();
     const __m512i odds = odd_lanes();
     __m512 lo, hi;
     if (MASKED) {
-        lo = _mm512_maskz_loadu_ps(range_mask(c, W), row + c);
-        hi = _mm512_maskz_loadu_ps(range_mask(c + 16, W), row + c + 16);
+        lo = _mm512_maskz_loadu_ps(masks[0], row + c);
+        hi = _mm512_maskz_loadu_ps(masks[1], row + c + 16);
     } else {
         lo = _mm512_loadu_ps(row + c);
         hi = _mm512_loadu_ps(row + c + 16);
@@ -426,48 +428,9 @@ TARGET static inline __attribute__((always_inline)) void store_row_pair(
     }
 }
 
-/// The stride-2 3 × 3 row kernel with one column of left padding (mobilenet's and efficientnet's
-/// downsampling layers). The table-driven kernel builds each tap row from two loads of 32 columns
-/// and permutes, three times per row. Here one pair of loads at `2x` gives, through two permutes,
-/// the even columns (tap kx = 1) and the odd ones (kx = 2); tap kx = 0 (columns `2x − 1`) is the odd
-/// vector moved up one lane (`valignd`) with the previous vector's last odd column coming in. Two
-/// output rows share their middle input row, and four vectors per row keep eight sums in flight.
-/// Each output sums bias, then taps in (ky, kx) order: the table-driven kernel's order, so the
-/// same bits.
-TARGET static inline __attribute__((always_inline)) void s2_group(
-    const int NV, const int MASKED, const int ACT, const float *const *rows, long x0, long W, const __m512 *w,
-    float bias, float *out, const float *residual, long outW, int second, float low, float high) {
-    __m512 acc0[NV], acc1[NV];
-#pragma clang loop unroll(full)
-    for (int v = 0; v < NV; v++) acc0[v] = acc1[v] = _mm512_set1_ps(bias);
-#pragma clang loop unroll(full)
-    for (int t = 0; t < 5; t++) {
-        const float *row = rows[t];
-        __m512 previous = _mm512_set1_ps(x0 > 0 ? row[2 * x0 - 1] : 0.0f);
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) {
-            __m512 even, odd;
-            deinterleave32(MASKED, row, 2 * (x0 + 16 * v), W, &even, &odd);
-            const __m512 left = _mm512_castsi512_ps(
-                _mm512_alignr_epi32(_mm512_castps_si512(odd), _mm512_castps_si512(previous), 15));
-            previous = odd;
-            if (t < 3) {
-                acc0[v] = _mm512_fmadd_ps(w[t * 3], left, acc0[v]);
-                acc0[v] = _mm512_fmadd_ps(w[t * 3 + 1], even, acc0[v]);
-                acc0[v] = _mm512_fmadd_ps(w[t * 3 + 2], odd, acc0[v]);
-            }
-            if (t >= 2) {
-                acc1[v] = _mm512_fmadd_ps(w[(t - 2) * 3], left, acc1[v]);
-                acc1[v] = _mm512_fmadd_ps(w[(t - 2) * 3 + 1], even, acc1[v]);
-                acc1[v] = _mm512_fmadd_ps(w[(t - 2) * 3 + 2], odd, acc1[v]);
-            }
-        }
-    }
-    store_row_pair(NV, ACT, acc0, acc1, x0, out, residual, outW, second, low, high);
-}
-
-/// `s2_group` for 5 × 5 kernels with two columns of left padding (EfficientNet's downsampling
-/// layers): the even lanes of the load pair at `2x` are tap 2 and the odd ones tap 3; taps 0 and 1
+/// The stride-2 5 × 5 row kernel with two columns of left padding (EfficientNet's downsampling
+/// layers), for two output rows of `NV` vectors: the even lanes of the load pair at `2x` (32
+/// columns) are tap 2 and the odd ones tap 3; taps 0 and 1
 /// are those vectors moved up a lane with the previous vector's last lane coming in, and tap 4 the
 /// even vector moved down a lane with the next vector's first. Two output rows share three input
 /// rows. Sums in the table-driven kernel's order: the same bits.
@@ -475,15 +438,20 @@ TARGET static inline __attribute__((always_inline)) void s2_group5(
     const int NV, const int MASKED, const int ACT, const float *const *rows, long x0, long W, const __m512 *w,
     float bias, float *out, const float *residual, long outW, int second, float low, float high) {
     __m512 acc0[NV], acc1[NV];
+    __mmask16 masks[NV][2];
+    const long c0 = 2 * x0;
 #pragma clang loop unroll(full)
-    for (int v = 0; v < NV; v++) acc0[v] = acc1[v] = _mm512_set1_ps(bias);
+    for (int v = 0; v < NV; v++) {
+        acc0[v] = acc1[v] = _mm512_set1_ps(bias);
+        masks[v][0] = range_mask(c0 + 32 * v, W);
+        masks[v][1] = range_mask(c0 + 32 * v + 16, W);
+    }
 #pragma clang loop unroll(full)
     for (int t = 0; t < 7; t++) {
         const float *row = rows[t];
-        const long c0 = 2 * x0;
         __m512 even[NV + 1], odd[NV];
 #pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) deinterleave32(MASKED, row, c0 + 32 * v, W, &even[v], &odd[v]);
+        for (int v = 0; v < NV; v++) deinterleave32(MASKED, row, c0 + 32 * v, masks[v], &even[v], &odd[v]);
         // Lane 0 of the vector after the group: input column c0 + 32·NV.
         even[NV] = _mm512_set1_ps(c0 + 32 * NV < W ? row[c0 + 32 * NV] : 0.0f);
         __m512 previousEven = _mm512_set1_ps(c0 >= 2 ? row[c0 - 2] : 0.0f);
@@ -522,6 +490,107 @@ static int s2_rows_apply(const apus_depthwise_geometry *g) {
     return g->kernel == 5 && g->pad_left == 2 && g->output_width >= 16 && g->input_width <= 1024;
 }
 
+/// The stride-2 3 × 3 row kernel with one column of left padding (MobileNetV2's and EfficientNet's
+/// downsampling layers), for `R` output rows × `NV` vectors. The table-driven kernel builds each
+/// tap row from two loads of 32 columns and permutes, three times per row. Here one pair of loads
+/// at `2x` gives, through two permutes, the even columns (tap kx = 1) and the odd ones (kx = 2);
+/// tap kx = 0 (columns `2x − 1`) is the odd vector moved up one lane (`valignd`) with the previous
+/// vector's last odd column coming in. Each loaded input row feeds every output row of the group
+/// that reads it. `LAST`: the last vector's 32 columns pass the row's end (masked loads, masks
+/// computed once per group). Each output sums bias, then taps in (ky, kx) order: the table-driven
+/// kernel's order, so the same bits.
+TARGET static inline __attribute__((always_inline)) void s2_block3(
+    const int R, const int NV, const int LAST, const int ACT, const float *const *rows, long x0, long W,
+    const __m512 *w, float bias, float *out, const float *residual, long outW, long stored, float low, float high) {
+    const __m512i evens = even_lanes();
+    const __m512i odds = odd_lanes();
+    // Fixed sizes: arrays sized by the parameters would be variable-length, on the stack.
+    __m512 acc[8][2];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) {
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_set1_ps(bias);
+    }
+    // The last vector's masks, the same for every row.
+    const long lastColumn = 2 * (x0 + 16 * (NV - 1));
+    const __mmask16 lowMask = range_mask(lastColumn, W), highMask = range_mask(lastColumn + 16, W);
+    const __mmask16 storeMask = range_mask(x0 + 16 * (NV - 1), outW);
+#pragma clang loop unroll(full)
+    for (int t = 0; t < 2 * R + 1; t++) {
+        const float *row = rows[t];
+        __m512 taps[3][2];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) {
+            const long c = 2 * (x0 + 16 * v);
+            __m512 lo, hi;
+            if (LAST && v == NV - 1) {
+                lo = _mm512_maskz_loadu_ps(lowMask, row + c);
+                hi = _mm512_maskz_loadu_ps(highMask, row + c + 16);
+            } else {
+                lo = _mm512_loadu_ps(row + c);
+                hi = _mm512_loadu_ps(row + c + 16);
+            }
+            const __m512 odd = _mm512_permutex2var_ps(lo, odds, hi);
+            const __m512 before = v > 0 ? taps[2][v - 1] : _mm512_set1_ps(c > 0 ? row[c - 1] : 0.0f);
+            taps[0][v] = _mm512_castsi512_ps(
+                _mm512_alignr_epi32(_mm512_castps_si512(odd), _mm512_castps_si512(before), 15));
+            taps[1][v] = _mm512_permutex2var_ps(lo, evens, hi);
+            taps[2][v] = odd;
+        }
+#pragma clang loop unroll(full)
+        for (int kx = 0; kx < 3; kx++) {
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                const int ky = t - 2 * r;
+                if (ky < 0 || ky > 2) continue;
+#pragma clang loop unroll(full)
+                for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(w[ky * 3 + kx], taps[kx][v], acc[r][v]);
+            }
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) {
+        if (r >= stored) break;
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) {
+            const long x = x0 + 16 * v;
+            const long index = r * outW + x;
+            store(ACT, acc[r][v], out + index, residual ? residual + index : 0, low, high, LAST && v == NV - 1 ? storeMask : 0xFFFF);
+        }
+    }
+}
+
+/// Output rows `oyBegin ..< oyEnd` of one plane through `s2_block3`, `R` at a time, with the
+/// input rows as in `s2_rows`.
+TARGET static inline __attribute__((always_inline)) void s2_rows3(
+    const int R, const int ACT, const apus_depthwise_geometry *g, const float *in, long firstInputRow, long inputEnd,
+    long oyBegin, long oyEnd, const __m512 *w, float bias, float *out, const float *residual, float low, float high) {
+    const long W = g->input_width, H = g->input_height, outW = g->output_width;
+    const long vectors = (outW + 15) / 16;
+    // Vectors whose 32 loaded columns all exist load without masks.
+    long plain = W / 32;
+    if (plain > vectors) plain = vectors;
+    for (long oy = oyBegin; oy < oyEnd; oy += R) {
+        const float *rows[17];
+        for (int t = 0; t < 2 * R + 1; t++) {
+            const long iy = 2 * oy - g->pad_top + t;
+            rows[t] = iy >= 0 && iy < H && iy < inputEnd ? in + (iy - firstInputRow) * W : zero_row;
+        }
+        const long stored = oyEnd - oy < R ? oyEnd - oy : R;
+        float *o = out + oy * outW;
+        const float *res = residual ? residual + oy * outW : 0;
+#define S2_BLOCK(NV, LAST, v) s2_block3(R, NV, LAST, ACT, rows, 16 * (v), W, w, bias, o, res, outW, stored, low, high)
+        long v = 0;
+        for (; v + 2 <= plain; v += 2) S2_BLOCK(2, 0, v);
+        if (v + 2 <= vectors) {
+            S2_BLOCK(2, 1, v);
+            v += 2;
+        }
+        if (v < vectors) S2_BLOCK(1, 1, v);
+#undef S2_BLOCK
+    }
+}
+
 #ifndef PREFETCH_PAIRS
 #define PREFETCH_PAIRS 4
 #endif
@@ -534,15 +603,19 @@ static int s2_rows_apply(const apus_depthwise_geometry *g) {
 TARGET static inline __attribute__((always_inline)) void s2_rows(
     const int K, const int ACT, const apus_depthwise_geometry *g, const float *in, long firstInputRow, long inputEnd,
     long oyBegin, long oyEnd, const float *wt, float bias, float *out, const float *residual, float low, float high) {
-    __m512 w[K * K];
+    __m512 w[25];
     for (int t = 0; t < K * K; t++) w[t] = _mm512_set1_ps(wt[t]);
+    if (K == 3) {
+        s2_rows3(2, ACT, g, in, firstInputRow, inputEnd, oyBegin, oyEnd, w, bias, out, residual, low, high);
+        return;
+    }
     const long W = g->input_width, H = g->input_height, outW = g->output_width;
     const long vectors = (outW + 15) / 16;
     // Vectors whose 32 loaded columns all exist load without masks.
     long plain = W / 32;
     if (plain > vectors) plain = vectors;
     for (long oy = oyBegin; oy < oyEnd; oy += 2) {
-        const float *rows[K + 2];
+        const float *rows[7];
         for (int t = 0; t < K + 2; t++) {
             const long iy = 2 * oy - g->pad_top + t;
             rows[t] = iy >= 0 && iy < H && iy < inputEnd ? in + (iy - firstInputRow) * W : zero_row;
@@ -558,9 +631,7 @@ TARGET static inline __attribute__((always_inline)) void s2_rows(
         float *o = out + oy * outW;
         const float *r = residual ? residual + oy * outW : 0;
         long v = 0;
-#define GROUP_OF(NV, MASKED)                                                                                           \
-    (K == 3 ? s2_group(NV, MASKED, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high)                       \
-            : s2_group5(NV, MASKED, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high))
+#define GROUP_OF(NV, MASKED) s2_group5(NV, MASKED, ACT, rows, 16 * v, W, w, bias, o, r, outW, second, low, high)
         for (; v + 4 <= plain; v += 4) GROUP_OF(4, 0);
         for (; v + 2 <= plain; v += 2) GROUP_OF(2, 0);
         for (; v < plain; v++) GROUP_OF(1, 0);
@@ -605,6 +676,8 @@ TARGET static inline __attribute__((always_inline)) void s1_group(
         for (int v = 0; v < NV; v++) acc[r][v] = _mm512_set1_ps(bias);
     }
     const __m512i zero = _mm512_setzero_si512();
+    // The last vector's mask, the same for every row and its stores.
+    const __mmask16 lastMask = range_mask(x0 + 16 * (NV - 1), W);
 #pragma clang loop unroll(full)
     for (int t = 0; t < R + 2; t++) {
         const float *row = rows[t];
@@ -613,7 +686,7 @@ TARGET static inline __attribute__((always_inline)) void s1_group(
         for (int v = 0; v < NV; v++) {
             const long x = x0 + 16 * v;
             const int first = FIRST && v == 0, last = LAST && v == NV - 1;
-            const __m512 centre = last ? _mm512_maskz_loadu_ps(range_mask(x, W), row + x) : _mm512_loadu_ps(row + x);
+            const __m512 centre = last ? _mm512_maskz_loadu_ps(lastMask, row + x) : _mm512_loadu_ps(row + x);
             const __m512i before = first ? zero
                 : v > 0 ? _mm512_castps_si512(taps[1][v - 1])
                         : _mm512_castps_si512(_mm512_set1_ps(row[x - 1]));
@@ -641,7 +714,7 @@ TARGET static inline __attribute__((always_inline)) void s1_group(
         for (int v = 0; v < NV; v++) {
             const long x = x0 + 16 * v;
             const long index = r * W + x;
-            const __mmask16 mask = LAST && v == NV - 1 ? range_mask(x, W) : 0xFFFF;
+            const __mmask16 mask = LAST && v == NV - 1 ? lastMask : 0xFFFF;
             store(ACT, acc[r][v], out + index, residual ? residual + index : 0, low, high, mask);
         }
     }
@@ -1010,10 +1083,15 @@ TARGET static void depthwise(
     if (table_only) {
         BY_KERNEL_AND_STRIDE(BY_ACTIVATION)
     }
-    // The stride-1 row kernel beats the channel kernel on 14 × 14 planes (480 planes: 24.6 →
-    // 17 µs), not on 7 × 7 ones (960 planes: 13.4 against 19 µs).
-    if (s1_rows_apply(g) && g->input_width > 8) {
+    // The row kernels beat the channel kernel on maps 14 outputs wide (3 × 3: 480 planes of 14²,
+    // 24.6 → 17 µs; 192 planes of 28² → 14², 21.3 → 19.0 µs), not on 7 × 7 ones (960 planes of
+    // 7²: 13.4 against 19 µs; 576 planes of 14² → 7²: 17 against 33 µs).
+    if (g->output_width > 8 && s1_rows_apply(g)) {
         BY_ACTIVATION_LOGISTIC_AFTER(S1_ROWS)
+        return;
+    }
+    if (g->output_width > 8 && s2_rows_apply(g)) {
+        BY_ACTIVATION_LOGISTIC_AFTER(S2_ROWS)
         return;
     }
     channel_layout layout;
