@@ -395,6 +395,55 @@ TARGET static inline __attribute__((always_inline)) void banded_plane(
 /// Rows above and below the input read as this row of zeros.
 static const float zero_row[ROW_KERNEL_MAX_WIDTH + 64] __attribute__((aligned(64)));
 
+/// The row kernels' groups of sums: `R` output rows × `NV` vectors (at most 16 × 2; fixed sizes,
+/// since arrays sized by the `const int` parameters would be variable-length, on the stack).
+typedef __m512 block_sums[16][2];
+
+/// Every sum of the group starts at the bias.
+TARGET static inline __attribute__((always_inline)) void block_start(
+    const int R, const int NV, block_sums acc, float bias) {
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) {
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_set1_ps(bias);
+    }
+}
+
+/// Adds input row `t` of the group (its `K` taps per vector in `taps[kx][v]`) to the output rows
+/// that read it: output row `r` reads it as tap row `ky = t − S·r` (stride `S`). Independent sums
+/// next to each other; each sum still takes its taps in (ky, kx) order.
+TARGET static inline __attribute__((always_inline)) void block_add_row(
+    const int K, const int S, const int R, const int NV, const int t, __m512 taps[][2], const __m512 *w,
+    block_sums acc) {
+#pragma clang loop unroll(full)
+    for (int kx = 0; kx < K; kx++) {
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) {
+            const int ky = t - S * r;
+            if (ky < 0 || ky >= K) continue;
+#pragma clang loop unroll(full)
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(w[ky * K + kx], taps[kx][v], acc[r][v]);
+        }
+    }
+}
+
+/// Stores the group's first `stored` rows from column `x0` of `out` (rows `rowStride` apart), with
+/// the residual and activation; with `LAST`, the last vector's lanes are `lastMask`.
+TARGET static inline __attribute__((always_inline)) void block_store(
+    const int R, const int NV, const int LAST, const int ACT, block_sums acc, float *out, const float *residual,
+    long rowStride, long x0, long stored, __mmask16 lastMask, float low, float high) {
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) {
+        if (r >= stored) break;
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) {
+            const long index = r * rowStride + x0 + 16 * v;
+            store(ACT, acc[r][v], out + index, residual ? residual + index : 0, low, high,
+                LAST && v == NV - 1 ? lastMask : 0xFFFF);
+        }
+    }
+}
+
 /// Whether the stride-2 row kernel takes `g`: 3 × 3 with one column of left padding, or 5 × 5
 /// with two on maps more than 8 outputs wide (7-wide maps go to the channel kernel: 672 planes of
 /// 14² → 7², 27 against 40 µs; 240 planes of 28² → 14² ran 77 µs there, 49 here) and inputs at
@@ -405,96 +454,29 @@ static int s2_rows_apply(const apus_depthwise_geometry *g) {
     return g->kernel == 5 && g->pad_left == 2 && g->output_width > 8 && g->input_width <= 1024;
 }
 
-/// The stride-2 3 × 3 row kernel with one column of left padding (MobileNetV2's and EfficientNet's
-/// downsampling layers), for `R` output rows × `NV` vectors. The table-driven kernel builds each
-/// tap row from two loads of 32 columns and permutes, three times per row. Here one pair of loads
-/// at `2x` gives, through two permutes, the even columns (tap kx = 1) and the odd ones (kx = 2);
-/// tap kx = 0 (columns `2x − 1`) is the odd vector moved up one lane (`valignd`) with the previous
-/// vector's last odd column coming in. Each loaded input row feeds every output row of the group
-/// that reads it. `LAST`: the last vector's 32 columns pass the row's end (masked loads, masks
-/// computed once per group). Each output sums bias, then taps in (ky, kx) order: the table-driven
-/// kernel's order, so the same bits.
-TARGET static inline __attribute__((always_inline)) void s2_block3(
-    const int R, const int NV, const int LAST, const int ACT, const float *const *rows, long x0, long W,
+/// The stride-2 row kernel, 3 × 3 with one column of left padding (MobileNetV2's and
+/// EfficientNet's downsampling layers) or 5 × 5 with two (EfficientNet's), for `R` output rows ×
+/// `NV` vectors. The table-driven kernel builds each tap row from two loads of 32 columns and
+/// permutes, `K` times per row. Here one pair of loads at `2x` gives, through two permutes, the
+/// even columns and the odd ones, and every tap is one of them as is or moved by one lane
+/// (`valignd`) with the neighbouring vector's lane coming in: for 3 × 3, tap kx = 0 (columns
+/// `2x − 1`) is the odd vector moved up, kx = 1 the even one, kx = 2 the odd one; for 5 × 5, taps
+/// 0 and 1 are the even and odd vectors moved up, 2 and 3 as is, 4 the even one moved down. Each
+/// loaded input row feeds every output row of the group that reads it. `LAST`: the last vector's 32
+/// columns pass the row's end (masked loads; the masks computed once per group: computed per load,
+/// their scalar arithmetic was the bound). Each output sums bias, then taps in (ky, kx) order: the
+/// table-driven kernel's order, so the same bits.
+TARGET static inline __attribute__((always_inline)) void s2_block(
+    const int K, const int R, const int NV, const int LAST, const int ACT, const float *const *rows, long x0, long W,
     const __m512 *w, float bias, float *out, const float *residual, long outW, long stored, float low, float high) {
     const __m512i evens = even_lanes();
     const __m512i odds = odd_lanes();
-    // Fixed sizes: arrays sized by the parameters would be variable-length, on the stack.
-    __m512 acc[8][2];
-#pragma clang loop unroll(full)
-    for (int r = 0; r < R; r++) {
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_set1_ps(bias);
-    }
-    // The last vector's masks, the same for every row.
-    const long lastColumn = 2 * (x0 + 16 * (NV - 1));
-    const __mmask16 lowMask = range_mask(lastColumn, W), highMask = range_mask(lastColumn + 16, W);
-    const __mmask16 storeMask = range_mask(x0 + 16 * (NV - 1), outW);
-#pragma clang loop unroll(full)
-    for (int t = 0; t < 2 * R + 1; t++) {
-        const float *row = rows[t];
-        __m512 taps[3][2];
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) {
-            const long c = 2 * (x0 + 16 * v);
-            __m512 lo, hi;
-            if (LAST && v == NV - 1) {
-                lo = _mm512_maskz_loadu_ps(lowMask, row + c);
-                hi = _mm512_maskz_loadu_ps(highMask, row + c + 16);
-            } else {
-                lo = _mm512_loadu_ps(row + c);
-                hi = _mm512_loadu_ps(row + c + 16);
-            }
-            const __m512 odd = _mm512_permutex2var_ps(lo, odds, hi);
-            const __m512 before = v > 0 ? taps[2][v - 1] : _mm512_set1_ps(c > 0 ? row[c - 1] : 0.0f);
-            taps[0][v] = _mm512_castsi512_ps(
-                _mm512_alignr_epi32(_mm512_castps_si512(odd), _mm512_castps_si512(before), 15));
-            taps[1][v] = _mm512_permutex2var_ps(lo, evens, hi);
-            taps[2][v] = odd;
-        }
-#pragma clang loop unroll(full)
-        for (int kx = 0; kx < 3; kx++) {
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) {
-                const int ky = t - 2 * r;
-                if (ky < 0 || ky > 2) continue;
-#pragma clang loop unroll(full)
-                for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(w[ky * 3 + kx], taps[kx][v], acc[r][v]);
-            }
-        }
-    }
-#pragma clang loop unroll(full)
-    for (int r = 0; r < R; r++) {
-        if (r >= stored) break;
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) {
-            const long x = x0 + 16 * v;
-            const long index = r * outW + x;
-            store(ACT, acc[r][v], out + index, residual ? residual + index : 0, low, high, LAST && v == NV - 1 ? storeMask : 0xFFFF);
-        }
-    }
-}
-
-/// `s2_block3` for 5 × 5 kernels with two columns of left padding: tap kx reads column 2x + kx − 2,
-/// the even vector for kx = 0, 2, 4 (moved up a lane with the previous vector's last even column
-/// coming in, as is, moved down a lane with the next vector's first) and the odd one for kx = 1, 3
-/// (moved up a lane, as is).
-TARGET static inline __attribute__((always_inline)) void s2_block5(
-    const int R, const int NV, const int LAST, const int ACT, const float *const *rows, long x0, long W,
-    const __m512 *w, float bias, float *out, const float *residual, long outW, long stored, float low, float high) {
-    const __m512i evens = even_lanes();
-    const __m512i odds = odd_lanes();
-    __m512 acc[8][2];
-#pragma clang loop unroll(full)
-    for (int r = 0; r < R; r++) {
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_set1_ps(bias);
-    }
+    block_sums acc;
+    block_start(R, NV, acc, bias);
     const long c0 = 2 * x0, lastColumn = 2 * (x0 + 16 * (NV - 1)), next = c0 + 32 * NV;
     const __mmask16 lowMask = range_mask(lastColumn, W), highMask = range_mask(lastColumn + 16, W);
-    const __mmask16 storeMask = range_mask(x0 + 16 * (NV - 1), outW);
 #pragma clang loop unroll(full)
-    for (int t = 0; t < 2 * R + 3; t++) {
+    for (int t = 0; t < 2 * R + K - 2; t++) {
         const float *row = rows[t];
         __m512 even[3], odd[2];
 #pragma clang loop unroll(full)
@@ -511,48 +493,42 @@ TARGET static inline __attribute__((always_inline)) void s2_block5(
             even[v] = _mm512_permutex2var_ps(lo, evens, hi);
             odd[v] = _mm512_permutex2var_ps(lo, odds, hi);
         }
-        even[NV] = _mm512_set1_ps(next < W ? row[next] : 0.0f);
-        const __m512 previousEven = _mm512_set1_ps(c0 >= 2 ? row[c0 - 2] : 0.0f);
+        // The last odd column before the group, and for 5 × 5 the last even one and the first even
+        // one after it.
         const __m512 previousOdd = _mm512_set1_ps(c0 >= 1 ? row[c0 - 1] : 0.0f);
+        __m512 previousEven = previousOdd;
+        if (K == 5) {
+            previousEven = _mm512_set1_ps(c0 >= 2 ? row[c0 - 2] : 0.0f);
+            even[NV] = _mm512_set1_ps(next < W ? row[next] : 0.0f);
+        }
         __m512 taps[5][2];
 #pragma clang loop unroll(full)
         for (int v = 0; v < NV; v++) {
-            const __m512 beforeEven = v ? even[v - 1] : previousEven, beforeOdd = v ? odd[v - 1] : previousOdd;
-            taps[0][v] = _mm512_castsi512_ps(
-                _mm512_alignr_epi32(_mm512_castps_si512(even[v]), _mm512_castps_si512(beforeEven), 15));
-            taps[1][v] = _mm512_castsi512_ps(
+            const __m512 beforeOdd = v ? odd[v - 1] : previousOdd;
+            const __m512 oddUp = _mm512_castsi512_ps(
                 _mm512_alignr_epi32(_mm512_castps_si512(odd[v]), _mm512_castps_si512(beforeOdd), 15));
-            taps[2][v] = even[v];
-            taps[3][v] = odd[v];
-            taps[4][v] = _mm512_castsi512_ps(
-                _mm512_alignr_epi32(_mm512_castps_si512(even[v + 1]), _mm512_castps_si512(even[v]), 1));
-        }
-#pragma clang loop unroll(full)
-        for (int kx = 0; kx < 5; kx++) {
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) {
-                const int ky = t - 2 * r;
-                if (ky < 0 || ky > 4) continue;
-#pragma clang loop unroll(full)
-                for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(w[ky * 5 + kx], taps[kx][v], acc[r][v]);
+            if (K == 3) {
+                taps[0][v] = oddUp;
+                taps[1][v] = even[v];
+                taps[2][v] = odd[v];
+            } else {
+                const __m512 beforeEven = v ? even[v - 1] : previousEven;
+                taps[0][v] = _mm512_castsi512_ps(
+                    _mm512_alignr_epi32(_mm512_castps_si512(even[v]), _mm512_castps_si512(beforeEven), 15));
+                taps[1][v] = oddUp;
+                taps[2][v] = even[v];
+                taps[3][v] = odd[v];
+                taps[4][v] = _mm512_castsi512_ps(
+                    _mm512_alignr_epi32(_mm512_castps_si512(even[v + 1]), _mm512_castps_si512(even[v]), 1));
             }
         }
+        block_add_row(K, 2, R, NV, t, taps, w, acc);
     }
-#pragma clang loop unroll(full)
-    for (int r = 0; r < R; r++) {
-        if (r >= stored) break;
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) {
-            const long x = x0 + 16 * v;
-            const long index = r * outW + x;
-            store(ACT, acc[r][v], out + index, residual ? residual + index : 0, low, high,
-                LAST && v == NV - 1 ? storeMask : 0xFFFF);
-        }
-    }
+    block_store(R, NV, LAST, ACT, acc, out, residual, outW, x0, stored, range_mask(x0 + 16 * (NV - 1), outW), low, high);
 }
 
-/// Output rows `oyBegin ..< oyEnd` of one plane through `s2_block3` or `s2_block5`, `R` at a
-/// time, with the input rows as in `s2_rows`.
+/// Output rows `oyBegin ..< oyEnd` of one plane through `s2_block`, `R` at a time, with the input
+/// rows as in `s2_rows`.
 TARGET static inline __attribute__((always_inline)) void s2_blocks(
     const int K, const int R, const int ACT, const apus_depthwise_geometry *g, const float *in, long firstInputRow, long inputEnd,
     long oyBegin, long oyEnd, const __m512 *w, float bias, float *out, const float *residual, float low, float high) {
@@ -570,9 +546,7 @@ TARGET static inline __attribute__((always_inline)) void s2_blocks(
         const long stored = oyEnd - oy < R ? oyEnd - oy : R;
         float *o = out + oy * outW;
         const float *res = residual ? residual + oy * outW : 0;
-#define S2_BLOCK(NV, LAST, v)                                                                                          \
-    (K == 3 ? s2_block3(R, NV, LAST, ACT, rows, 16 * (v), W, w, bias, o, res, outW, stored, low, high)                 \
-            : s2_block5(R, NV, LAST, ACT, rows, 16 * (v), W, w, bias, o, res, outW, stored, low, high))
+#define S2_BLOCK(NV, LAST, v) s2_block(K, R, NV, LAST, ACT, rows, 16 * (v), W, w, bias, o, res, outW, stored, low, high)
         long v = 0;
         for (; v + 2 <= plain; v += 2) S2_BLOCK(2, 0, v);
         if (v + 2 <= vectors) {
@@ -585,7 +559,7 @@ TARGET static inline __attribute__((always_inline)) void s2_blocks(
 }
 
 /// Output rows `oyBegin ..< oyEnd` of one plane through the stride-2 row kernel, two at a time
-/// (`s2_block3` or `s2_block5`: two rows × two vectors, the best of 2–4 rows on 112², 56² and 28²
+/// (`s2_block`: two rows × two vectors, the best of 2–4 rows on 112², 56² and 28²
 /// planes). `in` is the plane's input row `firstInputRow`, and only rows before `inputEnd` are
 /// there (the caller keeps `firstInputRow <= 2·oyBegin − pad_top` and `inputEnd` past every row a
 /// stored output reads; the unstored second row of an odd last pair reads zeros past it); `out`
@@ -625,13 +599,8 @@ TARGET static inline __attribute__((always_inline)) void s2_plane(
 TARGET static inline __attribute__((always_inline)) void s1_group(
     const int R, const int NV, const int FIRST, const int LAST, const int ACT, const float *const *rows, long x0,
     long W, const __m512 *w, float bias, float *out, const float *residual, long stored, float low, float high) {
-    // Fixed sizes: arrays sized by the parameters would be variable-length, on the stack.
-    __m512 acc[16][2];
-#pragma clang loop unroll(full)
-    for (int r = 0; r < R; r++) {
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_set1_ps(bias);
-    }
+    block_sums acc;
+    block_start(R, NV, acc, bias);
     const __m512i zero = _mm512_setzero_si512();
     // The last vector's mask, the same for every row and its stores.
     const __mmask16 lastMask = range_mask(x0 + 16 * (NV - 1), W);
@@ -652,29 +621,9 @@ TARGET static inline __attribute__((always_inline)) void s1_group(
             taps[2][v] = last ? _mm512_castsi512_ps(_mm512_alignr_epi32(zero, _mm512_castps_si512(centre), 1))
                               : _mm512_loadu_ps(row + x + 1);
         }
-        // Independent sums next to each other; each sum still takes its taps in (ky, kx) order.
-#pragma clang loop unroll(full)
-        for (int kx = 0; kx < 3; kx++) {
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) {
-                const int ky = t - r;
-                if (ky < 0 || ky > 2) continue;
-#pragma clang loop unroll(full)
-                for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(w[ky * 3 + kx], taps[kx][v], acc[r][v]);
-            }
-        }
+        block_add_row(3, 1, R, NV, t, taps, w, acc);
     }
-#pragma clang loop unroll(full)
-    for (int r = 0; r < R; r++) {
-        if (r >= stored) break;
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) {
-            const long x = x0 + 16 * v;
-            const long index = r * W + x;
-            const __mmask16 mask = LAST && v == NV - 1 ? lastMask : 0xFFFF;
-            store(ACT, acc[r][v], out + index, residual ? residual + index : 0, low, high, mask);
-        }
-    }
+    block_store(R, NV, LAST, ACT, acc, out, residual, W, x0, stored, lastMask, low, high);
 }
 
 /// Whether the stride-1 row kernel takes `g`: 3 × 3, stride 1, one column of padding on each side
