@@ -161,6 +161,13 @@ void apus_depthwise_prepare(const apus_depthwise_geometry *g, void *table) {
 
 #include "avx512_common.h"
 
+/// Whether the environment sets `name` to "0": the switches that keep a specialised kernel off, to
+/// measure the one behind it.
+static int switched_off(const char *name) {
+    const char *text = getenv(name);
+    return text && strcmp(text, "0") == 0;
+}
+
 /// `base + offset` computed on integers: the start of a vector inside the padding lies before
 /// the plane, and the lanes it would read are masked off (masked loads do not fault).
 static inline const float *offset_pointer(const float *base, long offset) {
@@ -438,8 +445,8 @@ TARGET static inline __attribute__((always_inline)) void block_store(
 #pragma clang loop unroll(full)
         for (int v = 0; v < NV; v++) {
             const long index = r * rowStride + x0 + 16 * v;
-            store(ACT, acc[r][v], out + index, residual ? residual + index : 0, low, high,
-                LAST && v == NV - 1 ? lastMask : 0xFFFF);
+            const __mmask16 mask = LAST && v == NV - 1 ? lastMask : 0xFFFF;
+            store(ACT, acc[r][v], out + index, residual ? residual + index : 0, low, high, mask);
         }
     }
 }
@@ -524,14 +531,16 @@ TARGET static inline __attribute__((always_inline)) void s2_block(
         }
         block_add_row(K, 2, R, NV, t, taps, w, acc);
     }
-    block_store(R, NV, LAST, ACT, acc, out, residual, outW, x0, stored, range_mask(x0 + 16 * (NV - 1), outW), low, high);
+    const __mmask16 storeMask = range_mask(x0 + 16 * (NV - 1), outW);
+    block_store(R, NV, LAST, ACT, acc, out, residual, outW, x0, stored, storeMask, low, high);
 }
 
 /// Output rows `oyBegin ..< oyEnd` of one plane through `s2_block`, `R` at a time, with the input
 /// rows as in `s2_rows`.
 TARGET static inline __attribute__((always_inline)) void s2_blocks(
-    const int K, const int R, const int ACT, const apus_depthwise_geometry *g, const float *in, long firstInputRow, long inputEnd,
-    long oyBegin, long oyEnd, const __m512 *w, float bias, float *out, const float *residual, float low, float high) {
+    const int K, const int R, const int ACT, const apus_depthwise_geometry *g, const float *in, long firstInputRow,
+    long inputEnd, long oyBegin, long oyEnd, const __m512 *w, float bias, float *out, const float *residual, float low,
+    float high) {
     const long W = g->input_width, H = g->input_height, outW = g->output_width;
     const long vectors = (outW + 15) / 16;
     // Vectors whose 32 loaded columns all exist load without masks.
@@ -546,7 +555,8 @@ TARGET static inline __attribute__((always_inline)) void s2_blocks(
         const long stored = oyEnd - oy < R ? oyEnd - oy : R;
         float *o = out + oy * outW;
         const float *res = residual ? residual + oy * outW : 0;
-#define S2_BLOCK(NV, LAST, v) s2_block(K, R, NV, LAST, ACT, rows, 16 * (v), W, w, bias, o, res, outW, stored, low, high)
+#define S2_BLOCK(NV, LAST, v)                                                                                          \
+    s2_block(K, R, NV, LAST, ACT, rows, 16 * (v), W, w, bias, o, res, outW, stored, low, high)
         long v = 0;
         for (; v + 2 <= plain; v += 2) S2_BLOCK(2, 0, v);
         if (v + 2 <= vectors) {
@@ -593,9 +603,10 @@ TARGET static inline __attribute__((always_inline)) void s2_plane(
 /// and its right tap the centre moved down a lane with a zero coming in. (Three loads per row ran
 /// 56² planes 1.25× slower: the loads, most of them across two cache lines, were the bound; all
 /// three taps from one load and two shifts gave nothing more.) Each loaded row feeds the `R`
-/// output rows of the group that read it (`R` rows × `NV` vectors: up to eight sums in flight). Each output sums bias, then taps in (ky, kx) order, one fused multiply-add
-/// each, padding as zeros: the order of the table-driven kernel, so the same bits. `FIRST`: the
-/// group starts the row; `LAST`: its last vector holds the row's end.
+/// output rows of the group that read it (`R` rows × `NV` vectors: up to eight sums in flight).
+/// Each output sums bias, then taps in (ky, kx) order, one fused multiply-add each, padding as
+/// zeros: the order of the table-driven kernel, so the same bits. `FIRST`: the group starts the
+/// row; `LAST`: its last vector holds the row's end.
 TARGET static inline __attribute__((always_inline)) void s1_group(
     const int R, const int NV, const int FIRST, const int LAST, const int ACT, const float *const *rows, long x0,
     long W, const __m512 *w, float bias, float *out, const float *residual, long stored, float low, float high) {
@@ -630,10 +641,7 @@ TARGET static inline __attribute__((always_inline)) void s1_group(
 /// (`APUS_DEPTHWISE_ROWS=0` turns it off, to measure the table-driven kernel).
 static int s1_rows_apply(const apus_depthwise_geometry *g) {
     static int enabled = -1;
-    if (enabled < 0) {
-        const char *text = getenv("APUS_DEPTHWISE_ROWS");
-        enabled = !(text && strcmp(text, "0") == 0);
-    }
+    if (enabled < 0) enabled = !switched_off("APUS_DEPTHWISE_ROWS");
     return enabled && g->kernel == 3 && g->stride == 1 && g->pad_left == 1 && g->output_width == g->input_width &&
         g->input_width <= ROW_KERNEL_MAX_WIDTH;
 }
@@ -654,7 +662,8 @@ TARGET static inline __attribute__((always_inline)) void s1_rows_of(
         const long stored = oyEnd - oy < R ? oyEnd - oy : R;
         float *o = out + oy * W;
         const float *res = residual ? residual + oy * W : 0;
-#define S1_GROUP(NV, FIRST, LAST, v) s1_group(R, NV, FIRST, LAST, ACT, rows, 16 * (v), W, w, bias, o, res, stored, low, high)
+#define S1_GROUP(NV, FIRST, LAST, v)                                                                                   \
+    s1_group(R, NV, FIRST, LAST, ACT, rows, 16 * (v), W, w, bias, o, res, stored, low, high)
         if (vectors == 1) {
             S1_GROUP(1, 1, 1, 0);
             continue;
@@ -733,7 +742,7 @@ TARGET void apus_depthwise_band_avx512(
     for (long t = first; t < first + count; t++) {                                                                     \
         long channel = t % channels;                                                                                   \
         PLANE_OF(s2_plane, ACT)(                                                                                       \
-            g, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f, output + t * outPlane,  \
+            g, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f, output + t * outPlane,      \
             residual ? residual + t * outPlane : 0, low, high);                                                        \
         if (LOGISTIC) apus_logistic_avx512(output + t * outPlane, outPlane, activation == APUS_GEMM_SILU);             \
     }
@@ -763,7 +772,7 @@ PLANE_FUNCTION(s2_plane, s2_plane_clip, APUS_GEMM_CLIP)
     for (long t = first; t < first + count; t++) {                                                                     \
         long channel = t % channels;                                                                                   \
         PLANE_OF(s1_plane, ACT)(                                                                                       \
-            g, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f, output + t * outPlane,  \
+            g, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f, output + t * outPlane,      \
             residual ? residual + t * outPlane : 0, low, high);                                                        \
         if (LOGISTIC) apus_logistic_avx512(output + t * outPlane, outPlane, activation == APUS_GEMM_SILU);             \
     }
@@ -837,10 +846,7 @@ typedef struct {
 /// most 14 × 14 whose padded map and sums fit the scratch.
 static int channel_layout_of(const apus_depthwise_geometry *g, channel_layout *c) {
     static int enabled = -1;
-    if (enabled < 0) {
-        const char *text = getenv("APUS_DEPTHWISE_CHANNELS");
-        enabled = !(text && strcmp(text, "0") == 0);
-    }
+    if (enabled < 0) enabled = !switched_off("APUS_DEPTHWISE_CHANNELS");
     if (!enabled || g->output_width > 14 || g->output_height > 14) return 0;
     c->rows = (g->output_height - 1) * g->stride + g->kernel;
     c->columns = (g->output_width - 1) * g->stride + g->kernel;
@@ -1006,48 +1012,40 @@ TARGET static void depthwise(
     const float *bias = e.bias, *residual = e.residual;
     const int activation = e.activation;
     const float low = e.low, high = e.high;
-    if (table_only) {
-        BY_KERNEL_AND_STRIDE(BY_ACTIVATION)
-    }
-    // The row kernels beat the channel kernel on maps 14 outputs wide (3 × 3: 480 planes of 14²,
-    // 24.6 → 17 µs; 192 planes of 28² → 14², 21.3 → 19.0 µs), not on 7 × 7 ones (960 planes of
-    // 7²: 13.4 against 19 µs; 576 planes of 14² → 7²: 17 against 33 µs).
-    if (g->output_width > 8 && s1_rows_apply(g)) {
-        BY_ACTIVATION_LOGISTIC_AFTER(S1_ROWS)
-        return;
-    }
-    if (g->output_width > 8 && s2_rows_apply(g)) {
-        BY_ACTIVATION_LOGISTIC_AFTER(S2_ROWS)
-        return;
-    }
-    channel_layout layout;
-    if (count >= 16 && channels >= 16 && channel_layout_of(g, &layout)) {
-        float scratch[CHANNEL_FLOATS] __attribute__((aligned(64)));
-        // Zeroed once: the padding sits at the same places for every group; and where each input
-        // position goes in the padded map.
-        memset(scratch, 0, sizeof(float) * (size_t)(16 * layout.rows * layout.columns));
-        int offsets[CHANNEL_FLOATS / 16];
-        for (long s = 0; s < inPlane; s++) {
-            long y = s / g->input_width + g->pad_top, x = s % g->input_width + g->pad_left;
-            offsets[s] = y < layout.rows && x < layout.columns ? (int)(y * layout.columns + x) : -1;
+    if (!table_only) {
+        // The row kernels beat the channel kernel on maps 14 outputs wide (3 × 3: 480 planes of
+        // 14², 24.6 → 17 µs; 192 planes of 28² → 14², 21.3 → 19.0 µs), not on 7 × 7 ones (960
+        // planes of 7²: 13.4 against 19 µs; 576 planes of 14² → 7²: 17 against 33 µs).
+        const int rows = s1_rows_apply(g) || s2_rows_apply(g);
+        channel_layout layout;
+        if (!(rows && g->output_width > 8) && count >= 16 && channels >= 16 && channel_layout_of(g, &layout)) {
+            float scratch[CHANNEL_FLOATS] __attribute__((aligned(64)));
+            // Zeroed once: the padding sits at the same places for every group; and where each input
+            // position goes in the padded map.
+            memset(scratch, 0, sizeof(float) * (size_t)(16 * layout.rows * layout.columns));
+            int offsets[CHANNEL_FLOATS / 16];
+            for (long s = 0; s < inPlane; s++) {
+                long y = s / g->input_width + g->pad_top, x = s % g->input_width + g->pad_left;
+                offsets[s] = y < layout.rows && x < layout.columns ? (int)(y * layout.columns + x) : -1;
+            }
+            BY_KERNEL_AND_STRIDE(CHANNELS_BY_ACTIVATION)
         }
-        BY_KERNEL_AND_STRIDE(CHANNELS_BY_ACTIVATION)
-    }
-    band_layout band;
-    if (band_layout_of(g, &band)) {
-        // Zeroed once: the padding sits at the same places in every band of every plane.
-        float scratch[BAND_FLOATS] __attribute__((aligned(64)));
-        memset(scratch, 0, sizeof(scratch));
-        BY_ACTIVATION_LOGISTIC_AFTER(BANDED)
-        return;
-    }
-    if (s2_rows_apply(g)) {
-        BY_ACTIVATION_LOGISTIC_AFTER(S2_ROWS)
-        return;
-    }
-    if (s1_rows_apply(g)) {
-        BY_ACTIVATION_LOGISTIC_AFTER(S1_ROWS)
-        return;
+        band_layout band;
+        if (band_layout_of(g, &band)) {
+            // Zeroed once: the padding sits at the same places in every band of every plane.
+            float scratch[BAND_FLOATS] __attribute__((aligned(64)));
+            memset(scratch, 0, sizeof(scratch));
+            BY_ACTIVATION_LOGISTIC_AFTER(BANDED)
+            return;
+        }
+        if (s2_rows_apply(g)) {
+            BY_ACTIVATION_LOGISTIC_AFTER(S2_ROWS)
+            return;
+        }
+        if (s1_rows_apply(g)) {
+            BY_ACTIVATION_LOGISTIC_AFTER(S1_ROWS)
+            return;
+        }
     }
     BY_KERNEL_AND_STRIDE(BY_ACTIVATION)
 }
