@@ -20,6 +20,34 @@ void apus_gemm_pack(const float *a, long lda, long m, long k, float *packed) {
     apus_gemm_pack_panels(a, lda, m, k, 0, (m + MR - 1) / MR, packed);
 }
 
+/// `kc` columns of one panel (MR values each, column by column) times their scales.
+static void scale_panel(const float *source, const float *scale, long kc, float *dest) {
+    for (long kk = 0; kk < kc; kk++) {
+        float s = scale[kk];
+        for (long r = 0; r < MR; r++) dest[kk * MR + r] = source[kk * MR + r] * s;
+    }
+}
+
+#if defined(__x86_64__)
+/// `scale_panel` two columns per vector: lanes 0–7 (column kk) times `scale[kk]`, lanes 8–15 times
+/// `scale[kk + 1]`, the sixteen scales of eight such vectors from one load. The same products.
+/// (The loop above, compiled for SSE2, took 2.4 % of efficientnet_b0's time at 1 thread.)
+__attribute__((target("avx512f"))) static void scale_panel_avx512(
+    const float *source, const float *scale, long kc, float *dest) {
+    const __m512i pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    long kk = 0;
+    for (; kk + 16 <= kc; kk += 16) {
+        const __m512 s = _mm512_loadu_ps(scale + kk);
+        for (int j = 0; j < 8; j++) {
+            const __m512 sv = _mm512_permutexvar_ps(_mm512_add_epi32(pair, _mm512_set1_epi32(2 * j)), s);
+            const long at = (kk + 2 * j) * MR;
+            _mm512_storeu_ps(dest + at, _mm512_mul_ps(_mm512_loadu_ps(source + at), sv));
+        }
+    }
+    scale_panel(source + kk * MR, scale + kk, kc - kk, dest + kk * MR);
+}
+#endif
+
 void apus_gemm_packed_scale_columns(const float *packed, long m, long k, const float *scale, long firstPanel,
                                     long panelCount, float *out) {
     long paddedRows = (m + MR - 1) / MR * MR;
@@ -29,10 +57,11 @@ void apus_gemm_packed_scale_columns(const float *packed, long m, long k, const f
         for (long p = firstPanel; p < firstPanel + panelCount; p++) {
             const float *source = packed + k0 * paddedRows + p * MR * kc;
             float *dest = out + k0 * paddedRows + p * MR * kc;
-            for (long kk = 0; kk < kc; kk++) {
-                float s = scale[k0 + kk];
-                for (long r = 0; r < MR; r++) dest[kk * MR + r] = source[kk * MR + r] * s;
-            }
+#if defined(__x86_64__)
+            scale_panel_avx512(source, scale + k0, kc, dest);
+#else
+            scale_panel(source, scale + k0, kc, dest);
+#endif
         }
     }
 }
