@@ -535,19 +535,25 @@ TARGET static inline __attribute__((always_inline)) void s2_block(
     block_store(R, NV, LAST, ACT, acc, out, residual, outW, x0, stored, storeMask, low, high);
 }
 
-/// Output rows `oyBegin ..< oyEnd` of one plane through `s2_block`, `R` at a time, with the input
-/// rows as in `s2_rows`.
-TARGET static inline __attribute__((always_inline)) void s2_blocks(
-    const int K, const int R, const int ACT, const apus_depthwise_geometry *g, const float *in, long firstInputRow,
-    long inputEnd, long oyBegin, long oyEnd, const __m512 *w, float bias, float *out, const float *residual, float low,
-    float high) {
+/// Output rows `oyBegin ..< oyEnd` of one plane through the stride-2 row kernel, two at a time
+/// (`s2_block`: two rows × two vectors, the best of 2–4 rows on 112², 56² and 28² planes). `in` is
+/// the plane's input row `firstInputRow`, and only rows before `inputEnd` are there (the caller
+/// keeps `firstInputRow <= 2·oyBegin − pad_top` and `inputEnd` past every row a stored output
+/// reads; the unstored second row of an odd last pair reads zeros past it); `out` and `residual`
+/// are the output plane's row 0.
+TARGET static inline __attribute__((always_inline)) void s2_rows(
+    const int K, const int ACT, const apus_depthwise_geometry *g, const float *in, long firstInputRow, long inputEnd,
+    long oyBegin, long oyEnd, const float *wt, float bias, float *out, const float *residual, float low, float high) {
+    const int R = 2;
+    __m512 w[25];
+    for (int t = 0; t < K * K; t++) w[t] = _mm512_set1_ps(wt[t]);
     const long W = g->input_width, H = g->input_height, outW = g->output_width;
     const long vectors = (outW + 15) / 16;
     // Vectors whose 32 loaded columns all exist load without masks.
     long plain = W / 32;
     if (plain > vectors) plain = vectors;
     for (long oy = oyBegin; oy < oyEnd; oy += R) {
-        const float *rows[19];
+        const float *rows[7];  // 2·R + K − 2 input rows, at most 7 (a literal: not a variable-length array)
         for (int t = 0; t < 2 * R + K - 2; t++) {
             const long iy = 2 * oy - g->pad_top + t;
             rows[t] = iy >= 0 && iy < H && iy < inputEnd ? in + (iy - firstInputRow) * W : zero_row;
@@ -566,20 +572,6 @@ TARGET static inline __attribute__((always_inline)) void s2_blocks(
         if (v < vectors) S2_BLOCK(1, 1, v);
 #undef S2_BLOCK
     }
-}
-
-/// Output rows `oyBegin ..< oyEnd` of one plane through the stride-2 row kernel, two at a time
-/// (`s2_block`: two rows × two vectors, the best of 2–4 rows on 112², 56² and 28²
-/// planes). `in` is the plane's input row `firstInputRow`, and only rows before `inputEnd` are
-/// there (the caller keeps `firstInputRow <= 2·oyBegin − pad_top` and `inputEnd` past every row a
-/// stored output reads; the unstored second row of an odd last pair reads zeros past it); `out`
-/// and `residual` are the output plane's row 0.
-TARGET static inline __attribute__((always_inline)) void s2_rows(
-    const int K, const int ACT, const apus_depthwise_geometry *g, const float *in, long firstInputRow, long inputEnd,
-    long oyBegin, long oyEnd, const float *wt, float bias, float *out, const float *residual, float low, float high) {
-    __m512 w[25];
-    for (int t = 0; t < K * K; t++) w[t] = _mm512_set1_ps(wt[t]);
-    s2_blocks(K, 2, ACT, g, in, firstInputRow, inputEnd, oyBegin, oyEnd, w, bias, out, residual, low, high);
 }
 
 /// One whole plane through the stride-2 row kernel.
