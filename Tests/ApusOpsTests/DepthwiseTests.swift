@@ -276,7 +276,9 @@ import Testing
         }
     }
 
-    /// The Swift kernel against its scalar reference (both through the padded plane).
+    /// The Swift kernel and, where the CPU has AVX2 and FMA, the AVX2 row kernel against their
+    /// scalar reference (all through the padded plane), with and without a residual; heights that
+    /// pair every row, leave the last one unpaired, and span several eight-row blocks.
     @Test(arguments: [1, 7, 14, 15, 16, 17, 31, 56])
     func swiftKernelMatchesReference(_ width: Int) {
         let shapes: [(k: Int, stride: (Int, Int), dilation: (Int, Int), pads: (Int, Int, Int, Int))] = [
@@ -286,7 +288,7 @@ import Testing
         ]
         var random = TestRandom(seed: UInt64(width))
         for shape in shapes {
-            for height in [1, 6] {
+            for height in [1, 6, 19] {
                 let g = geometry(
                     c: 1, h: height, w: width, m: 1, groups: 1, k: (shape.k, shape.k), stride: shape.stride,
                     dilation: shape.dilation, pads: shape.pads)
@@ -295,32 +297,45 @@ import Testing
                 let input = random.array(height * width)
                 let weights = random.array(shape.k * shape.k)
                 let residual = random.array(g.outputHeight * g.outputWidth)
-                for activation in [FusedActivation.none, .relu, .silu, .hardSwish] {
-                    var fast = [Float](repeating: .nan, count: residual.count)
-                    var reference = fast
-                    var scratch = [Float](repeating: 0, count: layout.planeElementCount)
-                    input.withUnsafeBufferPointer { x in
-                        weights.withUnsafeBufferPointer { w in
-                            residual.withUnsafeBufferPointer { r in
-                                scratch.withUnsafeMutableBufferPointer { s in
-                                    DepthwiseConv2D.clearPlane(layout: layout, scratch: s.baseAddress!)
-                                    fast.withUnsafeMutableBufferPointer {
-                                        DepthwiseConv2D.runChannel(
-                                            layout: layout, input: x.baseAddress!, weights: w.baseAddress!, bias: 0.25,
-                                            residual: r.baseAddress!, output: $0.baseAddress!, activation: activation,
-                                            scratch: s.baseAddress!)
-                                    }
-                                    reference.withUnsafeMutableBufferPointer {
-                                        DepthwiseConv2D.runChannelReference(
-                                            layout: layout, input: x.baseAddress!, weights: w.baseAddress!, bias: 0.25,
-                                            residual: r.baseAddress!, output: $0.baseAddress!, activation: activation,
-                                            scratch: s.baseAddress!)
+                let activations: [FusedActivation] = [
+                    .none, .relu, .clip(min: 0, max: 6), .sigmoid, .silu, .hardSwish,
+                ]
+                for activation in activations {
+                    for avx2 in [false] + (DepthwiseConv2D.usesAVX2Rows ? [true] : []) {
+                        for withResidual in [true, false] {
+                            var fast = [Float](repeating: .nan, count: residual.count)
+                            var reference = fast
+                            var scratch = [Float](repeating: 0, count: layout.planeElementCount)
+                            input.withUnsafeBufferPointer { x in
+                                weights.withUnsafeBufferPointer { w in
+                                    residual.withUnsafeBufferPointer { r in
+                                        scratch.withUnsafeMutableBufferPointer { s in
+                                            DepthwiseConv2D.clearPlane(layout: layout, scratch: s.baseAddress!)
+                                            fast.withUnsafeMutableBufferPointer {
+                                                DepthwiseConv2D.runChannel(
+                                                    layout: layout, input: x.baseAddress!, weights: w.baseAddress!,
+                                                    bias: 0.25,
+                                                    residual: withResidual ? r.baseAddress! : nil,
+                                                    output: $0.baseAddress!,
+                                                    activation: activation, scratch: s.baseAddress!, avx2: avx2)
+                                            }
+                                            reference.withUnsafeMutableBufferPointer {
+                                                DepthwiseConv2D.runChannelReference(
+                                                    layout: layout, input: x.baseAddress!, weights: w.baseAddress!,
+                                                    bias: 0.25,
+                                                    residual: withResidual ? r.baseAddress! : nil,
+                                                    output: $0.baseAddress!,
+                                                    activation: activation, scratch: s.baseAddress!)
+                                            }
+                                        }
                                     }
                                 }
                             }
+                            expectClose(
+                                fast, reference, reduction: shape.k * shape.k,
+                                "\(g) \(activation) avx2 \(avx2) residual \(withResidual)")
                         }
                     }
-                    expectClose(fast, reference, reduction: shape.k * shape.k, "\(g) \(activation)")
                 }
             }
         }

@@ -1,4 +1,9 @@
 import CApusKernels
+import CApusSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// How the depthwise kernel lays out one padded input channel in scratch memory.
 ///
@@ -83,8 +88,13 @@ enum DepthwiseConv2D {
     static func runChannel(
         layout: DepthwiseLayout, input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: Float,
         residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
-        scratch: UnsafeMutablePointer<Float>
+        scratch: UnsafeMutablePointer<Float>, avx2: Bool = usesAVX2Rows
     ) {
+        if avx2, let rows = AVX2Rows(layout: layout, activation: activation) {
+            rows.run(
+                input: input, plane: scratch, weights: weights, bias: bias, residual: residual, output: output)
+            return
+        }
         switch activation {
         case .none:
             kernel(layout, input, scratch, weights, bias, residual, output, IdentityActivation())
@@ -102,6 +112,70 @@ enum DepthwiseConv2D {
             kernel(layout, input, scratch, weights, bias, residual, output, SiLUActivation())
         default:
             kernel(layout, input, scratch, weights, bias, residual, output, GeneralActivation(activation: activation))
+        }
+    }
+
+    /// Whether ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:)`` takes
+    /// the AVX2 row kernel (`apus_depthwise_plane_avx2`) where it applies: the CPU and OS support
+    /// AVX2 and FMA, and `APUS_DEPTHWISE_AVX2` is not `0`.
+    static let usesAVX2Rows: Bool = {
+        #if arch(x86_64)
+            if let value = getenv("APUS_DEPTHWISE_AVX2"), String(cString: value) == "0" { return false }
+            let needed = UInt32(APUS_CPU_AVX2 | APUS_CPU_FMA | APUS_CPU_OS_AVX)
+            return apus_cpu_features() & needed == needed
+        #else
+            return false
+        #endif
+    }()
+
+    /// One channel through the AVX2 row kernel: square 3 × 3 or 5 × 5 kernels, stride 1 or 2, no
+    /// dilation, and an activation the kernel applies in registers.
+    struct AVX2Rows {
+        let layout: DepthwiseLayout
+        var geometry: apus_depthwise_plane_geometry
+        let activation: Int32
+        let low: Float
+        let high: Float
+
+        init?(layout: DepthwiseLayout, activation: FusedActivation) {
+            let g = layout.geometry
+            guard g.kernelHeight == g.kernelWidth, g.strideHeight == g.strideWidth, g.dilationHeight == 1,
+                g.dilationWidth == 1
+            else { return nil }
+            let (code, low, high, rest) = PackedGemm.kernelActivation(activation)
+            guard rest == .none else { return nil }
+            geometry = apus_depthwise_plane_geometry(
+                output_height: g.outputHeight, output_width: g.outputWidth, row_stride: layout.rowStride,
+                phase_width: layout.phaseWidth, kernel: g.kernelHeight, stride: g.strideHeight)
+            guard apus_depthwise_plane_supported(&geometry) != 0 else { return nil }
+            self.layout = layout
+            self.activation = code
+            self.low = low
+            self.high = high
+        }
+
+        /// Fills the plane eight output rows ahead of the kernel, so that large planes are read
+        /// back from L1 (see `pairedRows`).
+        func run(
+            input: UnsafePointer<Float>, plane: UnsafeMutablePointer<Float>, weights: UnsafePointer<Float>,
+            bias: Float, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>
+        ) {
+            var geometry = geometry
+            let g = layout.geometry
+            let stride = g.strideHeight
+            var filled = 0
+            var oy = 0
+            while oy < g.outputHeight {
+                let count = min(8, g.outputHeight - oy)
+                let needed = min(layout.rows, (oy + count - 1) * stride + g.kernelHeight)
+                if needed > filled {
+                    copyInterior(layout: layout, input: input, into: plane, planeRows: filled..<needed)
+                    filled = needed
+                }
+                apus_depthwise_plane_avx2(
+                    &geometry, plane, oy, count, weights, bias, residual, output, activation, low, high)
+                oy += count
+            }
         }
     }
 

@@ -132,6 +132,32 @@ void apus_depthwise_band_avx512(
     const float *weights, long channels, long first, long count, long firstOutputRow, long outputRows, float *output,
     const apus_gemm_epilogue *epilogue);
 
+/// One channel's zero-padded input plane as `DepthwiseLayout` (Swift) lays it out: padded rows
+/// `row_stride` floats apart, each split into `stride` column phases of `phase_width` floats
+/// (phase `p` holds padded columns `p, p + stride, …`), `stride` spare rows after the last one
+/// read and 16 floats of slack after those.
+typedef struct {
+    long output_height;
+    long output_width;
+    long row_stride;
+    long phase_width;
+    long kernel;
+    long stride;
+} apus_depthwise_plane_geometry;
+
+/// Whether `apus_depthwise_plane_avx2` takes `g`: kernel 3 or 5, stride 1 or 2.
+int apus_depthwise_plane_supported(const apus_depthwise_plane_geometry *g);
+
+/// Output rows `first ..< first + count` of one depthwise channel from its phase-split padded
+/// `plane` (the rows those outputs read must be filled): each output is `bias` plus the taps in
+/// (row, column) order, one fused multiply-add each, then `+ residual` (the channel's plane laid
+/// out like `output`, or NULL) and the activation (`APUS_GEMM_*`; CLIP clamps to [low, high]).
+/// Two rows and up to 32 columns at a time; `first` even unless it is the last row. AVX2 and FMA:
+/// call only when the CPU and OS support them.
+void apus_depthwise_plane_avx2(
+    const apus_depthwise_plane_geometry *g, const float *plane, long first, long count, const float *weights,
+    float bias, const float *residual, float *output, int activation, float low, float high);
+
 /// Direct convolution of one image with few input channels (a network's stem, where im2col's
 /// reduction of `inputChannels · kernel²` is too short for the GEMM kernel): output channels
 /// `firstChannel ..< firstChannel + channelCount` of `output` (planes of output_height ×
