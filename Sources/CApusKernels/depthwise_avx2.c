@@ -17,7 +17,8 @@
 TARGET_AVX2 static ALWAYS_INLINE __m256 exp8(__m256 x) {
     __m256 v = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);
     v = _mm256_min_ps(_mm256_set1_ps(89.0f), v);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 n = _mm256_round_ps(
+        _mm256_mul_ps(v, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), v);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
     __m256 p = _mm256_set1_ps(0x1.0F9F9Cp-7f);

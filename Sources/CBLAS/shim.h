@@ -11,6 +11,9 @@ typedef void (*apus_cblas_sgemm_fn)(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE
                                     enum CBLAS_TRANSPOSE transB, int m, int n, int k, float alpha,
                                     const float *a, int lda, const float *b, int ldb, float beta,
                                     float *c, int ldc);
+typedef void (*apus_cblas_sgemv_fn)(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE trans, int m, int n, float alpha,
+                                    const float *a, int lda, const float *x, int incx, float beta, float *y,
+                                    int incy);
 typedef void (*apus_openblas_set_num_threads_fn)(int threads);
 typedef char *(*apus_openblas_get_corename_fn)(void);
 typedef char *(*apus_openblas_get_config_fn)(void);

@@ -19,6 +19,12 @@ import Testing
         Case(m: 200, n: 130, k: 5, transA: false, transB: false, addend: .row),
         Case(m: 2, n: 1000, k: 64, transA: false, transB: true, addend: .row),
         Case(m: 3, n: 4, k: 0, transA: false, transB: false, addend: .scalar),
+        // One row (the matrix-vector path): a classifier head, and every layout and addend.
+        Case(m: 1, n: 1000, k: 1280, transA: false, transB: true, addend: .row),
+        Case(m: 1, n: 300, k: 33, transA: true, transB: false, addend: .none),
+        Case(m: 1, n: 130, k: 64, transA: false, transB: false, addend: .scalar),
+        Case(m: 1, n: 17, k: 5, transA: true, transB: true, addend: .column),
+        Case(m: 1, n: 9, k: 2, transA: false, transB: true, addend: .matrix),
     ]
 
     func run(_ c: Case, threads: Int, activation: FusedActivation = .relu) -> ([Float], [Float]) {

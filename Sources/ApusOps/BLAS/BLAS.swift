@@ -49,6 +49,7 @@ public enum BLAS {
 
     struct Functions: @unchecked Sendable {
         var sgemm: apus_cblas_sgemm_fn
+        var sgemv: apus_cblas_sgemv_fn
         var setThreads: apus_openblas_set_num_threads_fn?
         var info: Info
     }
@@ -117,6 +118,10 @@ public enum BLAS {
             return .failure(LoadError(reason: "\(loadedName) has no cblas_sgemm"))
         }
         let sgemm = unsafeBitCast(sgemmSymbol, to: apus_cblas_sgemm_fn.self)
+        guard let sgemvSymbol = dlsym(handle, "cblas_sgemv") else {
+            return .failure(LoadError(reason: "\(loadedName) has no cblas_sgemv"))
+        }
+        let sgemv = unsafeBitCast(sgemvSymbol, to: apus_cblas_sgemv_fn.self)
         let setThreads = dlsym(handle, "openblas_set_num_threads").map {
             unsafeBitCast($0, to: apus_openblas_set_num_threads_fn.self)
         }
@@ -130,7 +135,7 @@ public enum BLAS {
         let info = Info(
             library: loadedName, coreName: coreName ?? "unknown", config: config ?? "unknown",
             coreTypeSource: source, requestedCoreType: requested)
-        return .success(Functions(sgemm: sgemm, setThreads: setThreads, info: info))
+        return .success(Functions(sgemm: sgemm, sgemv: sgemv, setThreads: setThreads, info: info))
     }
 
     /// Single-precision matrix multiply, row-major: `C = alpha * op(A) * op(B) + beta * C` with
@@ -149,5 +154,23 @@ public enum BLAS {
         functions.sgemm(
             CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Single-precision matrix-vector product, row-major: `y = alpha · op(A) · x + beta · y` with
+    /// `A` of size m×n (`op(A)` n×m when `transpose`), `x` and `y` with strides `incx`, `incy`.
+    /// OpenBLAS's sgemm packs its operands even for a single row, so a one-row product (a
+    /// classifier head at batch 1) is much faster this way.
+    ///
+    /// - Precondition: OpenBLAS has been loaded (``load()`` succeeded).
+    @inline(__always)
+    public static func sgemv(
+        transpose: Bool, m: Int, n: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, x: UnsafePointer<Float>,
+        incx: Int, beta: Float, y: UnsafeMutablePointer<Float>, incy: Int
+    ) {
+        guard case .success(let functions) = loaded else { preconditionFailure("OpenBLAS is not loaded") }
+        if m == 0 || n == 0 { return }
+        functions.sgemv(
+            CblasRowMajor, transpose ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda), x,
+            Int32(incx), beta, y, Int32(incy))
     }
 }

@@ -123,6 +123,19 @@ public struct GemmPlan: Sendable, Hashable {
             if sgemmBeta == 0 {
                 for r in 0..<rows { (out + r * n).update(repeating: 0, count: columns) }
             }
+        } else if rows == 1 {
+            // One row: op(B)ᵀ · a as a matrix-vector product over this tile's columns, onto zeros
+            // or the addend (beta 1: OpenBLAS's scaling by 0 does not clear NaN in every version).
+            if sgemmBeta == 0 { out.update(repeating: 0, count: columns) }
+            if transposeB {
+                BLAS.sgemv(
+                    transpose: false, m: columns, n: k, alpha: alpha, a: bTile, lda: k, x: aTile,
+                    incx: transposeA ? m : 1, beta: 1, y: out, incy: 1)
+            } else {
+                BLAS.sgemv(
+                    transpose: true, m: k, n: columns, alpha: alpha, a: bTile, lda: n, x: aTile,
+                    incx: transposeA ? m : 1, beta: 1, y: out, incy: 1)
+            }
         } else {
             BLAS.sgemm(
                 transposeA: transposeA, transposeB: transposeB, m: rows, n: columns, k: k, alpha: alpha, a: aTile,
