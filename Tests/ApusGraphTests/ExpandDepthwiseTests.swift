@@ -9,7 +9,7 @@ import Testing
 /// its output into one step (``ExpandDepthwise``). The joined step must give the unjoined plan's
 /// results bit for bit, at 1 and 2 threads, and must not fire when the expanded map is needed
 /// elsewhere.
-@Suite(.enabled(if: PackedGemm.isAvailable, "the joined step needs the AVX-512 kernels"))
+@Suite(.enabled(if: PackedGemm.hasAVX512, "the joined step needs the AVX-512 kernels"))
 struct ExpandDepthwiseTests {
     static func values(_ count: Int, seed: Int) -> [Float] {
         (0..<count).map { Float(sin(Double($0 * 7 + seed) * 0.37)) * 0.5 }

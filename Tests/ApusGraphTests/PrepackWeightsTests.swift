@@ -9,7 +9,7 @@ import Testing
 /// fifth `FusedConv` input and read in place by the plans. A prepacked artifact must compute what
 /// the plain graph computes, bit for bit, and a packed input the plan cannot use must either be
 /// ignored (another panel format) or refused with a typed error (wrong size or type).
-@Suite(.enabled(if: PackedGemm.isAvailable, "prepacked weights are read by the AVX-512 kernels"))
+@Suite(.enabled(if: PackedGemm.isAvailable, "prepacked weights are read by the packed kernels"))
 struct PrepackWeightsTests {
     static func values(_ count: Int, seed: Int) -> [Float] {
         (0..<count).map { Float(sin(Double($0 * 7 + seed) * 0.37)) * 0.5 }

@@ -181,7 +181,7 @@ let convCases: [ConvCase] = [
         #expect(Conv2DPlan(geometry: convCases[0].geometry).algorithm == .pointwise)
         #expect(Conv2DPlan(geometry: convCases[2].geometry).algorithm == .im2col)
         // At most four input channels: the AVX-512 direct kernel when there is one.
-        #expect(Conv2DPlan(geometry: convCases[3].geometry).algorithm == (PackedGemm.isAvailable ? .direct : .im2col))
+        #expect(Conv2DPlan(geometry: convCases[3].geometry).algorithm == (PackedGemm.hasAVX512 ? .direct : .im2col))
         #expect(Conv2DPlan(geometry: convCases[5].geometry).algorithm == .im2col)
         #expect(Conv2DPlan(geometry: convCases[14].geometry).algorithm == .depthwise)
     }

@@ -79,7 +79,7 @@ import Testing
                 let c = ConvCase(geometry: g, residual: residual, activation: activation)
                 let (fast, reference, plan) = runConv(c)
                 #expect(plan.algorithm == .depthwise)
-                #expect((plan.vectorKernel != nil) == PackedGemm.isAvailable, "\(c)")
+                #expect((plan.vectorKernel != nil) == PackedGemm.hasAVX512, "\(c)")
                 expectClose(fast, reference, reduction: kernel * kernel, "\(c)")
                 let two = runConv(c, threads: 2)
                 #expect(fast.map(\.bitPattern) == two.fast.map(\.bitPattern), "\(c)")
@@ -93,7 +93,7 @@ import Testing
     /// Odd sizes, asymmetric padding, a 7 × 7 kernel (the generic loop), 40 channels (two groups
     /// and eight planes left over), residual and every activation the kernel applies.
     @Test(
-        .enabled(if: PackedGemm.isAvailable),
+        .enabled(if: PackedGemm.hasAVX512),
         arguments: [
             (7, 7, 3, 1), (7, 7, 5, 1), (14, 14, 3, 2), (14, 14, 5, 2), (14, 14, 5, 1), (9, 13, 3, 1), (13, 11, 7, 2),
             (5, 6, 7, 1), (3, 3, 1, 1),
@@ -157,7 +157,7 @@ import Testing
     /// a few places and zeros of both signs, so that a padded tap left out (instead of added as a
     /// zero product) or a reordered sum shows.
     @Test(
-        .enabled(if: PackedGemm.isAvailable),
+        .enabled(if: PackedGemm.hasAVX512),
         arguments: [(3, 1), (3, 2), (5, 1), (5, 2)])
     func specialisedKernelsAreBitwiseTheTableKernel(_ shape: (Int, Int)) {
         let (k, s) = shape
@@ -232,7 +232,7 @@ import Testing
     /// Which geometries the AVX-512 kernel takes: square kernels up to 7 × 7 with equal strides of
     /// 1 or 2 and no dilation.
     @Test func vectorKernelChoice() {
-        guard PackedGemm.isAvailable else { return }
+        guard PackedGemm.hasAVX512 else { return }
         func kernel(_ k: Int, stride: (Int, Int) = (1, 1), dilation: (Int, Int) = (1, 1)) -> Bool {
             let g = geometry(
                 c: 4, h: 20, w: 20, m: 4, groups: 4, k: (k, k), stride: stride, dilation: dilation, pads: (1, 1, 1, 1))
@@ -268,7 +268,7 @@ import Testing
             ] {
                 let c = ConvCase(geometry: g, residual: residual, activation: activation)
                 let (fast, reference, plan) = runConv(c)
-                #expect((plan.algorithm == .direct) == PackedGemm.isAvailable, "\(c)")
+                #expect((plan.algorithm == .direct) == PackedGemm.hasAVX512, "\(c)")
                 expectClose(fast, reference, reduction: shape.c * shape.k * shape.k, "\(c)")
                 let two = runConv(c, threads: 2)
                 #expect(fast.map(\.bitPattern) == two.fast.map(\.bitPattern), "\(c)")

@@ -4,7 +4,7 @@ import Testing
 
 /// ``DirectConvMaxPool``: a stem on the direct kernel and the max pooling of its output as one
 /// step, pooled from each worker's scratch. It must give the separate steps' bits.
-@Suite(.enabled(if: PackedGemm.isAvailable)) struct DirectConvMaxPoolTests {
+@Suite(.enabled(if: PackedGemm.hasAVX512)) struct DirectConvMaxPoolTests {
     init() throws { try BLAS.load() }
 
     /// (stem convolution, its activation, pooling kernel, stride, pad, ceil mode)

@@ -1,10 +1,11 @@
+import CApusKernels
 import Testing
 
 @testable import ApusOps
 
-/// The AVX-512 kernel against a scalar reference that sums each element's terms in ascending k
+/// The packed kernel (AVX-512, or AVX2 and FMA) against a scalar reference that sums each element's terms in ascending k
 /// order with one fused multiply-add per term, exactly as the kernel promises: bitwise equal.
-@Suite(.enabled(if: PackedGemm.isAvailable, "needs AVX-512"))
+@Suite(.enabled(if: PackedGemm.isAvailable, "needs AVX-512 or AVX2 and FMA"))
 struct PackedGemmTests {
     struct Shape: CustomStringConvertible, Sendable {
         var m: Int, n: Int, k: Int
@@ -78,6 +79,18 @@ struct PackedGemmTests {
 
     @Test(arguments: shapes)
     func bitwiseEqualToOrderedFusedSums(_ s: Shape) {
+        checkOrderedFusedSums(s, avx2: false)
+    }
+
+    /// The AVX2 kernel called directly, so that it is tested on AVX-512 machines too (where
+    /// ``PackedGemm/multiply(_:matrix:firstRow:rowCount:n:b:ldb:c:ldc:bias:residual:residualStride:activation:accumulate:values:)``
+    /// takes the AVX-512 one): the same bits.
+    @Test(.enabled(if: PackedGemm.hasAVX2), arguments: shapes)
+    func avx2KernelBitwiseEqualToOrderedFusedSums(_ s: Shape) {
+        checkOrderedFusedSums(s, avx2: true)
+    }
+
+    func checkOrderedFusedSums(_ s: Shape, avx2: Bool) {
         var random = TestRandom(seed: UInt64(s.m * 1000 + s.n * 10 + s.k))
         let lda = s.k + 3
         let ldb = s.n + 5
@@ -91,9 +104,15 @@ struct PackedGemmTests {
         }
         b.withUnsafeBufferPointer { bp in
             c.withUnsafeMutableBufferPointer { cp in
-                PackedGemm.multiply(
-                    packed, firstRow: s.firstRow, rowCount: rows, n: s.n, b: bp.baseAddress!, ldb: ldb,
-                    c: cp.baseAddress!, ldc: ldc)
+                if avx2 {
+                    apus_gemm_packed_avx2(
+                        packed.values, packed.rows, s.firstRow, packed.columns, rows, s.n, bp.baseAddress!, ldb,
+                        cp.baseAddress!, ldc, 0, nil)
+                } else {
+                    PackedGemm.multiply(
+                        packed, firstRow: s.firstRow, rowCount: rows, n: s.n, b: bp.baseAddress!, ldb: ldb,
+                        c: cp.baseAddress!, ldc: ldc)
+                }
             }
         }
         var mismatches = 0
@@ -114,7 +133,7 @@ struct PackedGemmTests {
 
 /// The fused epilogue: bias, residual and activation applied in the kernel give exactly the sum,
 /// then `+ bias`, then `+ residual`, then the activation, as the scalar formulas do.
-@Suite(.enabled(if: PackedGemm.isAvailable, "needs AVX-512"))
+@Suite(.enabled(if: PackedGemm.isAvailable, "needs AVX-512 or AVX2 and FMA"))
 struct PackedGemmEpilogueTests {
     static let activations: [FusedActivation] = [.none, .relu, .clip(min: -0.5, max: 0.25), .silu, .sigmoid]
 
@@ -167,7 +186,7 @@ struct PackedGemmEpilogueTests {
 
 /// The AVX-512 sigmoid and SiLU against the scalar formulas with libm's exp, at every tail length
 /// of a vector and at the edges of exp's range.
-@Suite(.enabled(if: PackedGemm.isAvailable, "needs AVX-512"))
+@Suite(.enabled(if: PackedGemm.isAvailable, "needs AVX-512 or AVX2 and FMA"))
 struct LogisticKernelTests {
     @Test(arguments: [0, 1, 15, 16, 17, 37], [false, true])
     func matchesScalar(count: Int, silu: Bool) {

@@ -71,7 +71,7 @@ let winogradCases: [ConvCase] = [
     /// written by the input transform (and none other), and every output value, for odd sizes,
     /// pads, partial groups of 16 tiles and a channel range that does not start at 0.
     @Test(
-        .enabled(if: PackedGemm.isAvailable, "needs AVX-512"),
+        .enabled(if: PackedGemm.hasAVX512, "needs AVX-512"),
         arguments: [
             geometry(c: 3, h: 9, w: 7, m: 5, k: (3, 3), pads: (1, 1, 1, 1)),
             geometry(c: 5, h: 13, w: 22, m: 9, k: (3, 3), pads: (0, 0, 0, 0)),
@@ -171,7 +171,7 @@ let winogradCases: [ConvCase] = [
         ]
         for c in cases {
             let one = runConv(c, threads: 1, planWithWeights: true)
-            if one.plan.algorithm == .im2col && PackedGemm.isAvailable
+            if one.plan.algorithm == .im2col && PackedGemm.hasAVX512
                 && c.geometry.reductionLength * c.geometry.outputHeight * c.geometry.outputWidth > 1 << 19
             {
                 #expect(one.plan.tilesFillColumns && one.plan.columnTileCount > 1, "\(c) should fill column tiles")

@@ -102,7 +102,7 @@ private func bits(_ values: [Float]) -> [UInt32] { values.map { $0.isNaN ? 0x7FC
     /// scalar formula's matrices: rows past K zero, columns across the 128-column blocks, on one
     /// and two threads.
     @Test(
-        .enabled(if: PackedGemm.isAvailable, "needs AVX-512"),
+        .enabled(if: PackedGemm.hasAVX512, "needs AVX-512"),
         arguments: [(1, 3), (8, 1), (13, 5), (24, 130), (40, 257)],
         [1, 2])
     func packedTransformIsThePackedScalarFormula(_ channels: (k: Int, c: Int), threads: Int) throws {

@@ -102,7 +102,7 @@ enum DepthwiseConv2D {
             kernel(layout, input, scratch, weights, bias, residual, output, ReluActivation())
         case .clip(let low, let high):
             kernel(layout, input, scratch, weights, bias, residual, output, ClipActivation(low: low, high: high))
-        case .silu where PackedGemm.isAvailable, .sigmoid where PackedGemm.isAvailable:
+        case .silu where PackedGemm.hasAVX512, .sigmoid where PackedGemm.hasAVX512:
             // The SSE2 exp of the default build costs more than the convolution itself: convolve,
             // then apply the activation to the channel's plane, still in cache, with AVX-512.
             kernel(layout, input, scratch, weights, bias, residual, output, IdentityActivation())

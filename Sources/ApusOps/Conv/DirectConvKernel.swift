@@ -30,7 +30,7 @@ final class DirectConvKernel: @unchecked Sendable {
     /// `APUS_PACKED_GEMM=0`), a non-square kernel or stride, a stride above 2, dilation, a kernel
     /// above 7 × 7, or sizes past the table's 32-bit offsets or ``maximumTableBytes``.
     init?(_ g: Conv2DGeometry) {
-        guard PackedGemm.isAvailable, g.kernelHeight == g.kernelWidth, g.strideHeight == g.strideWidth,
+        guard PackedGemm.hasAVX512, g.kernelHeight == g.kernelWidth, g.strideHeight == g.strideWidth,
             g.dilationHeight == 1, g.dilationWidth == 1
         else { return nil }
         var v = apus_depthwise_geometry(

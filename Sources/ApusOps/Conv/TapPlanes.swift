@@ -86,7 +86,7 @@ struct TapPlanes: Sendable {
     func fill(input: UnsafePointer<Float>, channels: Range<Int>, into planes: UnsafeMutablePointer<Float>) {
         let g = geometry
         let s = g.strideHeight
-        let vector: Int32 = PackedGemm.isAvailable ? 1 : 0
+        let vector: Int32 = PackedGemm.hasAVX512 ? 1 : 0
         for kx in 0..<g.kernelWidth {
             let columnOffset = kx * g.dilationWidth - g.padLeft
             for (phaseIndex, ry) in rowPhases.enumerated() {

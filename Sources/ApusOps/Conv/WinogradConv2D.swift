@@ -277,7 +277,7 @@ enum WinogradConv2D {
     /// Swift code below). `APUS_VECTOR_WINOGRAD=0` keeps the Swift ones.
     static let usesVectorTransforms: Bool = {
         if let text = getenv("APUS_VECTOR_WINOGRAD"), String(cString: text) == "0" { return false }
-        return PackedGemm.isAvailable
+        return PackedGemm.hasAVX512
     }()
 
     /// The layout the AVX-512 transforms take, with `channels` channels between tile positions.

@@ -112,15 +112,29 @@ public enum PackedGemm {
     /// must start at a multiple of it.
     public static let panelRows = Int(APUS_GEMM_PANEL_ROWS)
 
-    /// Whether the kernel can run here: the CPU has AVX-512F and VL, AVX2 and FMA, and the OS saves
-    /// the vector registers.
-    /// `APUS_PACKED_GEMM=0` in the environment turns it off (to compare against OpenBLAS).
-    public static let isAvailable: Bool = {
-        if let text = getenv("APUS_PACKED_GEMM"), String(cString: text) == "0" { return false }
+    /// Whether a packed kernel can run here: ``hasAVX512`` or ``hasAVX2``.
+    public static let isAvailable: Bool = hasAVX512 || hasAVX2
+
+    /// Whether the AVX-512 kernels run here (this GEMM's, and the depthwise, direct, Winograd,
+    /// pooling and logistic kernels written for AVX-512): the CPU has AVX-512F and VL, AVX2 and
+    /// FMA, and the OS saves the vector registers. `APUS_PACKED_GEMM=0` in the environment turns
+    /// every packed kernel off (to compare against OpenBLAS), `APUS_PACKED_GEMM=avx2` the AVX-512
+    /// ones (to run the AVX2 kernels on an AVX-512 CPU).
+    public static let hasAVX512: Bool = {
+        if let text = getenv("APUS_PACKED_GEMM"), ["0", "avx2"].contains(String(cString: text)) { return false }
         let features = apus_cpu_features()
         let needed = UInt32(
             APUS_CPU_AVX512F | APUS_CPU_AVX512VL | APUS_CPU_AVX2 | APUS_CPU_FMA | APUS_CPU_OS_AVX512 | APUS_CPU_OS_AVX)
         return features & needed == needed
+    }()
+
+    /// Whether the AVX2 + FMA GEMM kernel (`apus_gemm_packed_avx2`: the same layout and the same
+    /// bits as the AVX-512 one) can run here; it runs when ``hasAVX512`` is false.
+    /// `APUS_PACKED_GEMM=0` turns it off.
+    public static let hasAVX2: Bool = {
+        if let text = getenv("APUS_PACKED_GEMM"), String(cString: text) == "0" { return false }
+        let needed = UInt32(APUS_CPU_AVX2 | APUS_CPU_FMA | APUS_CPU_OS_AVX)
+        return apus_cpu_features() & needed == needed
     }()
 
     /// Computes rows `firstRow ..< firstRow + rowCount` of `A · B` into `c` (row stride `ldc`), with
@@ -141,18 +155,18 @@ public enum PackedGemm {
         residual: UnsafePointer<Float>? = nil, residualStride: Int = 0, activation: FusedActivation = .none,
         accumulate: Bool = false, values replacement: UnsafePointer<Float>? = nil
     ) {
-        precondition(isAvailable, "the packed GEMM kernel needs AVX-512")
+        precondition(isAvailable, "the packed GEMM kernel needs AVX-512 or AVX2 and FMA")
         precondition(firstRow % panelRows == 0 && firstRow + rowCount <= packed.rows, "row range off the panels")
         let values = (replacement ?? UnsafePointer(packed.values)) + matrix * packed.stride
         let (inKernel, low, high, rest) = kernelActivation(activation)
+        let kernel = hasAVX512 ? apus_gemm_packed_avx512 : apus_gemm_packed_avx2
         if bias == nil && residual == nil && inKernel == Int32(APUS_GEMM_NONE) {
-            apus_gemm_packed_avx512(
-                values, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc, accumulate ? 1 : 0, nil)
+            kernel(values, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc, accumulate ? 1 : 0, nil)
         } else {
             var epilogue = apus_gemm_epilogue(
                 bias: bias, residual: residual, residual_stride: residualStride, activation: inKernel, low: low,
                 high: high)
-            apus_gemm_packed_avx512(
+            kernel(
                 values, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc, accumulate ? 1 : 0,
                 &epilogue)
         }
@@ -181,7 +195,7 @@ public enum PackedGemm {
     /// Replaces `count` values by their sigmoid, or their SiLU when `silu`, sixteen lanes at a
     /// time with AVX-512 (the algorithm of ``VectorMath``'s exp, within a few ulp of libm).
     public static func logistic(_ values: UnsafeMutablePointer<Float>, count: Int, silu: Bool) {
-        precondition(isAvailable, "the AVX-512 kernels are not available")
+        precondition(hasAVX512, "the AVX-512 kernels are not available")
         apus_logistic_avx512(values, count, silu ? 1 : 0)
     }
 }

@@ -204,7 +204,7 @@ public enum Pool2D {
         _ g: Pool2DGeometry, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
         buffer: UnsafeMutablePointer<Float>
     ) {
-        if PackedGemm.isAvailable && g.strideWidth <= 2 {
+        if PackedGemm.hasAVX512 && g.strideWidth <= 2 {
             // The same algorithm in AVX-512 C, value for value (SIMD16 is four SSE2 instructions
             // per vector in the default build): resnet's 64 × 112² MaxPool 0.227 → 0.149 ms.
             var v = apus_pool_geometry(

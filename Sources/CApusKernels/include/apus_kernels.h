@@ -55,6 +55,12 @@ void apus_gemm_packed_avx512(
     const float *packed, long packedRows, long firstRow, long k, long m, long n, const float *b, long ldb, float *c,
     long ldc, int accumulate, const apus_gemm_epilogue *epilogue);
 
+/// `apus_gemm_packed_avx512` with AVX2 and FMA only (the same arguments, layout and bits), for
+/// CPUs without AVX-512: call only when the CPU and OS support AVX2 and FMA.
+void apus_gemm_packed_avx2(
+    const float *packed, long packedRows, long firstRow, long k, long m, long n, const float *b, long ldb, float *c,
+    long ldc, int accumulate, const apus_gemm_epilogue *epilogue);
+
 /// Copies a strided sample of `planes` consecutive input planes (`inputHeight` × `inputWidth`
 /// each) into as many consecutive blocks of `rows` rows of `width` floats at `dest`:
 /// `dest[p][r][x] = plane[p][firstRow + r · rowStride][columnOffset + x · columnStride]`, zero
