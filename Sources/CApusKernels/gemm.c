@@ -51,6 +51,10 @@ __attribute__((target("avx512f"))) static void scale_panel_avx512(
 void apus_gemm_packed_scale_columns(const float *packed, long m, long k, const float *scale, long firstPanel,
                                     long panelCount, float *out) {
     long paddedRows = (m + MR - 1) / MR * MR;
+#if defined(__x86_64__)
+    // The packed kernel also runs on AVX2-only CPUs (gemm_avx2.c), which take the plain loop.
+    int avx512 = __builtin_cpu_supports("avx512f");
+#endif
     for (long k0 = 0; k0 < k; k0 += KC) {
         long kc = k - k0 < KC ? k - k0 : KC;
         // A block holds every panel, each column by column: MR values of column k0 + kk at a time.
@@ -58,10 +62,12 @@ void apus_gemm_packed_scale_columns(const float *packed, long m, long k, const f
             const float *source = packed + k0 * paddedRows + p * MR * kc;
             float *dest = out + k0 * paddedRows + p * MR * kc;
 #if defined(__x86_64__)
-            scale_panel_avx512(source, scale + k0, kc, dest);
-#else
-            scale_panel(source, scale + k0, kc, dest);
+            if (avx512) {
+                scale_panel_avx512(source, scale + k0, kc, dest);
+                continue;
+            }
 #endif
+            scale_panel(source, scale + k0, kc, dest);
         }
     }
 }

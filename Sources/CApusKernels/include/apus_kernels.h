@@ -24,7 +24,8 @@ void apus_gemm_pack_panels(const float *a, long lda, long m, long k, long firstP
 
 /// Writes to `out` panels `firstPanel ..< firstPanel + panelCount` of the packed `m` × `k` matrix
 /// `packed` with column `j` multiplied by `scale[j]` (`A · diag(scale)`, in the same packed
-/// layout): one rounding per element. AVX-512F on x86-64 (like the packed kernel it feeds).
+/// layout): one rounding per element. AVX-512F where the CPU has it, plain C otherwise (the same
+/// products).
 void apus_gemm_packed_scale_columns(const float *packed, long m, long k, const float *scale, long firstPanel,
                                     long panelCount, float *out);
 
