@@ -7,7 +7,7 @@ import Testing
 
 /// The planner joins a stem on the direct kernel with the max pooling that alone reads it
 /// (``DirectConvMaxPoolStep``); the plan must give the unjoined plan's bits.
-@Suite(.enabled(if: PackedGemm.isAvailable, "the direct kernel needs AVX-512"))
+@Suite(.enabled(if: PackedGemm.hasAVX512, "the direct kernel needs AVX-512"))
 struct StemPoolJoinTests {
     /// x [batch, 3, 45, 45] → 7 × 7 stride-2 Conv (20 channels) + Relu → 3 × 3 stride-2 MaxPool → y;
     /// with `alsoOutput` the convolution's output is a graph output too.

@@ -4,7 +4,7 @@ import Testing
 
 /// Weights packed ahead of time (``Conv2DPlan/prepack(geometry:weights:threadCount:)``, as
 /// `apus convert` stores them) and handed to a plan, which reads them in place.
-@Suite(.enabled(if: PackedGemm.isAvailable)) struct PrepackedWeightsTests {
+@Suite(.enabled(if: PackedGemm.hasAVX512)) struct PrepackedWeightsTests {
     init() throws { try BLAS.load() }
 
     /// Packed floats in memory the test owns, as an artifact's mapping would hold them.

@@ -4,7 +4,7 @@ import Testing
 @testable import ApusOps
 
 /// The ``Conv2DPlan/Algorithm/taps`` path: one packed GEMM per kernel tap over strided planes.
-@Suite(.enabled(if: PackedGemm.isAvailable)) struct TapPlanesTests {
+@Suite(.enabled(if: PackedGemm.hasAVX512)) struct TapPlanesTests {
     init() throws { try BLAS.load() }
 
     /// Geometries the planes must get right: both strides, odd sizes, asymmetric and large pads,
