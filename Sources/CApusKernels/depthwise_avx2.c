@@ -6,51 +6,13 @@
 
 #if defined(__x86_64__)
 
-#include <immintrin.h>
-
-#define TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
-/// exp(x) on eight lanes: the reduction and polynomial of `exp16` (avx512_common.h); 2ⁿ is built
-/// in the exponent bits as two factors 2^(n/2) · 2^(n − n/2), so that n in [-150, 128] (the
-/// clamped range) gives subnormals and +inf as a single scaling would. NaN stays NaN.
-TARGET_AVX2 static ALWAYS_INLINE __m256 exp8(__m256 x) {
-    __m256 v = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);
-    v = _mm256_min_ps(_mm256_set1_ps(89.0f), v);
-    __m256 n = _mm256_round_ps(
-        _mm256_mul_ps(v, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), v);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(0x1.0F9F9Cp-7f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0x1.573A1Ap-5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0x1.555A80p-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0x1.FFFDC6p-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0x1.FFFFF6p-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i ni = _mm256_cvtps_epi32(n);
-    __m256i half = _mm256_srai_epi32(ni, 1);
-    __m256i rest = _mm256_sub_epi32(ni, half);
-    const __m256i bias = _mm256_set1_epi32(127);
-    __m256 a = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, bias), 23));
-    __m256 b = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(rest, bias), 23));
-    return _mm256_mul_ps(_mm256_mul_ps(p, a), b);
-}
+#include "avx2_common.h"
 
 /// Residual (when given), then the activation, on one vector of sums.
 TARGET_AVX2 static ALWAYS_INLINE __m256 finish(__m256 acc, const float *residual, __m256i mask, int full,
                                                int activation, __m256 low, __m256 high) {
     if (residual) acc = _mm256_add_ps(acc, full ? _mm256_loadu_ps(residual) : _mm256_maskload_ps(residual, mask));
-    switch (activation) {
-    case APUS_GEMM_RELU: return _mm256_max_ps(_mm256_setzero_ps(), acc);
-    case APUS_GEMM_CLIP: return _mm256_min_ps(high, _mm256_max_ps(low, acc));
-    case APUS_GEMM_SIGMOID:
-    case APUS_GEMM_SILU: {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), acc));
-        __m256 numerator = activation == APUS_GEMM_SILU ? acc : _mm256_set1_ps(1.0f);
-        return _mm256_div_ps(numerator, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-    }
-    default: return acc;
-    }
+    return activate8(activation, acc, low, high);
 }
 
 /// Two output rows (`oy`, `oy + 1`) of `V` vectors from column `x`: each input row of the pair's

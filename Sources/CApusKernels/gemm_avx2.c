@@ -9,48 +9,10 @@
 
 #if defined(__x86_64__)
 
-#include <immintrin.h>
+#include "avx2_common.h"
 
 #define MR APUS_GEMM_PANEL_ROWS
 #define KC APUS_GEMM_BLOCK_COLUMNS
-#define TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
-/// exp(x) on eight lanes, as `exp8` in depthwise_avx2.c (`exp16`'s reduction and polynomial).
-TARGET_AVX2 static ALWAYS_INLINE __m256 gemm_exp8(__m256 x) {
-    __m256 v = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);
-    v = _mm256_min_ps(_mm256_set1_ps(89.0f), v);
-    __m256 n = _mm256_round_ps(
-        _mm256_mul_ps(v, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), v);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(0x1.0F9F9Cp-7f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0x1.573A1Ap-5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0x1.555A80p-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0x1.FFFDC6p-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0x1.FFFFF6p-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i ni = _mm256_cvtps_epi32(n);
-    __m256i half = _mm256_srai_epi32(ni, 1);
-    __m256i rest = _mm256_sub_epi32(ni, half);
-    const __m256i bias = _mm256_set1_epi32(127);
-    __m256 a = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, bias), 23));
-    __m256 b = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(rest, bias), 23));
-    return _mm256_mul_ps(_mm256_mul_ps(p, a), b);
-}
-
-TARGET_AVX2 static ALWAYS_INLINE __m256 activate8(const int ACT, __m256 v, __m256 low, __m256 high) {
-    switch (ACT) {
-    case APUS_GEMM_RELU: return _mm256_max_ps(_mm256_setzero_ps(), v);
-    case APUS_GEMM_CLIP: return _mm256_min_ps(high, _mm256_max_ps(low, v));
-    case APUS_GEMM_SIGMOID:
-    case APUS_GEMM_SILU: {
-        __m256 denominator = _mm256_add_ps(_mm256_set1_ps(1.0f), gemm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), v)));
-        return _mm256_div_ps(ACT == APUS_GEMM_SILU ? v : _mm256_set1_ps(1.0f), denominator);
-    }
-    default: return v;
-    }
-}
 
 /// One block of `rows` (≤ 8) rows × 8 columns (`FULL`) or fewer (`mask`) over `kc` steps.
 TARGET_AVX2 static ALWAYS_INLINE void block8x8(
