@@ -59,7 +59,8 @@ TARGET_AVX2 static ALWAYS_INLINE void pair_block(const apus_depthwise_plane_geom
 }
 
 /// Output rows `first ..< first + count` of one shape (kernel `K`, stride `S`, constants after
-/// inlining), four vectors at a time and then the rest.
+/// inlining), four vectors at a time (the last four partly when 25–31 columns are left), then
+/// the rest.
 TARGET_AVX2 static ALWAYS_INLINE void shape_rows(const apus_depthwise_plane_geometry *g, const float *plane,
                                                  long first, long count, const float *weights, float bias,
                                                  const float *residual, float *output, int activation, float low,
@@ -69,13 +70,11 @@ TARGET_AVX2 static ALWAYS_INLINE void shape_rows(const apus_depthwise_plane_geom
     for (long oy = first; oy < end; oy += 2) {
         int second = oy + 1 < end;
         long x = 0;
-        for (; x + 32 <= outW; x += 32) {
+        for (; outW - x > 24; x += 32) {
             pair_block(g, plane, weights, bias, oy, x, 4, K, S, second, residual, output, activation, lowV, highV);
         }
         long left = outW - x;
-        if (left > 24) {
-            pair_block(g, plane, weights, bias, oy, x, 4, K, S, second, residual, output, activation, lowV, highV);
-        } else if (left > 16) {
+        if (left > 16) {
             pair_block(g, plane, weights, bias, oy, x, 3, K, S, second, residual, output, activation, lowV, highV);
         } else if (left > 8) {
             pair_block(g, plane, weights, bias, oy, x, 2, K, S, second, residual, output, activation, lowV, highV);

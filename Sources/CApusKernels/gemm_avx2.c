@@ -5,8 +5,6 @@
 // columns: eight accumulators, one vector of `b` and eight broadcast weights per step.
 #include "apus_kernels.h"
 
-#include <string.h>
-
 #if defined(__x86_64__)
 
 #include "avx2_common.h"

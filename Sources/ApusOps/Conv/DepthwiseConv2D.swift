@@ -1,5 +1,4 @@
 import CApusKernels
-import CApusSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -119,13 +118,8 @@ enum DepthwiseConv2D {
     /// the AVX2 row kernel (`apus_depthwise_plane_avx2`) where it applies: the CPU and OS support
     /// AVX2 and FMA, and `APUS_DEPTHWISE_AVX2` is not `0`.
     static let usesAVX2Rows: Bool = {
-        #if arch(x86_64)
-            if let value = getenv("APUS_DEPTHWISE_AVX2"), String(cString: value) == "0" { return false }
-            let needed = UInt32(APUS_CPU_AVX2 | APUS_CPU_FMA | APUS_CPU_OS_AVX)
-            return apus_cpu_features() & needed == needed
-        #else
-            return false
-        #endif
+        if let value = getenv("APUS_DEPTHWISE_AVX2"), String(cString: value) == "0" { return false }
+        return PackedGemm.cpuHasAVX2
     }()
 
     /// One channel through the AVX2 row kernel: square 3 × 3 or 5 × 5 kernels, stride 1 or 2, no

@@ -133,6 +133,12 @@ public enum PackedGemm {
     /// `APUS_PACKED_GEMM=0` turns it off.
     public static let hasAVX2: Bool = {
         if let text = getenv("APUS_PACKED_GEMM"), String(cString: text) == "0" { return false }
+        return cpuHasAVX2
+    }()
+
+    /// Whether the CPU has AVX2 and FMA and the OS saves the YMM registers, whatever the
+    /// environment says: what every AVX2 kernel (this GEMM's, the depthwise rows) needs.
+    static let cpuHasAVX2: Bool = {
         let needed = UInt32(APUS_CPU_AVX2 | APUS_CPU_FMA | APUS_CPU_OS_AVX)
         return apus_cpu_features() & needed == needed
     }()
