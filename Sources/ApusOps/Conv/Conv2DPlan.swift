@@ -170,14 +170,20 @@ public struct Conv2DPlan: Sendable {
     /// The packed form the plan keeps constant weights in for `algorithm`, or `nil` when it reads
     /// them as they are (depthwise and direct kernels, OpenBLAS without the packed kernel, groups
     /// that do not fill whole panels). Without AVX-512 (`avx512` false) the packed kernel is the
-    /// AVX2 one, whose 8 × 8 blocks beat OpenBLAS only on short reductions (mobilenet_v2's 1 × 1
+    /// AVX2 one, whose 8 × 8 blocks beat OpenBLAS on short reductions (mobilenet_v2's 1 × 1
     /// layers with 16 and 24 input channels 1.33 → 0.79 and 0.56 → 0.39 ms on a Zen 3, while
-    /// resnet50 as a whole was no faster): there it takes those alone.
+    /// resnet50 as a whole was no faster) and on the 36 Winograd products, where OpenBLAS packs
+    /// each position's weights again on every call for a few tiles' worth of work (resnet18 and
+    /// resnet50 3–10 % faster at 1 and 2 threads, Docs/performance.md): there it takes those alone.
     static func packedLayout(
         _ algorithm: Algorithm, geometry g: Conv2DGeometry, packedKernel: Bool, avx512: Bool = true
     ) -> PrepackedWeights.Layout? {
         guard packedKernel else { return nil }
-        if !avx512 && !((algorithm == .pointwise || algorithm == .im2col) && g.reductionLength <= 32) { return nil }
+        if !avx512 && algorithm != .winograd
+            && !((algorithm == .pointwise || algorithm == .im2col) && g.reductionLength <= 32)
+        {
+            return nil
+        }
         switch algorithm {
         case .winograd: return .winograd
         case .taps: return .taps
