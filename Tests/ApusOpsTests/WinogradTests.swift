@@ -67,11 +67,12 @@ let winogradCases: [ConvCase] = [
         expectClose(two.fast, two.reference, reduction: c.geometry.reductionLength)
     }
 
-    /// The AVX-512 transforms (`winograd.c`) give the Swift transforms' bits: every float of V
-    /// written by the input transform (and none other), and every output value, for odd sizes,
-    /// pads, partial groups of 16 tiles and a channel range that does not start at 0.
+    /// The C transforms — AVX-512 (`winograd.c`) where the CPU has it, AVX2 (`winograd_avx2.c`)
+    /// where it has that — give the Swift transforms' bits: every float of V written by the input
+    /// transform (and none other), and every output value, for odd sizes, pads, partial groups of
+    /// 8 and 16 tiles and a channel range that does not start at 0.
     @Test(
-        .enabled(if: PackedGemm.hasAVX512, "needs AVX-512"),
+        .enabled(if: PackedGemm.hasAVX512 || PackedGemm.cpuHasAVX2, "needs AVX-512 or AVX2"),
         arguments: [
             geometry(c: 3, h: 9, w: 7, m: 5, k: (3, 3), pads: (1, 1, 1, 1)),
             geometry(c: 5, h: 13, w: 22, m: 9, k: (3, 3), pads: (0, 0, 0, 0)),
@@ -96,7 +97,7 @@ let winogradCases: [ConvCase] = [
         let bias = random.array(g.outputChannels)
         let channels = 1..<g.inputChannels
         let outputs = 1..<g.outputChannels
-        func transforms(vector: Bool) -> (v: [UInt32], output: [UInt32]) {
+        func transforms(vector: Bool, avx512: Bool = false) -> (v: [UInt32], output: [UInt32]) {
             var v = [Float](repeating: .nan, count: vCount)
             var output = [Float](repeating: .nan, count: g.outputChannels * g.outputHeight * g.outputWidth)
             var scratch = [Float](repeating: .nan, count: WinogradConv2D.scratchCount(g))
@@ -105,7 +106,7 @@ let winogradCases: [ConvCase] = [
                     scratch.withUnsafeMutableBufferPointer { sp in
                         WinogradConv2D.transformInput(
                             geometry: g, input: x.baseAddress!, channels: channels, v: vp.baseAddress!,
-                            scratch: sp.baseAddress!, vector: vector)
+                            scratch: sp.baseAddress!, vector: vector, avx512: avx512)
                     }
                 }
             }
@@ -115,7 +116,7 @@ let winogradCases: [ConvCase] = [
                         scratch.withUnsafeMutableBufferPointer { sp in
                             WinogradConv2D.transformOutput(
                                 geometry: g, m: mp.baseAddress!, channels: outputs, bias: bp.baseAddress,
-                                output: op.baseAddress!, scratch: sp.baseAddress!, vector: vector)
+                                output: op.baseAddress!, scratch: sp.baseAddress!, vector: vector, avx512: avx512)
                         }
                     }
                 }
@@ -123,14 +124,19 @@ let winogradCases: [ConvCase] = [
             return (v.map(\.bitPattern), output.map(\.bitPattern))
         }
         let swift = transforms(vector: false)
-        let kernel = transforms(vector: true)
-        let vMismatches = zip(swift.v, kernel.v).filter { $0 != $1 }.count
-        let outputMismatches = zip(swift.output, kernel.output).filter { $0 != $1 }.count
-        #expect(vMismatches == 0, "\(g): \(vMismatches) floats of V differ")
-        #expect(outputMismatches == 0, "\(g): \(outputMismatches) output values differ")
-        // The transforms wrote something: the first written channel's values are not the NaN fill.
-        #expect(kernel.v[tileStride] != Float.nan.bitPattern)
-        #expect(kernel.output[g.outputHeight * g.outputWidth] != Float.nan.bitPattern)
+        var kernels: [(name: String, avx512: Bool)] = []
+        if PackedGemm.hasAVX512 { kernels.append(("AVX-512", true)) }
+        if PackedGemm.cpuHasAVX2 { kernels.append(("AVX2", false)) }
+        for (name, avx512) in kernels {
+            let kernel = transforms(vector: true, avx512: avx512)
+            let vMismatches = zip(swift.v, kernel.v).filter { $0 != $1 }.count
+            let outputMismatches = zip(swift.output, kernel.output).filter { $0 != $1 }.count
+            #expect(vMismatches == 0, "\(name), \(g): \(vMismatches) floats of V differ")
+            #expect(outputMismatches == 0, "\(name), \(g): \(outputMismatches) output values differ")
+            // The transforms wrote something: the first written channel's values are not the NaN fill.
+            #expect(kernel.v[tileStride] != Float.nan.bitPattern, "\(name)")
+            #expect(kernel.output[g.outputHeight * g.outputWidth] != Float.nan.bitPattern, "\(name)")
+        }
     }
 
     /// The plan picks Winograd only for supported layers with enough tiles, and only when it has

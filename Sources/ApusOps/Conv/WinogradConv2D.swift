@@ -273,12 +273,16 @@ enum WinogradConv2D {
         return (m0 + s12 + s34, d12 + 2 * d34, s12 + 4 * s34, d12 + 8 * d34 + m5)
     }
 
-    /// Whether the transforms run as the AVX-512 kernels (`winograd.c`, the same bits as the
-    /// Swift code below). `APUS_VECTOR_WINOGRAD=0` keeps the Swift ones.
+    /// Whether the transforms run as C kernels (the same bits as the Swift code below): the
+    /// AVX-512 ones (`winograd.c`) where ``PackedGemm/hasAVX512``, else the AVX2 ones
+    /// (`winograd_avx2.c`) where the CPU has AVX2. `APUS_VECTOR_WINOGRAD=0` keeps the Swift ones.
     static let usesVectorTransforms: Bool = {
         if let text = getenv("APUS_VECTOR_WINOGRAD"), String(cString: text) == "0" { return false }
-        return PackedGemm.hasAVX512
+        return PackedGemm.hasAVX512 || PackedGemm.cpuHasAVX2
     }()
+
+    /// Which C transforms `vector` means: AVX-512 where ``PackedGemm/hasAVX512``, else AVX2.
+    static let vectorTransformsUseAVX512 = PackedGemm.hasAVX512
 
     /// The layout the AVX-512 transforms take, with `channels` channels between tile positions.
     static func kernelGeometry(_ g: Conv2DGeometry, channels: Int) -> apus_winograd_geometry {
@@ -295,15 +299,18 @@ enum WinogradConv2D {
 
     /// Transforms the input tiles of channels `channels` of one image into `v[ξ][c][t]` (channel
     /// stride `tileStride`, position stride ``positionStride(channels:tileStride:)``), sixteen tile
-    /// columns per vector, on the AVX-512 kernel when `vector`, else in Swift (the same bits).
+    /// columns per vector, on a C kernel when `vector` (AVX-512 when `avx512`, else AVX2), else in
+    /// Swift (the same bits).
     /// `scratch` holds ``scratchCount(_:)`` floats.
     static func transformInput(
         geometry g: Conv2DGeometry, input: UnsafePointer<Float>, channels: Range<Int>, v: UnsafeMutablePointer<Float>,
-        scratch: UnsafeMutablePointer<Float>, vector: Bool = usesVectorTransforms
+        scratch: UnsafeMutablePointer<Float>, vector: Bool = usesVectorTransforms,
+        avx512: Bool = vectorTransformsUseAVX512
     ) {
         if vector {
             var kernel = kernelGeometry(g, channels: g.inputChannels)
-            apus_winograd_input_avx512(&kernel, input, channels.lowerBound, channels.count, v, scratch)
+            let transform = avx512 ? apus_winograd_input_avx512 : apus_winograd_input_avx2
+            transform(&kernel, input, channels.lowerBound, channels.count, v, scratch)
             return
         }
         let (tileRows, tileColumns, _, tileStride) = tiles(g)
@@ -411,11 +418,13 @@ enum WinogradConv2D {
     /// sixteen tile columns per vector; `scratch` holds ``scratchCount(_:)`` floats.
     static func transformOutput(
         geometry g: Conv2DGeometry, m: UnsafePointer<Float>, channels: Range<Int>, bias: UnsafePointer<Float>?,
-        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, vector: Bool = usesVectorTransforms
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, vector: Bool = usesVectorTransforms,
+        avx512: Bool = vectorTransformsUseAVX512
     ) {
         if vector {
             var kernel = kernelGeometry(g, channels: g.outputChannels)
-            apus_winograd_output_avx512(&kernel, m, channels.lowerBound, channels.count, bias, output)
+            let transform = avx512 ? apus_winograd_output_avx512 : apus_winograd_output_avx2
+            transform(&kernel, m, channels.lowerBound, channels.count, bias, output)
             return
         }
         let (tileRows, tileColumns, _, tileStride) = tiles(g)

@@ -227,4 +227,15 @@ void apus_winograd_output_avx512(
     const apus_winograd_geometry *g, const float *m, long firstChannel, long channelCount, const float *bias,
     float *output);
 
+/// `apus_winograd_input_avx512` with AVX2 only (eight tile columns per vector; the same bits), for
+/// CPUs without AVX-512: call only when the CPU and OS support AVX2.
+void apus_winograd_input_avx2(
+    const apus_winograd_geometry *g, const float *input, long firstChannel, long channelCount, float *v,
+    float *scratch);
+
+/// `apus_winograd_output_avx512` with AVX2 only (the same bits), for CPUs without AVX-512.
+void apus_winograd_output_avx2(
+    const apus_winograd_geometry *g, const float *m, long firstChannel, long channelCount, const float *bias,
+    float *output);
+
 #endif
