@@ -4,6 +4,8 @@
     import Darwin
 #endif
 
+import CApusKernels
+
 /// An activation applied to a kernel's output while it is still in cache (the fused epilogue of
 /// convolution and GEMM), with ONNX's formulas.
 public enum FusedActivation: Sendable, Hashable {
@@ -181,6 +183,14 @@ public enum Epilogue {
         activation: FusedActivation
     ) {
         if bias == nil && residual == nil && activation == .none { return }
+        if usesAVX2 {
+            let (code, low, high, rest) = PackedGemm.kernelActivation(activation)
+            if rest == .none {
+                apus_epilogue_avx2(
+                    block, rowCount, columnCount, rowStride, bias, residual, residualRowStride, code, low, high)
+                return
+            }
+        }
         switch activation {
         case .none:
             apply(
@@ -206,6 +216,16 @@ public enum Epilogue {
                 activation: GeneralActivation(activation: activation))
         }
     }
+
+    /// Whether ``apply(to:rowCount:columnCount:rowStride:bias:residual:residualRowStride:activation:)``
+    /// runs as the AVX2 kernel (`apus_epilogue_avx2`) for the activations it has (none, Relu,
+    /// Clip, Sigmoid, SiLU): on CPUs with AVX2 and FMA but without ``PackedGemm/hasAVX512``, where
+    /// the OpenBLAS paths leave this pass after many layers (mobilenet_v2's Relu6, efficientnet_b0's
+    /// SiLU with the SSE2 exp of the default build). `APUS_EPILOGUE_AVX2=0` keeps the Swift code.
+    static let usesAVX2: Bool = {
+        if let text = getenv("APUS_EPILOGUE_AVX2"), String(cString: text) == "0" { return false }
+        return PackedGemm.cpuHasAVX2 && !PackedGemm.hasAVX512
+    }()
 
     /// ``apply(to:rowCount:columnCount:rowStride:bias:residual:residualRowStride:activation:)``
     /// specialized for one activation type.

@@ -4,6 +4,8 @@ import Testing
     import Glibc
 #endif
 
+import CApusKernels
+
 @testable import ApusOps
 
 @Suite struct ConvEpilogueTests {
@@ -126,6 +128,49 @@ import Testing
                     }
                 }
                 for (a, e) in zip(fast, reference) { #expect(abs(a - e) <= 1e-6 * max(1, abs(e)), "\(activation)") }
+            }
+        }
+    }
+
+    /// The AVX2 epilogue kernel (what ``Epilogue`` runs on CPUs with AVX2 but not AVX-512) against
+    /// the scalar reference, called directly so that AVX-512 machines test it too: every
+    /// activation it has, with and without bias and residual, NaN, ±0 and ±∞ among the values.
+    @Test(.enabled(if: PackedGemm.cpuHasAVX2, "needs AVX2"), arguments: [1, 7, 8, 9, 37])
+    func avx2EpilogueMatchesReference(_ columns: Int) {
+        var random = TestRandom(seed: UInt64(columns) + 23)
+        let rows = 3
+        let stride = columns + 5
+        for activation in Self.activations {
+            let (code, low, high, rest) = PackedGemm.kernelActivation(activation)
+            if rest != .none { continue }
+            for (useBias, useResidual) in [(false, false), (true, false), (false, true), (true, true)] {
+                var block = random.array(rows * stride).map { $0 * 8 }
+                block[0] = .nan
+                block[stride - 1] = -0.0
+                if columns > 2 { block[1] = .infinity; block[2] = -.infinity }
+                let bias = random.array(rows)
+                let residual = random.array(rows * (columns + 2))
+                var fast = block
+                var reference = block
+                bias.withUnsafeBufferPointer { b in
+                    residual.withUnsafeBufferPointer { r in
+                        let bp = useBias ? b.baseAddress : nil
+                        let rp = useResidual ? r.baseAddress : nil
+                        fast.withUnsafeMutableBufferPointer {
+                            apus_epilogue_avx2(
+                                $0.baseAddress!, rows, columns, stride, bp, rp, columns + 2, code, low, high)
+                        }
+                        reference.withUnsafeMutableBufferPointer {
+                            Epilogue.applyReference(
+                                to: $0.baseAddress!, rowCount: rows, columnCount: columns, rowStride: stride,
+                                bias: bp, residual: rp, residualRowStride: columns + 2, activation: activation)
+                        }
+                    }
+                }
+                for (index, (a, e)) in zip(fast, reference).enumerated() {
+                    let same = a.isNaN ? e.isNaN : (a == e && a.sign == e.sign) || abs(a - e) <= 1e-6 * max(1, abs(e))
+                    #expect(same, "\(activation), bias \(useBias), residual \(useResidual), [\(index)]: \(a) vs \(e)")
+                }
             }
         }
     }

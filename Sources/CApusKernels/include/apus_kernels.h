@@ -62,6 +62,14 @@ void apus_gemm_packed_avx2(
     const float *packed, long packedRows, long firstRow, long k, long m, long n, const float *b, long ldb, float *c,
     long ldc, int accumulate, const apus_gemm_epilogue *epilogue);
 
+/// `block[r][c] = activation(block[r][c] + bias[r] + residual[r][c])` for `rows` rows of
+/// `columns` values (`bias` and `residual` may be NULL; `activation` an `APUS_GEMM_*` code, CLIP
+/// clamping to [low, high]): `Epilogue.apply` with AVX2 and FMA, the sums in the same order, the
+/// activations of the AVX2 kernels. Call only when the CPU and OS support AVX2 and FMA.
+void apus_epilogue_avx2(
+    float *block, long rows, long columns, long rowStride, const float *bias, const float *residual,
+    long residualStride, int activation, float low, float high);
+
 /// Copies a strided sample of `planes` consecutive input planes (`inputHeight` × `inputWidth`
 /// each) into as many consecutive blocks of `rows` rows of `width` floats at `dest`:
 /// `dest[p][r][x] = plane[p][firstRow + r · rowStride][columnOffset + x · columnStride]`, zero
