@@ -98,34 +98,48 @@ import CApusKernels
         }
     }
 
+    /// `block` after `fast` (given the block, the bias and the residual, both possibly `nil`) and
+    /// after ``Epilogue/applyReference(to:rowCount:columnCount:rowStride:bias:residual:residualRowStride:activation:)``,
+    /// for `rows` rows of `columns` values `columns + 5` apart and a residual `columns + 2` apart.
+    static func epilogues(
+        block: [Float], rows: Int, columns: Int, bias: [Float]?, residual: [Float]?, activation: FusedActivation,
+        fast: (UnsafeMutablePointer<Float>, UnsafePointer<Float>?, UnsafePointer<Float>?) -> Void
+    ) -> (fast: [Float], reference: [Float]) {
+        var fastBlock = block
+        var reference = block
+        let bias = bias ?? []
+        let residual = residual ?? []
+        bias.withUnsafeBufferPointer { b in
+            residual.withUnsafeBufferPointer { r in
+                let bp = b.isEmpty ? nil : b.baseAddress
+                let rp = r.isEmpty ? nil : r.baseAddress
+                fastBlock.withUnsafeMutableBufferPointer { fast($0.baseAddress!, bp, rp) }
+                reference.withUnsafeMutableBufferPointer {
+                    Epilogue.applyReference(
+                        to: $0.baseAddress!, rowCount: rows, columnCount: columns, rowStride: columns + 5, bias: bp,
+                        residual: rp, residualRowStride: columns + 2, activation: activation)
+                }
+            }
+        }
+        return (fastBlock, reference)
+    }
+
     @Test(arguments: [0, 1, 15, 16, 17, 37])
     func blockEpilogueMatchesReference(_ columns: Int) {
         var random = TestRandom(seed: UInt64(columns) + 11)
         let rows = 3
-        let stride = columns + 5
         for activation in Self.activations {
             for useResidual in [false, true] {
-                let block = random.array(rows * stride)
+                let block = random.array(rows * (columns + 5))
                 let bias = random.array(rows)
                 let residual = random.array(rows * (columns + 2))
-                var fast = block
-                var reference = block
-                bias.withUnsafeBufferPointer { b in
-                    residual.withUnsafeBufferPointer { r in
-                        let rp = useResidual ? r.baseAddress : nil
-                        fast.withUnsafeMutableBufferPointer {
-                            Epilogue.apply(
-                                to: $0.baseAddress!, rowCount: rows, columnCount: columns, rowStride: stride,
-                                bias: b.baseAddress, residual: rp, residualRowStride: columns + 2,
-                                activation: activation)
-                        }
-                        reference.withUnsafeMutableBufferPointer {
-                            Epilogue.applyReference(
-                                to: $0.baseAddress!, rowCount: rows, columnCount: columns, rowStride: stride,
-                                bias: b.baseAddress, residual: rp, residualRowStride: columns + 2,
-                                activation: activation)
-                        }
-                    }
+                let (fast, reference) = Self.epilogues(
+                    block: block, rows: rows, columns: columns, bias: bias, residual: useResidual ? residual : nil,
+                    activation: activation
+                ) { block, bias, residual in
+                    Epilogue.apply(
+                        to: block, rowCount: rows, columnCount: columns, rowStride: columns + 5, bias: bias,
+                        residual: residual, residualRowStride: columns + 2, activation: activation)
                 }
                 for (a, e) in zip(fast, reference) { #expect(abs(a - e) <= 1e-6 * max(1, abs(e)), "\(activation)") }
             }
@@ -139,33 +153,21 @@ import CApusKernels
     func avx2EpilogueMatchesReference(_ columns: Int) {
         var random = TestRandom(seed: UInt64(columns) + 23)
         let rows = 3
-        let stride = columns + 5
         for activation in Self.activations {
             let (code, low, high, rest) = PackedGemm.kernelActivation(activation)
             if rest != .none { continue }
             for (useBias, useResidual) in [(false, false), (true, false), (false, true), (true, true)] {
-                var block = random.array(rows * stride).map { $0 * 8 }
+                var block = random.array(rows * (columns + 5)).map { $0 * 8 }
                 block[0] = .nan
-                block[stride - 1] = -0.0
+                block[columns + 4] = -0.0
                 if columns > 2 { block[1] = .infinity; block[2] = -.infinity }
                 let bias = random.array(rows)
                 let residual = random.array(rows * (columns + 2))
-                var fast = block
-                var reference = block
-                bias.withUnsafeBufferPointer { b in
-                    residual.withUnsafeBufferPointer { r in
-                        let bp = useBias ? b.baseAddress : nil
-                        let rp = useResidual ? r.baseAddress : nil
-                        fast.withUnsafeMutableBufferPointer {
-                            apus_epilogue_avx2(
-                                $0.baseAddress!, rows, columns, stride, bp, rp, columns + 2, code, low, high)
-                        }
-                        reference.withUnsafeMutableBufferPointer {
-                            Epilogue.applyReference(
-                                to: $0.baseAddress!, rowCount: rows, columnCount: columns, rowStride: stride,
-                                bias: bp, residual: rp, residualRowStride: columns + 2, activation: activation)
-                        }
-                    }
+                let (fast, reference) = Self.epilogues(
+                    block: block, rows: rows, columns: columns, bias: useBias ? bias : nil,
+                    residual: useResidual ? residual : nil, activation: activation
+                ) { block, bias, residual in
+                    apus_epilogue_avx2(block, rows, columns, columns + 5, bias, residual, columns + 2, code, low, high)
                 }
                 for (index, (a, e)) in zip(fast, reference).enumerated() {
                     let same = a.isNaN ? e.isNaN : (a == e && a.sign == e.sign) || abs(a - e) <= 1e-6 * max(1, abs(e))
