@@ -1,5 +1,6 @@
-/// Vector helpers shared by the AVX2 + FMA kernels (depthwise rows, packed GEMM) for CPUs without
-/// AVX-512: private to this target, included only inside `#if defined(__x86_64__)`.
+/// Vector helpers shared by the AVX2 kernels (depthwise rows, packed GEMM, epilogue, Winograd
+/// transforms) for CPUs without AVX-512: private to this target, included only inside
+/// `#if defined(__x86_64__)`.
 #ifndef APUS_AVX2_COMMON_H
 #define APUS_AVX2_COMMON_H
 
@@ -8,7 +9,21 @@
 #include "apus_kernels.h"
 
 #define TARGET_AVX2 __attribute__((target("avx2,fma")))
+/// AVX2 without FMA: for code whose products and sums must each round on their own (the Winograd
+/// transforms), and for helpers that both kinds of kernel inline.
+#define TARGET_AVX2_NO_FMA __attribute__((target("avx2")))
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/// Lanes `i` with `0 ≤ first + i < width` set: the columns of a vector at column `first` that lie
+/// inside a row `width` long (`lanes_inside(0, n)`: the first `n` lanes, all eight from 8 on).
+TARGET_AVX2_NO_FMA static ALWAYS_INLINE __m256i lanes_inside(long first, long width) {
+    long low = -first, high = width - first;
+    low = low < 0 ? 0 : low > 8 ? 8 : low;
+    high = high < 0 ? 0 : high > 8 ? 8 : high;
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i beforeLow = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)low), lanes);
+    return _mm256_andnot_si256(beforeLow, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)high), lanes));
+}
 
 /// exp(x) on eight lanes: the reduction and polynomial of `exp16` (avx512_common.h); 2ⁿ is built
 /// in the exponent bits as two factors 2^(n/2) · 2^(n − n/2), so that n in [-150, 128] (the

@@ -43,8 +43,7 @@ TARGET_AVX2 static ALWAYS_INLINE void pair_block(const apus_depthwise_plane_geom
         long left = outW - column;
         if (left <= 0) break;
         int full = left >= 8;
-        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left < 8 ? left : 8)),
-                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256i mask = lanes_inside(0, left);
         for (int r = 0; r < 1 + second; r++) {
             long index = (oy + r) * outW + column;
             __m256 value = finish(r ? acc1[i] : acc0[i], residual ? residual + index : NULL, mask, full, activation,

@@ -18,8 +18,7 @@ TARGET_AVX2 static ALWAYS_INLINE void row8(
         _mm256_storeu_ps(out + i, activate8(ACT, v, low, high));
     }
     if (i < count) {
-        const __m256i mask =
-            _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(count - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256i mask = lanes_inside(0, count - i);
         __m256 v = _mm256_add_ps(_mm256_maskload_ps(out + i, mask), b);
         if (residual) v = _mm256_add_ps(v, _mm256_maskload_ps(residual + i, mask));
         _mm256_maskstore_ps(out + i, mask, activate8(ACT, v, low, high));

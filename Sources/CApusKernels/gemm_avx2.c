@@ -54,8 +54,7 @@ TARGET_AVX2 static ALWAYS_INLINE void block8x8(
 TARGET_AVX2 static void block(
     long kc, const float *a, const float *b, long ldb, float *c, long ldc, long rows, long columns, int accumulate,
     const apus_gemm_epilogue *epi, const float *bias, const float *residual) {
-    const __m256i mask = _mm256_cmpgt_epi32(
-        _mm256_set1_epi32((int)(columns < 8 ? columns : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i mask = lanes_inside(0, columns);
     const int activation = epi ? epi->activation : APUS_GEMM_NONE;
 #define BLOCK(ACT, FULL) block8x8(ACT, FULL, kc, a, b, ldb, c, ldc, rows, mask, accumulate, epi, bias, residual)
 #define BY_ACTIVATION(FULL)                                                                                            \

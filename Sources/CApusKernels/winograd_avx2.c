@@ -8,13 +8,10 @@
 
 #if defined(__x86_64__)
 
-#include <immintrin.h>
-
-#define TARGET_TRANSFORMS __attribute__((target("avx2")))
-#define INLINE inline __attribute__((always_inline))
+#include "avx2_common.h"
 
 /// `Bᵀ d` for one column of six vectors, in the order of `WinogradConv2D.inputRows`.
-TARGET_TRANSFORMS static INLINE void input_rows8(const __m256 d[6], __m256 out[6]) {
+TARGET_AVX2_NO_FMA static ALWAYS_INLINE void input_rows8(const __m256 d[6], __m256 out[6]) {
     const __m256 four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f), two = _mm256_set1_ps(2.0f);
     __m256 a = _mm256_sub_ps(d[4], _mm256_mul_ps(four, d[2]));
     __m256 b = _mm256_sub_ps(d[3], _mm256_mul_ps(four, d[1]));
@@ -29,7 +26,7 @@ TARGET_TRANSFORMS static INLINE void input_rows8(const __m256 d[6], __m256 out[6
 }
 
 /// `Aᵀ m` for one column of six vectors, in the order of `WinogradConv2D.outputRows`.
-TARGET_TRANSFORMS static INLINE void output_rows8(const __m256 m[6], __m256 out[4]) {
+TARGET_AVX2_NO_FMA static ALWAYS_INLINE void output_rows8(const __m256 m[6], __m256 out[4]) {
     __m256 s12 = _mm256_add_ps(m[1], m[2]);
     __m256 d12 = _mm256_sub_ps(m[1], m[2]);
     __m256 s34 = _mm256_add_ps(m[3], m[4]);
@@ -40,15 +37,7 @@ TARGET_TRANSFORMS static INLINE void output_rows8(const __m256 m[6], __m256 out[
     out[3] = _mm256_add_ps(_mm256_add_ps(d12, _mm256_mul_ps(_mm256_set1_ps(8.0f), d34)), m[5]);
 }
 
-/// Lanes `i` with `0 ≤ first + i < width` set (the columns of a row that lie inside it).
-TARGET_TRANSFORMS static INLINE __m256i inside_lanes(long first, long width) {
-    const __m256i lanes = _mm256_add_epi32(_mm256_set1_epi32((int)first), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    const __m256i low = _mm256_cmpgt_epi32(lanes, _mm256_set1_epi32(-1));
-    const __m256i high = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)width), lanes);
-    return _mm256_and_si256(low, high);
-}
-
-TARGET_TRANSFORMS void apus_winograd_input_avx2(
+TARGET_AVX2_NO_FMA void apus_winograd_input_avx2(
     const apus_winograd_geometry *g, const float *input, long firstChannel, long channelCount, float *v,
     float *scratch) {
     const long inH = g->input_height, inW = g->input_width;
@@ -88,7 +77,7 @@ TARGET_TRANSFORMS void apus_winograd_input_avx2(
                     long first = 32 * k + 8 * i - g->pad_left;
                     // Past `line_count` padded columns zero too, as in the Swift transform.
                     __m256i mask =
-                        _mm256_and_si256(inside_lanes(first, inW), inside_lanes(32 * k + 8 * i, g->line_count));
+                        _mm256_and_si256(lanes_inside(first, inW), lanes_inside(32 * k + 8 * i, g->line_count));
                     int none = _mm256_testz_si256(mask, mask);
                     a[i] = none ? _mm256_setzero_ps() : _mm256_maskload_ps(line + first, mask);
                 }
@@ -131,7 +120,7 @@ TARGET_TRANSFORMS void apus_winograd_input_avx2(
     }
 }
 
-TARGET_TRANSFORMS void apus_winograd_output_avx2(
+TARGET_AVX2_NO_FMA void apus_winograd_output_avx2(
     const apus_winograd_geometry *g, const float *m, long firstChannel, long channelCount, const float *bias,
     float *output) {
     const long outH = g->output_height, outW = g->output_width;
@@ -179,7 +168,7 @@ TARGET_TRANSFORMS void apus_winograd_output_avx2(
                         if (left >= 8) {
                             _mm256_storeu_ps(destination + 8 * c, chunk[c]);
                         } else {
-                            _mm256_maskstore_ps(destination + 8 * c, inside_lanes(0, left), chunk[c]);
+                            _mm256_maskstore_ps(destination + 8 * c, lanes_inside(0, left), chunk[c]);
                         }
                     }
                 }

@@ -281,9 +281,6 @@ enum WinogradConv2D {
         return PackedGemm.hasAVX512 || PackedGemm.cpuHasAVX2
     }()
 
-    /// Which C transforms `vector` means: AVX-512 where ``PackedGemm/hasAVX512``, else AVX2.
-    static let vectorTransformsUseAVX512 = PackedGemm.hasAVX512
-
     /// The layout the AVX-512 transforms take, with `channels` channels between tile positions.
     static func kernelGeometry(_ g: Conv2DGeometry, channels: Int) -> apus_winograd_geometry {
         let (tileRows, tileColumns, _, tileStride) = tiles(g)
@@ -305,7 +302,7 @@ enum WinogradConv2D {
     static func transformInput(
         geometry g: Conv2DGeometry, input: UnsafePointer<Float>, channels: Range<Int>, v: UnsafeMutablePointer<Float>,
         scratch: UnsafeMutablePointer<Float>, vector: Bool = usesVectorTransforms,
-        avx512: Bool = vectorTransformsUseAVX512
+        avx512: Bool = PackedGemm.hasAVX512
     ) {
         if vector {
             var kernel = kernelGeometry(g, channels: g.inputChannels)
@@ -419,7 +416,7 @@ enum WinogradConv2D {
     static func transformOutput(
         geometry g: Conv2DGeometry, m: UnsafePointer<Float>, channels: Range<Int>, bias: UnsafePointer<Float>?,
         output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, vector: Bool = usesVectorTransforms,
-        avx512: Bool = vectorTransformsUseAVX512
+        avx512: Bool = PackedGemm.hasAVX512
     ) {
         if vector {
             var kernel = kernelGeometry(g, channels: g.outputChannels)
