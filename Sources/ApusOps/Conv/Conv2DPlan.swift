@@ -461,21 +461,37 @@ public struct Conv2DPlan: Sendable {
                         outputImageCount: outputImageCount, activation: activation))
                 return
             }
-            /// The column matrix of one image, split by input channel.
+            /// The column matrix of one image, split by input channel, and with fewer than eight
+            /// channels (a stem's three) by columns too, so that the threads get equal shares.
             struct ColumnFill: ParallelTasks {
                 let geometry: Conv2DGeometry
                 let input: UnsafePointer<Float>
-                let chunks: Int
+                let channelChunks: Int
+                let columnChunks: Int
                 let matrix: UnsafeMutablePointer<Float>
+
+                var count: Int { channelChunks * columnChunks }
+
+                init(geometry: Conv2DGeometry, input: UnsafePointer<Float>, matrix: UnsafeMutablePointer<Float>) {
+                    self.geometry = geometry
+                    self.input = input
+                    self.matrix = matrix
+                    channelChunks = min(geometry.inputChannels, 8)
+                    columnChunks = channelChunks < 8 ? min(8, geometry.outputHeight * geometry.outputWidth) : 1
+                }
 
                 func run(_ chunk: Int) {
                     let channels = geometry.inputChannels
                     let rowsPerChannel = geometry.kernelHeight * geometry.kernelWidth
                     let columns = geometry.outputHeight * geometry.outputWidth
-                    let first = chunk * channels / chunks
-                    let last = (chunk + 1) * channels / chunks
+                    let channelChunk = chunk / columnChunks
+                    let columnChunk = chunk % columnChunks
+                    let first = channelChunk * channels / channelChunks
+                    let last = (channelChunk + 1) * channels / channelChunks
+                    let firstColumn = columnChunk * columns / columnChunks
+                    let lastColumn = (columnChunk + 1) * columns / columnChunks
                     Im2col.fill(
-                        geometry: geometry, input: input, channels: first..<last, columns: 0..<columns,
+                        geometry: geometry, input: input, channels: first..<last, columns: firstColumn..<lastColumn,
                         into: matrix + first * rowsPerChannel * columns, rowStride: columns)
                 }
             }
@@ -488,9 +504,8 @@ public struct Conv2DPlan: Sendable {
                 if !tilesFillColumns {
                     // The whole column matrix first (pure copies, split by input channel), so that
                     // each sgemm sees every column of its tile at once.
-                    let chunks = min(g.inputChannels, 8)
-                    context.parallelFor(
-                        chunks, ColumnFill(geometry: g, input: inputImage, chunks: chunks, matrix: matrix))
+                    let fill = ColumnFill(geometry: g, input: inputImage, matrix: matrix)
+                    context.parallelFor(fill.count, fill)
                 }
                 context.parallelFor(
                     tasks,
