@@ -1,3 +1,4 @@
+import CApusKernels
 import Testing
 
 @testable import ApusOps
@@ -52,6 +53,38 @@ import Testing
                 }
             }
             #expect(reference.contains { $0.isNaN }, "\(g): the test should reach NaN")
+            let differing = zip(fast, reference).filter { $0.bitPattern != $1.bitPattern }.count
+            #expect(differing == 0, "\(g): \(differing) outputs differ from the reference")
+        }
+    }
+
+    /// The AVX2 max-pool kernel called directly (so that CPUs with AVX-512, which never choose it,
+    /// test it too): every plane of every geometry it takes, with NaN, bit for bit the reference.
+    @Test func avx2MaxPoolMatchesReference() throws {
+        try #require(PackedGemm.cpuHasAVX2, "needs AVX2 and FMA")
+        for g in Self.geometries where g.dilationHeight == 1 && g.dilationWidth == 1 && g.strideWidth <= 2 {
+            var random = TestRandom(seed: 11)
+            var input = random.array(g.batch * g.channels * g.inputHeight * g.inputWidth)
+            for i in stride(from: 7, to: input.count, by: 89) { input[i] = .nan }
+            let planes = g.batch * g.channels
+            let count = planes * g.outputHeight * g.outputWidth
+            var fast = [Float](repeating: 42, count: count)
+            var reference = [Float](repeating: 0, count: count)
+            var v = apus_pool_geometry(
+                input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
+                output_width: g.outputWidth, kernel_height: g.kernelHeight, kernel_width: g.kernelWidth,
+                stride_height: g.strideHeight, stride_width: g.strideWidth, pad_top: g.padTop, pad_left: g.padLeft)
+            var buffer = [Float](repeating: 0, count: Pool2D.maxBufferCount(g))
+            input.withUnsafeBufferPointer { x in
+                fast.withUnsafeMutableBufferPointer { out in
+                    buffer.withUnsafeMutableBufferPointer {
+                        apus_max_pool_avx2(&v, x.baseAddress!, planes, out.baseAddress!, $0.baseAddress!)
+                    }
+                }
+                reference.withUnsafeMutableBufferPointer {
+                    Pool2D.reference(.max, geometry: g, input: x.baseAddress!, output: $0.baseAddress!)
+                }
+            }
             let differing = zip(fast, reference).filter { $0.bitPattern != $1.bitPattern }.count
             #expect(differing == 0, "\(g): \(differing) outputs differ from the reference")
         }

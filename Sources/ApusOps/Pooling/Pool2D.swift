@@ -1,5 +1,11 @@
 import CApusKernels
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The sizes of a 2-D pooling over NCHW float32 tensors (1-D: height 1). The output size is
 /// given, not derived, because ONNX's `ceil_mode` and `auto_pad` rules live in the operator.
 public struct Pool2DGeometry: Sendable, Hashable {
@@ -169,6 +175,13 @@ public enum Pool2D {
             planes, Planes(kind: kind, g: g, input: input, output: output, inPlane: inPlane, outPlane: outPlane))
     }
 
+    /// Whether max pooling without dilation runs as the AVX2 kernel (`apus_max_pool_avx2`) on a CPU
+    /// with AVX2 but without ``PackedGemm/hasAVX512``. `APUS_MAX_POOL_AVX2=0` keeps the Swift code.
+    static let usesAVX2MaxPool: Bool = {
+        if let text = getenv("APUS_MAX_POOL_AVX2"), String(cString: text) == "0" { return false }
+        return PackedGemm.cpuHasAVX2 && !PackedGemm.hasAVX512
+    }()
+
     /// Floats of row buffer one worker of the max path needs (rounded to whole vectors).
     static func maxBufferCount(_ g: Pool2DGeometry) -> Int {
         (2 * maxRowWidth(g) + 64 + 15) / 16 * 16
@@ -204,14 +217,19 @@ public enum Pool2D {
         _ g: Pool2DGeometry, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
         buffer: UnsafeMutablePointer<Float>
     ) {
-        if PackedGemm.hasAVX512 && g.strideWidth <= 2 {
-            // The same algorithm in AVX-512 C, value for value (SIMD16 is four SSE2 instructions
-            // per vector in the default build): resnet's 64 × 112² MaxPool 0.227 → 0.149 ms.
+        if (PackedGemm.hasAVX512 || usesAVX2MaxPool) && g.strideWidth <= 2 {
+            // The same algorithm in AVX-512 or AVX2 C, value for value (SIMD16 is four SSE2
+            // instructions per vector in the default build): resnet's 64 × 112² MaxPool 0.227 →
+            // 0.149 ms with AVX-512, 0.49–0.72 → 0.31–0.45 ms with AVX2 on a Zen 3.
             var v = apus_pool_geometry(
                 input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
                 output_width: g.outputWidth, kernel_height: g.kernelHeight, kernel_width: g.kernelWidth,
                 stride_height: g.strideHeight, stride_width: g.strideWidth, pad_top: g.padTop, pad_left: g.padLeft)
-            apus_max_pool_avx512(&v, input, 1, output, buffer)
+            if PackedGemm.hasAVX512 {
+                apus_max_pool_avx512(&v, input, 1, output, buffer)
+            } else {
+                apus_max_pool_avx2(&v, input, 1, output, buffer)
+            }
             return
         }
         let inW = g.inputWidth

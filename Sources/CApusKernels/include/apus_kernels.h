@@ -210,6 +210,10 @@ typedef struct {
 /// value). `buffer` holds the padded row width + `APUS_MAX_POOL_SLACK` floats. AVX-512F only.
 void apus_max_pool_avx512(const apus_pool_geometry *g, const float *input, long planes, float *output, float *buffer);
 
+/// `apus_max_pool_avx512` with AVX2 only (eight columns per vector; the same values, the same
+/// buffer), for CPUs without AVX-512.
+void apus_max_pool_avx2(const apus_pool_geometry *g, const float *input, long planes, float *output, float *buffer);
+
 
 /// The spatial layout of a Winograd F(4×4, 3×3) convolution's transforms (`WinogradConv2D`):
 /// the input or output plane, the tile grid, the row stride of the transformed matrices
