@@ -429,16 +429,7 @@ enum DepthwiseConv2D {
             for iy in firstRow..<lastRow {
                 let dest = plane + (iy + g.padTop) * layout.rowStride + g.padLeft
                 let source = input + iy * inW
-                var j = 0
-                while j + 16 <= count {
-                    UnsafeMutableRawPointer(dest + j).storeBytes(
-                        of: UnsafeRawPointer(source + j).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
-                    j += 16
-                }
-                while j < count {
-                    dest[j] = source[j]
-                    j += 1
-                }
+                copyFloats(from: source, to: dest, count: count)
             }
             return
         }
@@ -455,14 +446,9 @@ enum DepthwiseConv2D {
             let even = dest + evenPhase * phaseWidth + evenStart
             let odd = dest + (1 - evenPhase) * phaseWidth + oddStart
             let source = input + iy * inW
-            // Deinterleave sixteen pairs at a time while all 32 input columns exist.
-            var j = 0
-            while j + 16 <= both && 2 * j + 32 <= inW {
-                let pairs = UnsafeRawPointer(source + 2 * j).loadUnaligned(as: SIMD32<Float>.self)
-                UnsafeMutableRawPointer(even + j).storeBytes(of: pairs.evenHalf, as: SIMD16<Float>.self)
-                UnsafeMutableRawPointer(odd + j).storeBytes(of: pairs.oddHalf, as: SIMD16<Float>.self)
-                j += 16
-            }
+            // Deinterleave sixteen, eight, then four pairs at a time while all their input columns
+            // exist (14- and 28-wide rows were mostly the scalar loop).
+            var j = deinterleavePairs(from: source, even: even, odd: odd, pairs: both, width: inW)
             while j < both {
                 even[j] = source[2 * j]
                 odd[j] = source[2 * j + 1]
@@ -471,6 +457,63 @@ enum DepthwiseConv2D {
             if evenCount > both { for j in both..<evenCount { even[j] = source[2 * j] } }
             if oddCount > both { for j in both..<oddCount { odd[j] = source[2 * j + 1] } }
         }
+    }
+
+    /// Copies `count` floats from `source` to `dest`: sixteen, then eight and four at a time, then
+    /// single floats.
+    @inline(__always)
+    private static func copyFloats(from source: UnsafePointer<Float>, to dest: UnsafeMutablePointer<Float>, count: Int)
+    {
+        var j = 0
+        while j + 16 <= count {
+            UnsafeMutableRawPointer(dest + j).storeBytes(
+                of: UnsafeRawPointer(source + j).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+            j += 16
+        }
+        if j + 8 <= count {
+            UnsafeMutableRawPointer(dest + j).storeBytes(
+                of: UnsafeRawPointer(source + j).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+            j += 8
+        }
+        if j + 4 <= count {
+            UnsafeMutableRawPointer(dest + j).storeBytes(
+                of: UnsafeRawPointer(source + j).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+            j += 4
+        }
+        while j < count {
+            dest[j] = source[j]
+            j += 1
+        }
+    }
+
+    /// Splits input pairs `j ..< pairs` (input columns `2j`, `2j + 1`) into `even` and `odd`:
+    /// sixteen, then eight, then four pairs per step while all of a step's input columns lie
+    /// within `width`; returns the first pair left.
+    @inline(__always)
+    private static func deinterleavePairs(
+        from source: UnsafePointer<Float>, even: UnsafeMutablePointer<Float>, odd: UnsafeMutablePointer<Float>,
+        pairs: Int, width: Int
+    ) -> Int {
+        var j = 0
+        while j + 16 <= pairs && 2 * j + 32 <= width {
+            let v = UnsafeRawPointer(source + 2 * j).loadUnaligned(as: SIMD32<Float>.self)
+            UnsafeMutableRawPointer(even + j).storeBytes(of: v.evenHalf, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(odd + j).storeBytes(of: v.oddHalf, as: SIMD16<Float>.self)
+            j += 16
+        }
+        if j + 8 <= pairs && 2 * j + 16 <= width {
+            let v = UnsafeRawPointer(source + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(even + j).storeBytes(of: v.evenHalf, as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(odd + j).storeBytes(of: v.oddHalf, as: SIMD8<Float>.self)
+            j += 8
+        }
+        if j + 4 <= pairs && 2 * j + 8 <= width {
+            let v = UnsafeRawPointer(source + 2 * j).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(even + j).storeBytes(of: v.evenHalf, as: SIMD4<Float>.self)
+            UnsafeMutableRawPointer(odd + j).storeBytes(of: v.oddHalf, as: SIMD4<Float>.self)
+            j += 4
+        }
+        return j
     }
 
     /// Writes the zero-padded, phase-split input plane.
