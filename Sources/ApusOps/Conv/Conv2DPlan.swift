@@ -502,8 +502,8 @@ public struct Conv2DPlan: Sendable {
                 let outputImage = output + image * outputImageCount
                 let residualImage = residual.map { $0 + image * outputImageCount }
                 if !tilesFillColumns {
-                    // The whole column matrix first (pure copies, split by input channel), so that
-                    // each sgemm sees every column of its tile at once.
+                    // The whole column matrix first (pure copies, split as ColumnFill says), so
+                    // that each sgemm sees every column of its tile at once.
                     let fill = ColumnFill(geometry: g, input: inputImage, matrix: matrix)
                     context.parallelFor(fill.count, fill)
                 }
