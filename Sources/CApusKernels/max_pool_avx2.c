@@ -33,7 +33,9 @@ TARGET_AVX2_NO_FMA void apus_max_pool_avx2(
     // The row maximum, −∞ around the input columns (written once: only those are rewritten).
     float *rowMax = buffer, *inside = buffer + g->pad_left;
     const long total = width + APUS_MAX_POOL_SLACK;
-    for (long x = 0; x < total; x += 8) _mm256_maskstore_ps(rowMax + x, lanes_inside(x, total), lowest);
+    long start = 0;
+    for (; start + 8 <= total; start += 8) _mm256_storeu_ps(rowMax + start, lowest);
+    if (start < total) _mm256_maskstore_ps(rowMax + start, lanes_inside(start, total), lowest);
     for (long p = 0; p < planes; p++) {
         const float *in = input + p * inH * inW;
         float *out = output + p * g->output_height * outW;
