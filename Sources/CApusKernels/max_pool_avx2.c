@@ -23,6 +23,20 @@ TARGET_AVX2_NO_FMA static ALWAYS_INLINE __m256 load_or_lowest(const float *p, __
     return _mm256_blendv_ps(lowest, _mm256_maskload_ps(p, mask), _mm256_castsi256_ps(mask));
 }
 
+/// The maximum over window rows `ky0 ..< ky1` (from row `y0`) of the eight columns at `x`: plain
+/// loads when `FULL`, else the lanes of `mask` with −∞ in the others; −∞ for an empty window.
+TARGET_AVX2_NO_FMA static ALWAYS_INLINE __m256 window_rows8(
+    const int FULL, const float *in, long inW, long y0, long ky0, long ky1, long x, __m256i mask, __m256 lowest) {
+    if (ky0 >= ky1) return lowest;
+    const float *first = in + (y0 + ky0) * inW + x;
+    __m256 best = FULL ? _mm256_loadu_ps(first) : load_or_lowest(first, mask, lowest);
+    for (long ky = ky0 + 1; ky < ky1; ky++) {
+        const float *p = in + (y0 + ky) * inW + x;
+        best = max_keeping_nan8(best, FULL ? _mm256_loadu_ps(p) : load_or_lowest(p, mask, lowest));
+    }
+    return best;
+}
+
 TARGET_AVX2_NO_FMA void apus_max_pool_avx2(
     const apus_pool_geometry *g, const float *input, long planes, float *output, float *buffer) {
     const long inW = g->input_width, inH = g->input_height, outW = g->output_width;
@@ -45,27 +59,14 @@ TARGET_AVX2_NO_FMA void apus_max_pool_avx2(
             if (ky1 < ky0) ky1 = ky0;
             // Whole vectors with plain loads and stores (masked stores are slow on AMD cores),
             // the row's last columns masked.
-            long x = 0;
-            for (; x + 8 <= inW; x += 8) {
-                __m256 best = lowest;
-                if (ky0 < ky1) {
-                    best = _mm256_loadu_ps(in + (y0 + ky0) * inW + x);
-                    for (long ky = ky0 + 1; ky < ky1; ky++) {
-                        best = max_keeping_nan8(best, _mm256_loadu_ps(in + (y0 + ky) * inW + x));
-                    }
-                }
-                _mm256_storeu_ps(inside + x, best);
+            long column = 0;
+            for (; column + 8 <= inW; column += 8) {
+                const __m256i all = _mm256_set1_epi32(-1);
+                _mm256_storeu_ps(inside + column, window_rows8(1, in, inW, y0, ky0, ky1, column, all, lowest));
             }
-            if (x < inW) {
-                const __m256i m = lanes_inside(x, inW);
-                __m256 best = lowest;
-                if (ky0 < ky1) {
-                    best = load_or_lowest(in + (y0 + ky0) * inW + x, m, lowest);
-                    for (long ky = ky0 + 1; ky < ky1; ky++) {
-                        best = max_keeping_nan8(best, load_or_lowest(in + (y0 + ky) * inW + x, m, lowest));
-                    }
-                }
-                _mm256_maskstore_ps(inside + x, m, best);
+            if (column < inW) {
+                const __m256i m = lanes_inside(column, inW);
+                _mm256_maskstore_ps(inside + column, m, window_rows8(0, in, inW, y0, ky0, ky1, column, m, lowest));
             }
             for (long x = 0; x < outW; x += 8) {
                 __m256 best;

@@ -70,10 +70,7 @@ import Testing
             let count = planes * g.outputHeight * g.outputWidth
             var fast = [Float](repeating: 42, count: count)
             var reference = [Float](repeating: 0, count: count)
-            var v = apus_pool_geometry(
-                input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
-                output_width: g.outputWidth, kernel_height: g.kernelHeight, kernel_width: g.kernelWidth,
-                stride_height: g.strideHeight, stride_width: g.strideWidth, pad_top: g.padTop, pad_left: g.padLeft)
+            var v = g.kernelGeometry
             var buffer = [Float](repeating: 0, count: Pool2D.maxBufferCount(g))
             input.withUnsafeBufferPointer { x in
                 fast.withUnsafeMutableBufferPointer { out in

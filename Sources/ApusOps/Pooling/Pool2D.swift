@@ -221,10 +221,7 @@ public enum Pool2D {
             // The same algorithm in AVX-512 or AVX2 C, value for value (SIMD16 is four SSE2
             // instructions per vector in the default build): resnet's 64 × 112² MaxPool 0.227 →
             // 0.149 ms with AVX-512, 0.49–0.72 → 0.31–0.45 ms with AVX2 on a Zen 3.
-            var v = apus_pool_geometry(
-                input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
-                output_width: g.outputWidth, kernel_height: g.kernelHeight, kernel_width: g.kernelWidth,
-                stride_height: g.strideHeight, stride_width: g.strideWidth, pad_top: g.padTop, pad_left: g.padLeft)
+            var v = g.kernelGeometry
             if PackedGemm.hasAVX512 {
                 apus_max_pool_avx512(&v, input, 1, output, buffer)
             } else {
@@ -465,5 +462,15 @@ public enum Pool2D {
             }
         }
         threads.parallelFor(planes, GlobalPlanes(max: max, planeSize: planeSize, input: input, output: output))
+    }
+}
+
+extension Pool2DGeometry {
+    /// One plane's sizes in the form the C max-pool kernels (`apus_max_pool_avx512`/`_avx2`) take.
+    var kernelGeometry: apus_pool_geometry {
+        apus_pool_geometry(
+            input_height: inputHeight, input_width: inputWidth, output_height: outputHeight,
+            output_width: outputWidth, kernel_height: kernelHeight, kernel_width: kernelWidth,
+            stride_height: strideHeight, stride_width: strideWidth, pad_top: padTop, pad_left: padLeft)
     }
 }
