@@ -222,6 +222,33 @@ let convCases: [ConvCase] = [
         }
     }
 
+    /// Batches of small maps multiply all images at once (``Conv2DPlan/batchesColumns``), the
+    /// product's tiles crossing image boundaries; with and without weights at plan time (packed
+    /// kernel or OpenBLAS), against the reference and bitwise for one and two threads.
+    @Test func batchedColumnsMatchReference() {
+        let cases = [
+            // 540 columns in two tiles of 272 and 268: the cut falls inside image 7.
+            ConvCase(
+                geometry: geometry(n: 15, c: 32, h: 6, w: 6, m: 64, k: (3, 3), pads: (1, 1, 1, 1)), residual: true),
+            ConvCase(geometry: geometry(n: 4, c: 24, h: 5, w: 6, m: 48, k: (1, 1)), residual: true, activation: .relu),
+            ConvCase(geometry: geometry(n: 4, c: 16, h: 7, w: 7, m: 128, k: (3, 3), pads: (1, 1, 1, 1))),
+            ConvCase(
+                geometry: geometry(n: 3, c: 16, h: 14, w: 13, m: 32, k: (3, 3), stride: (2, 2), pads: (1, 1, 1, 1)),
+                bias: false, activation: .clip(min: 0, max: 6)),
+            ConvCase(geometry: geometry(n: 2, c: 8, h: 4, w: 4, m: 16, k: (1, 1)), activation: .silu),
+        ]
+        for c in cases {
+            for withWeights in [false, true] {
+                let one = runConv(c, threads: 1, planWithWeights: withWeights)
+                let two = runConv(c, threads: 2, planWithWeights: withWeights)
+                #expect(one.plan.batchesColumns, "\(c) should multiply its images at once")
+                #expect(one.fast.withUnsafeBytes { a in two.fast.withUnsafeBytes { b in a.elementsEqual(b) } }, "\(c)")
+                expectClose(one.fast, one.reference, reduction: c.geometry.reductionLength, "\(c)")
+            }
+        }
+        #expect(runConv(cases[0], threads: 2).plan.taskCount > 1, "the first case should split into several tiles")
+    }
+
     @Test func outputSize() {
         #expect(Conv2DGeometry.outputSize(input: 7, kernel: 3, stride: 2, dilation: 1, padBegin: 1, padEnd: 1) == 4)
         #expect(Conv2DGeometry.outputSize(input: 2, kernel: 5, stride: 1, dilation: 1, padBegin: 0, padEnd: 0) == nil)

@@ -56,6 +56,11 @@ public struct Conv2DPlan: Sendable {
     /// Whether each im2col tile copies its own columns right before multiplying them (all rows of
     /// a group per tile), instead of the whole column matrix being copied first.
     let tilesFillColumns: Bool
+    /// Whether the images of a batch share one product: their columns side by side in one
+    /// [reduction × batch · positions] matrix, multiplied once into a scratch matrix that the
+    /// epilogue scatters back to each image (``batchesColumns(_:algorithm:)``). The tiles are
+    /// then tiles of that one product.
+    let batchesColumns: Bool
     /// The weights packed for the AVX-512 kernel (sgemm paths, or the 36 Winograd matrices), when
     /// they were known at plan time and the CPU has AVX-512; otherwise OpenBLAS multiplies.
     let packedWeights: PackedMatrix?
@@ -136,13 +141,18 @@ public struct Conv2DPlan: Sendable {
 
         // Only column matrices that would not stay in L2 are worth copying tile by tile (measured:
         // the 7×7 stem of ResNet, 7.4 MB, gains 0.5 ms; layers under 2 MB lose a little).
+        batchesColumns = Conv2DPlan.batchesColumns(geometry, algorithm: chosen)
         tilesFillColumns =
-            chosen == .im2col && packedWeights != nil
+            chosen == .im2col && packedWeights != nil && !batchesColumns
             && geometry.groups * geometry.reductionLength * geometry.outputHeight * geometry.outputWidth > 1 << 19
         let tiles =
             chosen == .taps
             ? Conv2DPlan.tapTiling(geometry: geometry)
-            : tilesFillColumns ? Conv2DPlan.columnFillTiling(geometry: geometry) : Conv2DPlan.tiling(geometry: geometry)
+            : tilesFillColumns
+                ? Conv2DPlan.columnFillTiling(geometry: geometry)
+                : Conv2DPlan.tiling(
+                    geometry: geometry,
+                    columns: batchesColumns ? geometry.batch * geometry.outputHeight * geometry.outputWidth : nil)
         self.rowTile = tiles.rowTile
         self.rowTileCount = (max(1, geometry.outputChannelsPerGroup) + tiles.rowTile - 1) / tiles.rowTile
         self.columnTile = tiles.columnTile
@@ -297,14 +307,34 @@ public struct Conv2DPlan: Sendable {
         return 256 * 1024
     }()
 
-    /// The sgemm tiles of one image and group.
+    /// Whether a plan for `g` and `algorithm` multiplies all images of the batch at once
+    /// (``batchesColumns``): an ungrouped sgemm-path layer of a batch whose maps have at most
+    /// ``batchedColumnsMaxPositions`` positions each. There one image's product is narrow (49
+    /// columns on a 7 × 7 map) and the weights, packed again by OpenBLAS on every call, are large
+    /// against it; side by side the batch's columns make one wide product that packs them once.
+    static func batchesColumns(_ g: Conv2DGeometry, algorithm: Algorithm) -> Bool {
+        g.batch > 1 && g.groups == 1 && (algorithm == .im2col || algorithm == .pointwise)
+            && g.outputHeight * g.outputWidth <= batchedColumnsMaxPositions
+    }
+
+    /// Maps of up to 14 × 14 positions (Docs/performance.md); `APUS_BATCHED_COLUMNS_MAX`
+    /// overrides it for experiments (0 turns the batched product off).
+    static let batchedColumnsMaxPositions: Int = {
+        if let text = getenv("APUS_BATCHED_COLUMNS_MAX"), let value = Int(String(cString: text)) { return value }
+        return 196
+    }()
+
+    /// The sgemm tiles of one image and group (or, with `columns`, of a product that many
+    /// columns wide: the whole batch's, ``batchesColumns``).
     ///
     /// OpenBLAS packs the weights (A) again for every call, and its kernels are far slower on
     /// narrow column blocks, so tiles are as large as possible: one call per image and group
     /// unless the work is large enough to be worth two or four parts (for two threads). The tile
     /// sizes depend only on the geometry, never on the thread count.
-    static func tiling(geometry g: Conv2DGeometry) -> (rowTile: Int, columnTile: Int, columnTileCount: Int) {
-        let columns = max(1, g.outputHeight * g.outputWidth)
+    static func tiling(geometry g: Conv2DGeometry, columns wide: Int? = nil) -> (
+        rowTile: Int, columnTile: Int, columnTileCount: Int
+    ) {
+        let columns = max(1, wide ?? g.outputHeight * g.outputWidth)
         let rows = max(1, g.outputChannelsPerGroup)
         let work = rows * columns * max(1, g.reductionLength)
         // Under ~1 M multiply-adds a split costs more than it gains.
@@ -350,10 +380,22 @@ public struct Conv2DPlan: Sendable {
         return g.groups * g.reductionLength * g.outputHeight * g.outputWidth * MemoryLayout<Float>.stride
     }
 
+    /// Float offsets in the workspace of the batched product (``batchesColumns``): its right-hand
+    /// matrix (reduction × batch · positions; the input's channels side by side for a pointwise
+    /// layer) and the product before the epilogue (output channels × batch · positions).
+    var batchedColumnsLayout: (product: Int, floatCount: Int) {
+        let g = geometry
+        let width = g.batch * g.outputHeight * g.outputWidth
+        let product = (g.reductionLength * width + 15) / 16 * 16
+        return (product, product + (g.outputChannels * width + 15) / 16 * 16)
+    }
+
     /// The workspace ``run(input:weights:bias:residual:output:activation:context:)`` needs when
-    /// it may use `threadCount` threads: the column matrix of one image (im2col), or one scratch
-    /// plane per concurrently running task (depthwise).
+    /// it may use `threadCount` threads: the column matrix of one image (im2col), or of the
+    /// batch and the batch's product (``batchesColumns``), or one scratch plane per concurrently
+    /// running task (depthwise).
     public func workspaceByteCount(threadCount: Int) -> Int {
+        if batchesColumns { return batchedColumnsLayout.floatCount * MemoryLayout<Float>.stride }
         if algorithm == .im2col { return (columnMatrixByteCount + 63) / 64 * 64 }
         if let tapPlanes { return (tapPlanes.floatCount * MemoryLayout<Float>.stride + 63) / 64 * 64 }
         if algorithm == .winograd { return winogradLayout.byteCount }
@@ -363,7 +405,8 @@ public struct Conv2DPlan: Sendable {
         return (slot + 63) / 64 * 64 * max(1, min(threadCount, taskCount))
     }
 
-    /// The number of independent tasks of one run (of one image for the sgemm paths).
+    /// The number of independent tasks of one run (of one image for the sgemm paths, unless
+    /// ``batchesColumns``).
     var taskCount: Int {
         switch algorithm {
         case .depthwise: geometry.batch * geometry.outputChannels
@@ -439,6 +482,12 @@ public struct Conv2DPlan: Sendable {
             runTaps(
                 input: input, bias: bias, residual: residual, output: output, activation: activation, context: context)
         case .pointwise, .im2col:
+            if batchesColumns {
+                runBatchedColumns(
+                    input: input, weights: weights, bias: bias, residual: residual, output: output,
+                    activation: activation, context: context)
+                return
+            }
             let g = geometry
             var columnMatrix: UnsafeMutablePointer<Float>? = nil
             if algorithm == .im2col {
@@ -515,6 +564,114 @@ public struct Conv2DPlan: Sendable {
                         output: outputImage, outputImageCount: outputImageCount, activation: activation))
             }
         }
+    }
+
+    /// The sgemm paths with the batch's columns side by side (``batchesColumns``): the right-hand
+    /// matrix of every image (im2col, or the input's rows for a pointwise layer) copied into one
+    /// matrix, split by image and channel chunk; one product over all columns, tile by tile, each
+    /// tile then copied to its images and finished by the epilogue there.
+    private func runBatchedColumns(
+        input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
+        context: ComputeContext
+    ) {
+        let layout = batchedColumnsLayout
+        let needed = layout.floatCount * MemoryLayout<Float>.stride
+        precondition(
+            context.workspace != nil && context.workspaceByteCount >= needed,
+            "convolution needs \(needed) workspace bytes, has \(context.workspaceByteCount)")
+        guard let workspace = context.workspace?.assumingMemoryBound(to: Float.self) else { return }
+
+        /// The right-hand matrix, by image and chunk of input channels.
+        struct Fill: ParallelTasks {
+            let geometry: Conv2DGeometry
+            let pointwise: Bool
+            let input: UnsafePointer<Float>
+            let matrix: UnsafeMutablePointer<Float>
+            var chunks: Int { min(geometry.inputChannels, 8) }
+
+            func run(_ task: Int) {
+                let g = geometry
+                let image = task / chunks
+                let chunk = task % chunks
+                let positions = g.outputHeight * g.outputWidth
+                let width = g.batch * positions
+                let first = chunk * g.inputChannels / chunks
+                let last = (chunk + 1) * g.inputChannels / chunks
+                let plane = g.inputHeight * g.inputWidth
+                let imageInput = input + image * g.inputChannels * plane
+                if pointwise {
+                    for channel in first..<last {
+                        (matrix + channel * width + image * positions).update(
+                            from: imageInput + channel * plane, count: positions)
+                    }
+                } else {
+                    Im2col.fill(
+                        geometry: g, input: imageInput, channels: first..<last, columns: 0..<positions,
+                        into: matrix + first * g.kernelHeight * g.kernelWidth * width + image * positions,
+                        rowStride: width)
+                }
+            }
+        }
+        /// One tile of the product, then its columns copied to their images with the epilogue.
+        struct Tiles: ParallelTasks {
+            let plan: Conv2DPlan
+            let weights: UnsafePointer<Float>
+            let matrix: UnsafePointer<Float>
+            let product: UnsafeMutablePointer<Float>
+            let operands: ConvOperands
+
+            func run(_ task: Int) {
+                let g = plan.geometry
+                let positions = g.outputHeight * g.outputWidth
+                let width = g.batch * positions
+                let firstColumn = task % plan.columnTileCount * plan.columnTile
+                let firstRow = task / plan.columnTileCount * plan.rowTile
+                let columnCount = min(plan.columnTile, width - firstColumn)
+                let rowCount = min(plan.rowTile, g.outputChannels - firstRow)
+                if columnCount <= 0 || rowCount <= 0 { return }
+                let reduction = g.reductionLength
+                let tile = product + firstRow * width + firstColumn
+                if let packed = plan.packedWeights {
+                    PackedGemm.multiply(
+                        packed, firstRow: firstRow, rowCount: rowCount, n: columnCount, b: matrix + firstColumn,
+                        ldb: width, c: tile, ldc: width)
+                } else {
+                    BLAS.sgemm(
+                        transposeA: false, transposeB: false, m: rowCount, n: columnCount, k: reduction, alpha: 1,
+                        a: weights + firstRow * reduction, lda: reduction, b: matrix + firstColumn, ldb: width,
+                        beta: 0, c: tile, ldc: width)
+                }
+                let o = operands
+                var column = firstColumn
+                while column < firstColumn + columnCount {
+                    let image = column / positions
+                    let start = column - image * positions
+                    let count = min(positions - start, firstColumn + columnCount - column)
+                    let offset = (image * g.outputChannels + firstRow) * positions + start
+                    for row in 0..<rowCount {
+                        (o.output + offset + row * positions).update(
+                            from: product + (firstRow + row) * width + column, count: count)
+                    }
+                    Epilogue.apply(
+                        to: o.output + offset, rowCount: rowCount, columnCount: count, rowStride: positions,
+                        bias: o.bias.map { $0 + firstRow }, residual: o.residual.map { $0 + offset },
+                        residualRowStride: positions, activation: o.activation)
+                    column += count
+                }
+            }
+        }
+        let g = geometry
+        let matrix = workspace
+        let fill = Fill(geometry: g, pointwise: algorithm == .pointwise, input: input, matrix: matrix)
+        context.parallelFor(g.batch * fill.chunks, fill)
+        context.parallelFor(
+            rowTileCount * columnTileCount,
+            Tiles(
+                plan: self, weights: weights, matrix: UnsafePointer(matrix), product: workspace + layout.product,
+                operands: ConvOperands(
+                    input: input, weights: weights, bias: bias, residual: residual, output: output,
+                    activation: activation)))
     }
 
     /// The Winograd path, per image: input transform (split by input channel), 36 sgemm calls
@@ -883,8 +1040,8 @@ extension Conv2DPlan {
     }
 
     /// Whether ``runScaledInput(input:scale:scaleStride:bias:residual:output:activation:context:)``
-    /// takes this plan: a pointwise layer on the packed kernel.
-    public var scalesInputThroughWeights: Bool { algorithm == .pointwise && packedWeights != nil }
+    /// takes this plan: a pointwise layer on the packed kernel, its images multiplied one by one.
+    public var scalesInputThroughWeights: Bool { algorithm == .pointwise && packedWeights != nil && !batchesColumns }
 
     /// Floats of the weights' packed form (what one scaled copy of them needs).
     public var packedWeightFloatCount: Int { packedWeights.map { $0.packedValues.count } ?? 0 }
