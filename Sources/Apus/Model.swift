@@ -33,6 +33,12 @@ public final class Model: Sendable {
         /// every sample on its own (faster at batch 8 and up, smaller arena, and each sample's
         /// result bitwise equal to running it alone); see ``BatchSplitRule``.
         public var splitBatches: Bool
+        /// With ``splitBatches``, the whole-batch bytes under which the values after some point
+        /// of the graph must all stay for the graph's end to run on the whole batch at once (its
+        /// late layers as wide products: more throughput, but samples only equal within rounding
+        /// to running alone; see ``GraphRunner/Options/batchTailBytes`` and its
+        /// `recommendedBatchTailBytes`). 0, the default, runs every layer sample by sample.
+        public var batchTailBytes: Int
 
         /// Checks an `.apus` artifact proves about itself at load.
         public struct Verification: OptionSet, Sendable {
@@ -48,10 +54,12 @@ public final class Model: Sendable {
 
         public init(
             threadCount: Int? = nil, memoryBudget: Int = 16 << 30, maxConcurrentRuns: Int = 4,
-            maxCachedPlans: Int = 8, optimize: Bool = true, verify: Verification = [], splitBatches: Bool = true
+            maxCachedPlans: Int = 8, optimize: Bool = true, verify: Verification = [], splitBatches: Bool = true,
+            batchTailBytes: Int = 0
         ) {
             self.verify = verify
             self.splitBatches = splitBatches
+            self.batchTailBytes = batchTailBytes
             self.threadCount = threadCount
             self.memoryBudget = memoryBudget
             self.maxConcurrentRuns = maxConcurrentRuns
@@ -190,7 +198,7 @@ public final class Model: Sendable {
                 graph: graph,
                 options: .init(
                     plan: planOptions, maxCachedPlans: options.maxCachedPlans, optimize: options.optimize,
-                    splitBatches: options.splitBatches))
+                    splitBatches: options.splitBatches, batchTailBytes: options.batchTailBytes))
         } catch {
             throw .graph(error)
         }
@@ -242,6 +250,16 @@ public final class Model: Sendable {
     public func batchSplitRefusal(for inputs: [String: Tensor]) throws(ModelError) -> String? {
         do {
             return try runner.batchSplitRefusal(for: inputs)
+        } catch {
+            throw .graph(error)
+        }
+    }
+
+    /// The first node that runs on the whole batch when a batch of these inputs runs sample by
+    /// sample up to there (see ``GraphRunner/Options/batchTailBytes``), or `nil`.
+    public func batchTailCut(for inputs: [String: Tensor]) throws(ModelError) -> String? {
+        do {
+            return try runner.batchTailCut(for: inputs)
         } catch {
             throw .graph(error)
         }

@@ -55,6 +55,13 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Run a batch as one whole-batch plan even when it could run sample by sample.")
     var wholeBatch = false
 
+    @Flag(
+        help: """
+            Run a split batch's late layers on the whole batch (wider products; each sample's result \
+            is then equal within rounding, not bitwise, to running it alone).
+            """)
+    var batchTail = false
+
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
         if warmup < 0 { throw ValidationError("--warmup must not be negative, got \(warmup)") }
@@ -70,7 +77,10 @@ struct BenchCommand: ParsableCommand {
         let blas = Model.blasInfo
         let loadStart = BenchClock.now()
         let model = try Model(
-            contentsOf: URL(filePath: self.model), options: .init(threadCount: threads, splitBatches: !wholeBatch))
+            contentsOf: URL(filePath: self.model),
+            options: .init(
+                threadCount: threads, splitBatches: !wholeBatch,
+                batchTailBytes: batchTail ? GraphRunner.Options.recommendedBatchTailBytes : 0))
         let loadSeconds = BenchClock.now() - loadStart
 
         let feeds = try makeFeeds(model)
@@ -97,6 +107,7 @@ struct BenchCommand: ParsableCommand {
         // After the first run, which made the plans it needs (the batch-1 plan of a split batch
         // among them), so that "first run" includes all planning.
         let batchRefusal = try model.batchSplitRefusal(for: feeds)
+        let batchTailCut = try model.batchTailCut(for: feeds)
         // The plan the first run made (a split batch's is the batch-1 plan, not asked for here).
         let single = feeds.values.allSatisfy { $0.shape.rank == 0 || $0.shape[0] == 1 }
         let prepacked = single || batchRefusal != nil ? try model.plan(for: feeds).prepackedConvolutionCount : nil
@@ -125,7 +136,9 @@ struct BenchCommand: ParsableCommand {
             model: self.model,
             inputShapes: shapes.mapValues { $0.dimensions },
             batch: batch,
-            batchExecution: batchRefusal.map { "whole: \($0)" } ?? "sample by sample",
+            batchExecution: batchRefusal.map { "whole: \($0)" }
+                ?? batchTailCut.map { "sample by sample up to node \($0), whole batch from there" }
+                ?? "sample by sample",
             threads: model.threadCount,
             cpu: MachineInfo.cpuModel(),
             cpuFlags: MachineInfo.cpuFlagSummary(),

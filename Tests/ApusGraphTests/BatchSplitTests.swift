@@ -122,6 +122,42 @@ import Testing
         }
     }
 
+    /// With a batch-tail budget, the layers after the first point where every whole-batch value
+    /// fits it run on the whole batch: here the dense layer and the softmax (80 bytes at batch 5;
+    /// the flattened features, 2160 bytes, are the one value crossing the cut).
+    @Test func runsTheEndOnTheWholeBatchUnderTheTailBudget() throws {
+        let batch = 5
+        let x = Tensor(shape: [batch, 2, 6, 6], scalars: Self.values(batch * 72, seed: 11))
+        let one = try GraphRunner(
+            graph: Self.convNet, options: .init(plan: .init(threadCount: 1), batchTailBytes: 1000))
+        let two = try GraphRunner(
+            graph: Self.convNet, options: .init(plan: .init(threadCount: 2), batchTailBytes: 1000))
+        let plain = try GraphRunner(graph: Self.convNet, options: .init(plan: .init(threadCount: 2)))
+        #expect(try two.batchTailCut(for: ["x": x]) == "dense")
+        #expect(try plain.batchTailCut(for: ["x": x]) == nil, "off by default")
+        let single = Tensor(shape: [1, 2, 6, 6], scalars: Self.values(72, seed: 11))
+        #expect(try two.batchTailCut(for: ["x": single]) == nil, "a batch of one runs whole")
+        // A budget under every value's size leaves no tail; one over all of them cuts after the first node.
+        let tiny = try GraphRunner(graph: Self.convNet, options: .init(plan: .init(threadCount: 2), batchTailBytes: 8))
+        #expect(try tiny.batchTailCut(for: ["x": x]) == nil)
+        let large = try GraphRunner(
+            graph: Self.convNet, options: .init(plan: .init(threadCount: 2), batchTailBytes: 1 << 20))
+        #expect(try large.batchTailCut(for: ["x": x]) == large.graph.nodes[1].name)
+
+        let pixels = try x.scalars(as: Float.self)
+        var outputs: [String: Tensor] = [:]
+        try two.run(["x": x], into: &outputs)
+        let tailed = try #require(outputs["y"])
+        #expect(tailed.shape == [batch, 4])
+        Self.expectConvNet(try tailed.scalars(as: Float.self), of: pixels, "tail")
+        Self.expectConvNet(try #require(try large.run(["x": x])["y"]).scalars(as: Float.self), of: pixels, "long tail")
+        #expect(try one.run(["x": x])["y"]?.isBitwiseEqual(to: tailed) == true, "1 vs 2 threads")
+        // A second run reuses the caller's output and the crossing tensor.
+        try two.run(["x": x], into: &outputs)
+        #expect(outputs["y"]?.rawPointer == tailed.rawPointer)
+        Self.expectConvNet(try tailed.scalars(as: Float.self), of: pixels, "tail, second run")
+    }
+
     @Test func reusesCallerOutputsAndSurvivesConcurrentCallers() throws {
         let runner = try GraphRunner(
             graph: Self.convNet, options: .init(plan: .init(threadCount: 2, maxConcurrentRuns: 1)))

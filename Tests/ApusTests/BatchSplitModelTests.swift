@@ -19,6 +19,9 @@ import Testing
         let split = try Model(contentsOf: url, options: .init(threadCount: 2))
         let splitOne = try Model(contentsOf: url, options: .init(threadCount: 1))
         let whole = try Model(contentsOf: url, options: .init(threadCount: 2, splitBatches: false))
+        let tailBytes = GraphRunner.Options.recommendedBatchTailBytes
+        let tailed = try Model(contentsOf: url, options: .init(threadCount: 2, batchTailBytes: tailBytes))
+        let tailedOne = try Model(contentsOf: url, options: .init(threadCount: 1, batchTailBytes: tailBytes))
         let input = try Tensor(contentsOfNPY: directory.appending(path: "input_\(index).npy"))
         let expected = try Tensor(contentsOfNPY: directory.appending(path: "output_\(index).npy"))
         let inputName = try #require(split.inputs.first?.name)
@@ -30,7 +33,11 @@ import Testing
         let scale = reference.map(abs).max() ?? 0
         let splitOutput = try #require(try split.run([inputName: input])[outputName])
         let wholeOutput = try #require(try whole.run([inputName: input])[outputName])
-        for (label, output) in [("split", splitOutput), ("whole", wholeOutput)] {
+        let tailedOutput = try #require(try tailed.run([inputName: input])[outputName])
+        // At batch 2 and 3 the whole batch's maps fit the budget from the 28 × 28 layers on.
+        #expect((try tailed.batchTailCut(for: [inputName: input]) != nil) == (batch > 1))
+        #expect(try tailedOne.run([inputName: input])[outputName]?.isBitwiseEqual(to: tailedOutput) == true)
+        for (label, output) in [("split", splitOutput), ("whole", wholeOutput), ("tail", tailedOutput)] {
             #expect(output.shape == expected.shape)
             let error = zip(try output.scalars(as: Float.self), reference).map { abs($0 - $1) }.max() ?? .infinity
             #expect(error <= ModelFixtureTests.relativeTolerance * scale, "\(label): max |apus - torch| = \(error)")

@@ -23,6 +23,9 @@ struct BatchSplit: Sendable {
     let inputSamples: [(shape: Shape, byteCount: Int)]
     /// Each output's whole-batch shape, and its bytes per sample.
     let outputs: [(shape: Shape, byteCount: Int)]
+    /// The graph's end run on the whole batch instead, when one qualifies: then the samples run
+    /// only up to its cut.
+    var tail: BatchTail?
 
     init(plan: ExecutionPlan, batch: Int, inputSamples: [(shape: Shape, byteCount: Int)]) {
         self.plan = plan
