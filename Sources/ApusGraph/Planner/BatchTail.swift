@@ -12,7 +12,8 @@ import Synchronization
 /// ``GraphRunner/Options/batchTailBytes`` and where a single value crosses it (the output of a
 /// residual block, say): the values before it are copied into one whole-batch tensor, which the
 /// tail reads. Two runners share the graph's constants: one for the nodes before the cut (its
-/// output is the crossing value, its batches split), one for the rest (whole batches only).
+/// output is the crossing value, its batches split), one for the rest (whole batches only). Their
+/// plans are their own: weights the artifact does not hold prepacked are packed once more for them.
 final class BatchTail: Sendable {
     /// The nodes before the cut; declared output: the crossing value.
     let prefix: GraphRunner

@@ -139,9 +139,9 @@ public struct Conv2DPlan: Sendable {
         }
         usesPrepackedWeights = wrapped
 
+        batchesColumns = Conv2DPlan.batchesColumns(geometry, algorithm: chosen)
         // Only column matrices that would not stay in L2 are worth copying tile by tile (measured:
         // the 7×7 stem of ResNet, 7.4 MB, gains 0.5 ms; layers under 2 MB lose a little).
-        batchesColumns = Conv2DPlan.batchesColumns(geometry, algorithm: chosen)
         tilesFillColumns =
             chosen == .im2col && packedWeights != nil && !batchesColumns
             && geometry.groups * geometry.reductionLength * geometry.outputHeight * geometry.outputWidth > 1 << 19
@@ -312,9 +312,14 @@ public struct Conv2DPlan: Sendable {
     /// ``batchedColumnsMaxPositions`` positions each. There one image's product is narrow (49
     /// columns on a 7 × 7 map) and the weights, packed again by OpenBLAS on every call, are large
     /// against it; side by side the batch's columns make one wide product that packs them once.
+    /// Not when the batch's matrix and product would pass 64 MB (a batch of hundreds): the
+    /// workspace would be a multiple of the whole model.
     static func batchesColumns(_ g: Conv2DGeometry, algorithm: Algorithm) -> Bool {
-        g.batch > 1 && g.groups == 1 && (algorithm == .im2col || algorithm == .pointwise)
-            && g.outputHeight * g.outputWidth <= batchedColumnsMaxPositions
+        let positions = g.outputHeight * g.outputWidth
+        let (floats, overflow) = (g.reductionLength + g.outputChannels).multipliedReportingOverflow(
+            by: g.batch * positions)
+        return g.batch > 1 && g.groups == 1 && (algorithm == .im2col || algorithm == .pointwise)
+            && positions <= batchedColumnsMaxPositions && !overflow && floats <= 1 << 24
     }
 
     /// Maps of up to 14 × 14 positions (Docs/performance.md); `APUS_BATCHED_COLUMNS_MAX`
