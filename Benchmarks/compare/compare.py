@@ -262,6 +262,10 @@ class Engine:
     def output_cmd(self, cfg: dict, out: Path) -> list:
         raise NotImplementedError
 
+    def takes(self, cfg: dict) -> bool:
+        """Whether this engine runs configuration `cfg` at all."""
+        return True
+
 
 class ApusEngine(Engine):
     # OPENBLAS_* variables the caller's environment had; removed from Apus's processes unless
@@ -269,9 +273,16 @@ class ApusEngine(Engine):
     # set nothing (a preset OPENBLAS_CORETYPE wins over Apus's choice by design).
     clear_openblas = True
 
-    def __init__(self, name: str, label: str, binary: Path):
+    def __init__(self, name: str, label: str, binary: Path, extra: list | None = None, batches_only: bool = False):
         super().__init__(name, label)
         self.binary = binary
+        # Options added to `apus bench` and `apus run` (`--batch-tail`), and whether the engine
+        # runs batches above 1 only (where those options change anything).
+        self.extra = extra or []
+        self.batches_only = batches_only
+
+    def takes(self, cfg) -> bool:
+        return not (self.batches_only and int(cfg["batch"]) == 1)
 
     def env(self) -> dict:
         return {"__clear__": [k for k in os.environ if k.startswith("OPENBLAS_")]} if self.clear_openblas else {}
@@ -279,11 +290,11 @@ class ApusEngine(Engine):
     def bench_cmd(self, cfg, seconds, warmup):
         return ([self.binary, "bench", cfg["apus_model"], "--threads", cfg["threads"], "--batch", cfg["batch"],
                  "--input", f"{cfg['input_name']}={cfg['input']}", "--warmup", warmup, "--seconds", seconds,
-                 "--json"], self.env())
+                 "--json", *self.extra], self.env())
 
     def run_output(self, cfg, out_dir: Path) -> Path:
         run([self.binary, "run", cfg["apus_model"], "--threads", cfg["threads"], "--input",
-             f"{cfg['input_name']}={cfg['input']}", "--output-dir", out_dir], stdout=subprocess.DEVNULL,
+             f"{cfg['input_name']}={cfg['input']}", "--output-dir", out_dir, *self.extra], stdout=subprocess.DEVNULL,
             env=merged_env(self.env()))
         safe = "".join(c if c.isalnum() or c in "_-." else "_" for c in cfg["output_name"])
         return out_dir / f"{safe}.npy"
@@ -348,7 +359,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3; quick 2)")
     parser.add_argument("--seconds", type=float, help="timed seconds per process (default 2; quick 0.5)")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--engines", default="apus,apus-native,ort,torch")
+    parser.add_argument("--engines", default="apus,apus-native,apus-tail,ort,torch",
+                        help="apus-tail: the default build with `--batch-tail`, batches above 1 only")
     parser.add_argument("--no-build", action="store_true", help="use the existing release binaries")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--wait-quiet", type=float, default=0,
@@ -381,14 +393,18 @@ def main() -> int:
 
     # Builds.
     engines: list[Engine] = []
+    binaries: dict[bool, Path] = {}
     for name in engines_wanted:
-        if name in ("apus", "apus-native"):
+        if name in ("apus", "apus-native", "apus-tail"):
             native = name == "apus-native"
-            if args.no_build:
-                binary = ROOT / (".build-native" if native else ".build") / "release" / "apus"
+            if native not in binaries:
+                binaries[native] = ROOT / (".build-native" if native else ".build") / "release" / "apus" \
+                    if args.no_build else build_apus(native)
+            binary = binaries[native]
+            if name == "apus-tail":
+                engines.append(ApusEngine(name, "Apus (batch tail)", binary, ["--batch-tail"], batches_only=True))
             else:
-                binary = build_apus(native)
-            engines.append(ApusEngine(name, "Apus (native)" if native else "Apus", binary))
+                engines.append(ApusEngine(name, "Apus (native)" if native else "Apus", binary))
         elif name == "ort":
             engines.append(PeerEngine("ort", "ONNX Runtime", sys.executable))
         elif name == "torch":
@@ -455,6 +471,8 @@ def main() -> int:
             seen.add(key)
             reference = np.load(cfg["reference"])
             for engine in engines:
+                if not engine.takes(cfg):
+                    continue
                 out_dir_engine = Path(tmp) / f"{engine.name}-{cfg['model']}-{cfg['batch']}"
                 out_dir_engine.mkdir()
                 try:
@@ -522,8 +540,9 @@ def main() -> int:
     samples: dict[tuple, dict] = {}
     for ci, cfg in enumerate(configs):
         for r in range(rounds):
-            shift = (r + ci) % len(engines)
-            order = engines[shift:] + engines[:shift]
+            taking = [e for e in engines if e.takes(cfg)]
+            shift = (r + ci) % len(taking)
+            order = taking[shift:] + taking[:shift]
             for engine in order:
                 cmd, env = engine.bench_cmd(cfg, seconds, args.warmup)
                 rtt = core_round_trip() if cfg["threads"] > 1 else float("nan")
@@ -549,6 +568,8 @@ def main() -> int:
     rows = []
     for cfg in configs:
         for engine in engines:
+            if not engine.takes(cfg):
+                continue
             key = (cfg["model"], cfg["batch"], cfg["threads"], engine.name)
             entry = samples[key]
             s = stats(entry["latencies"])
@@ -657,19 +678,21 @@ def make_plots(rows: list[dict], engines: list[Engine], out_dir: Path) -> list[s
     batches = sorted({r["batch"] for r in rows})
     threads = sorted({r["threads"] for r in rows})
     models = list(dict.fromkeys(r["model"] for r in rows))
-    colors = {"apus": "#1f77b4", "apus-native": "#6baed6", "ort": "#ff7f0e", "torch": "#d62728"}
+    colors = {"apus": "#1f77b4", "apus-native": "#6baed6", "apus-tail": "#2ca02c", "ort": "#ff7f0e",
+              "torch": "#d62728"}
     for batch in batches:
+        shown = [e for e in engines if any(r["engine"] == e.name and r["batch"] == batch for r in rows)]
         fig, axes = plt.subplots(1, len(threads), figsize=(5.5 * len(threads), 4.2), squeeze=False)
         for ax, t in zip(axes[0], threads):
-            width = 0.8 / len(engines)
-            for i, engine in enumerate(engines):
+            width = 0.8 / len(shown)
+            for i, engine in enumerate(shown):
                 meds, errs = [], []
                 for m in models:
                     row = next((r for r in rows if r["model"] == m and r["batch"] == batch and r["threads"] == t
                                 and r["engine"] == engine.name), None)
                     meds.append(row["median_ms"] if row else 0)
                     errs.append((row["p99_ms"] - row["median_ms"]) if row else 0)
-                xs = [j + (i - (len(engines) - 1) / 2) * width for j in range(len(models))]
+                xs = [j + (i - (len(shown) - 1) / 2) * width for j in range(len(models))]
                 ax.bar(xs, meds, width, yerr=[[0] * len(errs), errs], label=engine.label,
                        color=colors.get(engine.name), capsize=2)
             ax.set_xticks(range(len(models)))
@@ -738,7 +761,10 @@ def write_markdown(report: dict, engines: list[Engine], plots: list[str], out_di
               "runs of all rounds; cold start is the median over rounds; peak RSS is the largest VmHWM of the "
               "engine's processes (for the Python peers this includes the interpreter and the framework). "
               "Apus = `apus bench` of the release build with the default target (x86-64 baseline, SSE2) and "
-              "\"Apus (native)\" = built with `-Xswiftc -target-cpu -Xswiftc native`. ONNX Runtime: default graph "
+              "\"Apus (native)\" = built with `-Xswiftc -target-cpu -Xswiftc native`; \"Apus (batch tail)\" = the "
+              "default build with `--batch-tail` (batches above 1 only: the late layers on the whole batch, "
+              "opt-in because samples then equal their runs alone within rounding, not bitwise). "
+              "ONNX Runtime: default graph "
               "optimizations, intra_op_num_threads = threads, inter 1, sequential. PyTorch: eager, "
               "torch.set_num_threads(threads), no_grad, the torchvision module with the fixture's weights. "
               "Batch 1 uses the fixture's static ONNX file; larger batches a symbolic-batch export of the same "

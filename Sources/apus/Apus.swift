@@ -31,11 +31,12 @@ struct LoadOptions: ParsableArguments {
     @Option(help: "Preprocessing spec JSON (for models without one).")
     var preprocess: String?
 
-    func load() throws -> Model {
+    /// The model, with `batchTailBytes` for ``Model/Options/batchTailBytes``.
+    func load(batchTailBytes: Int = 0) throws -> Model {
         return try Model(
             contentsOf: URL(filePath: model), preprocessing: preprocess.map(readPreprocessSpec)?.spec,
             labels: labels.map(readLabels),
-            options: .init(threadCount: threads))
+            options: .init(threadCount: threads, batchTailBytes: batchTailBytes))
     }
 }
 
@@ -123,8 +124,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Folder for the outputs.")
     var outputDir: String = "."
 
+    @Flag(help: "Run a split batch's late layers on the whole batch, as `apus bench --batch-tail` does.")
+    var batchTail = false
+
     func run() throws {
-        let model = try load.load()
+        let model = try load.load(batchTailBytes: batchTail ? GraphRunner.Options.recommendedBatchTailBytes : 0)
         var feeds: [String: Tensor] = [:]
         for entry in inputs {
             guard let separator = entry.firstIndex(of: "=") else {
