@@ -95,12 +95,9 @@ final class BatchTail: Sendable {
             let tailReads = Set(tailNodes.flatMap(\.inputs))
             let prefixInputs = graph.inputs.filter { prefixReads.contains($0.name) }
             let tailGraphInputs = graph.inputs.filter { tailReads.contains($0.name) || graphOutputs.contains($0.name) }
+            let sampleDimensions: [Dimension] = fact.shape.dimensions.dropFirst().map { .fixed($0) }
             let crossingInfo = ValueInfo(
-                name: value, dtype: fact.dtype,
-                dimensions: [batchDimension]
-                    + fact.shape.dimensions.dropFirst().map {
-                        .fixed($0)
-                    })
+                name: value, dtype: fact.dtype, dimensions: [batchDimension] + sampleDimensions)
             var tailInitializers = graph.initializers
             tailInitializers.merge(constants) { first, _ in first }
             let prefixGraph = Graph(
