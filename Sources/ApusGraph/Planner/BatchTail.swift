@@ -61,7 +61,6 @@ final class BatchTail: Sendable {
             earliest -= 1
         }
         guard earliest < nodes.count else { return nil }
-        let graphInputs = Set(graph.inputs.map(\.name))
         let graphOutputs = Set(graph.outputs.map(\.name))
         // Producer node of every value.
         var producer: [String: Int] = [:]
@@ -111,8 +110,7 @@ final class BatchTail: Sendable {
             prefixOptions.batchTailBytes = 0
             var tailOptions = prefixOptions
             tailOptions.splitBatches = false
-            guard !graphInputs.contains(value),
-                let prefix = try? GraphRunner(graph: prefixGraph, options: prefixOptions),
+            guard let prefix = try? GraphRunner(graph: prefixGraph, options: prefixOptions),
                 let tail = try? GraphRunner(graph: tailGraph, options: tailOptions)
             else { continue }
             return BatchTail(

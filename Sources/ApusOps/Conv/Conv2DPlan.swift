@@ -621,7 +621,6 @@ public struct Conv2DPlan: Sendable {
         /// One tile of the product, then its columns copied to their images with the epilogue.
         struct Tiles: ParallelTasks {
             let plan: Conv2DPlan
-            let weights: UnsafePointer<Float>
             let matrix: UnsafePointer<Float>
             let product: UnsafeMutablePointer<Float>
             let operands: ConvOperands
@@ -637,6 +636,7 @@ public struct Conv2DPlan: Sendable {
                 if columnCount <= 0 || rowCount <= 0 { return }
                 let reduction = g.reductionLength
                 let tile = product + firstRow * width + firstColumn
+                let o = operands
                 if let packed = plan.packedWeights {
                     PackedGemm.multiply(
                         packed, firstRow: firstRow, rowCount: rowCount, n: columnCount, b: matrix + firstColumn,
@@ -644,10 +644,9 @@ public struct Conv2DPlan: Sendable {
                 } else {
                     BLAS.sgemm(
                         transposeA: false, transposeB: false, m: rowCount, n: columnCount, k: reduction, alpha: 1,
-                        a: weights + firstRow * reduction, lda: reduction, b: matrix + firstColumn, ldb: width,
+                        a: o.weights + firstRow * reduction, lda: reduction, b: matrix + firstColumn, ldb: width,
                         beta: 0, c: tile, ldc: width)
                 }
-                let o = operands
                 var column = firstColumn
                 while column < firstColumn + columnCount {
                     let image = column / positions
@@ -671,9 +670,9 @@ public struct Conv2DPlan: Sendable {
         let fill = Fill(geometry: g, pointwise: algorithm == .pointwise, input: input, matrix: matrix)
         context.parallelFor(g.batch * fill.chunks, fill)
         context.parallelFor(
-            rowTileCount * columnTileCount,
+            taskCount,
             Tiles(
-                plan: self, weights: weights, matrix: UnsafePointer(matrix), product: workspace + layout.product,
+                plan: self, matrix: UnsafePointer(matrix), product: workspace + layout.product,
                 operands: ConvOperands(
                     input: input, weights: weights, bias: bias, residual: residual, output: output,
                     activation: activation)))
