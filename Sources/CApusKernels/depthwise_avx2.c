@@ -8,6 +8,8 @@
 
 #include "avx2_common.h"
 
+#include <string.h>
+
 /// Residual (when given), then the activation, on one vector of sums.
 TARGET_AVX2 static ALWAYS_INLINE __m256 finish(__m256 acc, const float *residual, __m256i mask, int full,
                                                int activation, __m256 low, __m256 high) {
@@ -100,6 +102,208 @@ TARGET_AVX2 void apus_depthwise_plane_avx2(const apus_depthwise_plane_geometry *
     }
 }
 
+/// Floats of the channel kernel's scratch, on the stack (38 KiB: a 28 × 28 map at stride 2 with a
+/// 5 × 5 kernel fits).
+#define CHANNEL_FLOATS 9728
+
+/// The zero-padded map the channel kernel reads: `rows` × `columns` positions from row −pad_top,
+/// column −pad_left, each a vector of eight channels.
+typedef struct {
+    long rows, columns;
+} channel_layout;
+
+/// The channel layout of `g`, or 0 when the channel kernel does not take it: kernels of 1 to 7,
+/// stride 1 or 2, output maps of at most 14 × 14 whose padded map and sums fit the scratch.
+static int channel_layout_of(const apus_depthwise_geometry *g, channel_layout *c) {
+    if (g->kernel < 1 || g->kernel > 7 || (g->stride != 1 && g->stride != 2)) return 0;
+    if (g->output_height < 1 || g->output_width < 1 || g->output_height > 14 || g->output_width > 14) return 0;
+    if (g->input_height < 1 || g->input_width < 1 || g->pad_top < 0 || g->pad_left < 0) return 0;
+    if (g->input_height > CHANNEL_FLOATS || g->input_width > CHANNEL_FLOATS) return 0;
+    c->rows = (g->output_height - 1) * g->stride + g->kernel;
+    c->columns = (g->output_width - 1) * g->stride + g->kernel;
+    return 8 * (c->rows * c->columns + g->output_height * g->output_width) <= CHANNEL_FLOATS &&
+           g->input_height * g->input_width <= CHANNEL_FLOATS / 8;
+}
+
+int apus_depthwise_channels_supported(const apus_depthwise_geometry *g) {
+    channel_layout c;
+    return channel_layout_of(g, &c);
+}
+
+/// Transposes eight vectors in place: afterwards `v[j]` lane `i` is what `v[i]` lane `j` was.
+TARGET_AVX2 static ALWAYS_INLINE void transpose8(__m256 v[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+    }
+    // u[4b + c], each 128-bit half: column c (low half) or 4 + c (high half) of rows 4b ..< 4b + 4.
+    for (int b = 0; b < 2; b++) {
+        u[4 * b] = _mm256_shuffle_ps(t[4 * b], t[4 * b + 2], 0x44);
+        u[4 * b + 1] = _mm256_shuffle_ps(t[4 * b], t[4 * b + 2], 0xEE);
+        u[4 * b + 2] = _mm256_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0x44);
+        u[4 * b + 3] = _mm256_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        v[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+        v[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+}
+
+/// Loads floats `column ..< column + 8` of the eight rows `first + i · rowStride` (those at
+/// `valid` or past it as zero), transposed: `v[j]` holds float `column + j` of every row.
+TARGET_AVX2 static ALWAYS_INLINE void load_transposed(const float *first, long rowStride, long column, long valid,
+                                                      __m256 v[8]) {
+    if (column + 8 <= valid) {
+        for (int i = 0; i < 8; i++) v[i] = _mm256_loadu_ps(first + i * rowStride + column);
+    } else {
+        const __m256i mask = lanes_inside(column, valid);
+        for (int i = 0; i < 8; i++) v[i] = _mm256_maskload_ps(first + i * rowStride + column, mask);
+    }
+    transpose8(v);
+}
+
+/// `R` outputs of the flattened output plane from position `p0` on (past its end the last one
+/// again, never stored), each the sum of bias, then the taps in (ky, kx) order, one fused
+/// multiply-add each, into `sums` (one vector of eight channels per position).
+TARGET_AVX2 static ALWAYS_INLINE void channel_block(const int K, const int S, const int R, long k, long outW,
+                                                    long outPlane, long columns, const float *map,
+                                                    const __m256 *weights, __m256 b, long p0, float *sums) {
+    const float *base[8];
+    __m256 acc[8];
+    for (int j = 0; j < R; j++) {
+        long p = p0 + j < outPlane ? p0 + j : outPlane - 1;
+        base[j] = map + 8 * ((p / outW) * S * columns + (p % outW) * S);
+        acc[j] = b;
+    }
+    for (long ky = 0; ky < (K ? K : k); ky++) {
+        for (long kx = 0; kx < (K ? K : k); kx++) {
+            const __m256 w = weights[ky * (K ? K : k) + kx];
+            const long offset = 8 * (ky * columns + kx);
+            for (int j = 0; j < R; j++) acc[j] = _mm256_fmadd_ps(w, _mm256_load_ps(base[j] + offset), acc[j]);
+        }
+    }
+    for (int j = 0; j < R && p0 + j < outPlane; j++) _mm256_store_ps(sums + 8 * (p0 + j), acc[j]);
+}
+
+/// Eight planes of consecutive channels (`in`, `out`, `residual` at the first; `w` and `bias` at
+/// its channel) through the channel kernel: the planes become one zero-padded map of eight-lane
+/// vectors, one lane per plane (an 8 × 8 transpose per eight positions), so that a tap is one
+/// aligned load and one fused multiply-add for eight outputs, eight outputs in flight; the sums go
+/// back to planes through the same transpose, then residual and activation. The same operations
+/// in the same order as `apus_depthwise_plane_avx2`, so the same bits.
+TARGET_AVX2 static ALWAYS_INLINE void channel_group(const int K, const int S, const int ACT,
+                                                    const apus_depthwise_geometry *g, const channel_layout *c,
+                                                    const int *offsets, float *scratch, const float *in,
+                                                    const float *w, const float *bias, float *out,
+                                                    const float *residual, __m256 low, __m256 high) {
+    const long k = K ? K : g->kernel;
+    const long taps = k * k, inPlane = g->input_height * g->input_width;
+    const long outW = g->output_width, outPlane = g->output_height * outW;
+    float *map = scratch, *sums = scratch + 8 * c->rows * c->columns;
+    __m256 v[8];
+    for (long s0 = 0; s0 < inPlane; s0 += 8) {
+        load_transposed(in, inPlane, s0, inPlane, v);
+        for (int j = 0; j < 8 && s0 + j < inPlane; j++) {
+            if (offsets[s0 + j] >= 0) _mm256_store_ps(map + 8 * offsets[s0 + j], v[j]);
+        }
+    }
+    __m256 weights[56];
+    for (long t0 = 0; t0 < taps; t0 += 8) {
+        load_transposed(w, taps, t0, taps, v);
+        for (int j = 0; j < 8 && t0 + j < taps; j++) weights[t0 + j] = v[j];
+    }
+    const __m256 b = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+    long p0 = 0;
+    for (; p0 + 8 <= outPlane; p0 += 8) channel_block(K, S, 8, k, outW, outPlane, c->columns, map, weights, b, p0, sums);
+    if (outPlane - p0 > 4) {
+        channel_block(K, S, 8, k, outW, outPlane, c->columns, map, weights, b, p0, sums);
+    } else if (outPlane > p0) {
+        channel_block(K, S, 4, k, outW, outPlane, c->columns, map, weights, b, p0, sums);
+    }
+    // Back to planes: eight positions of the eight planes per transpose.
+    for (long s0 = 0; s0 < outPlane; s0 += 8) {
+        const long n = outPlane - s0 < 8 ? outPlane - s0 : 8;
+        for (int j = 0; j < 8; j++) v[j] = j < n ? _mm256_load_ps(sums + 8 * (s0 + j)) : _mm256_setzero_ps();
+        transpose8(v);
+        const __m256i mask = lanes_inside(0, n);
+        for (int i = 0; i < 8; i++) {
+            float *o = out + i * outPlane + s0;
+            __m256 value = v[i];
+            if (residual) {
+                const float *r = residual + i * outPlane + s0;
+                value = _mm256_add_ps(value, n == 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, mask));
+            }
+            value = activate8(ACT, value, low, high);
+            if (n == 8) {
+                _mm256_storeu_ps(o, value);
+            } else {
+                _mm256_maskstore_ps(o, mask, value);
+            }
+        }
+    }
+}
+
+/// The groups of one call with the kernel size, stride and activation fixed.
+TARGET_AVX2 static ALWAYS_INLINE void channel_groups(const int K, const int S, const int ACT,
+                                                     const apus_depthwise_geometry *g, const channel_layout *c,
+                                                     const int *offsets, float *scratch, const float *input,
+                                                     const float *weights, long channels, long first, long groups,
+                                                     float *output, const apus_gemm_epilogue *e) {
+    const long inPlane = g->input_height * g->input_width, outPlane = g->output_height * g->output_width;
+    const long taps = g->kernel * g->kernel;
+    const __m256 low = _mm256_set1_ps(e->low), high = _mm256_set1_ps(e->high);
+    for (long t = first; t < first + 8 * groups; t += 8) {
+        const long channel = t % channels;
+        channel_group(K, S, ACT, g, c, offsets, scratch, input + t * inPlane, weights + channel * taps,
+                      e->bias ? e->bias + channel : NULL, output + t * outPlane,
+                      e->residual ? e->residual + t * outPlane : NULL, low, high);
+    }
+}
+
+#define CHANNEL_GROUPS_OF(K, S, ACT)                                                                                   \
+    channel_groups(K, S, ACT, g, &layout, offsets, scratch, input, weights, channels, first, groups, output, &e)
+
+/// `CHANNEL_GROUPS_OF` with the activation fixed.
+#define CHANNEL_GROUPS_BY_ACTIVATION(K, S)                                                                             \
+    switch (e.activation) {                                                                                            \
+    case APUS_GEMM_RELU: CHANNEL_GROUPS_OF(K, S, APUS_GEMM_RELU); break;                                               \
+    case APUS_GEMM_CLIP: CHANNEL_GROUPS_OF(K, S, APUS_GEMM_CLIP); break;                                               \
+    case APUS_GEMM_SIGMOID: CHANNEL_GROUPS_OF(K, S, APUS_GEMM_SIGMOID); break;                                         \
+    case APUS_GEMM_SILU: CHANNEL_GROUPS_OF(K, S, APUS_GEMM_SILU); break;                                               \
+    default: CHANNEL_GROUPS_OF(K, S, APUS_GEMM_NONE); break;                                                           \
+    }
+
+TARGET_AVX2 void apus_depthwise_channels_avx2(const apus_depthwise_geometry *g, const float *input,
+                                              const float *weights, long channels, long first, long groups,
+                                              float *output, const apus_gemm_epilogue *epilogue) {
+    channel_layout layout;
+    if (groups <= 0 || !channel_layout_of(g, &layout)) return;
+    const apus_gemm_epilogue e = epilogue ? *epilogue : (apus_gemm_epilogue){0};
+    float scratch[CHANNEL_FLOATS] __attribute__((aligned(32)));
+    // Zeroed once: the padding sits at the same places for every group; and where each input
+    // position goes in the padded map (−1: no output reads it).
+    memset(scratch, 0, sizeof(float) * (size_t)(8 * layout.rows * layout.columns));
+    int offsets[CHANNEL_FLOATS / 8];
+    const long inPlane = g->input_height * g->input_width;
+    for (long s = 0; s < inPlane; s++) {
+        long y = s / g->input_width + g->pad_top, x = s % g->input_width + g->pad_left;
+        offsets[s] = y < layout.rows && x < layout.columns ? (int)(y * layout.columns + x) : -1;
+    }
+    if (g->stride == 1) {
+        switch (g->kernel) {
+        case 3: CHANNEL_GROUPS_BY_ACTIVATION(3, 1) return;
+        case 5: CHANNEL_GROUPS_BY_ACTIVATION(5, 1) return;
+        default: CHANNEL_GROUPS_BY_ACTIVATION(0, 1) return;
+        }
+    }
+    switch (g->kernel) {
+    case 3: CHANNEL_GROUPS_BY_ACTIVATION(3, 2) return;
+    case 5: CHANNEL_GROUPS_BY_ACTIVATION(5, 2) return;
+    default: CHANNEL_GROUPS_BY_ACTIVATION(0, 2) return;
+    }
+}
+
 #else
 
 int apus_depthwise_plane_supported(const apus_depthwise_plane_geometry *g) {
@@ -112,6 +316,17 @@ void apus_depthwise_plane_avx2(const apus_depthwise_plane_geometry *g, const flo
                                float low, float high) {
     (void)g; (void)plane; (void)first; (void)count; (void)weights; (void)bias; (void)residual; (void)output;
     (void)activation; (void)low; (void)high;
+}
+
+int apus_depthwise_channels_supported(const apus_depthwise_geometry *g) {
+    (void)g;
+    return 0;
+}
+
+void apus_depthwise_channels_avx2(const apus_depthwise_geometry *g, const float *input, const float *weights,
+                                  long channels, long first, long groups, float *output,
+                                  const apus_gemm_epilogue *epilogue) {
+    (void)g; (void)input; (void)weights; (void)channels; (void)first; (void)groups; (void)output; (void)epilogue;
 }
 
 #endif

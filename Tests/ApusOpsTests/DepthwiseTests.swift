@@ -150,6 +150,96 @@ import Testing
         }
     }
 
+    /// The AVX2 channel kernel (eight planes of a small map at a time) gives the bits of the AVX2
+    /// row kernel, plane by plane: every plane of a range through ``DepthwiseConv2D/AVX2Channels``
+    /// (which sends planes outside whole groups to the row kernel) against every plane through the
+    /// row kernel alone. Odd sizes, asymmetric padding, 44 channels (five groups and four planes
+    /// left over per image), ranges starting inside a group and crossing images, NaN, infinities
+    /// and zeros of both signs among the inputs, residual and every activation the kernel applies.
+    @Test(
+        .enabled(if: DepthwiseConv2D.usesAVX2Rows),
+        arguments: [
+            (7, 7, 3, 1), (7, 7, 5, 1), (14, 14, 3, 2), (14, 14, 5, 2), (14, 14, 5, 1), (14, 14, 3, 1), (9, 13, 3, 1),
+            (13, 11, 5, 2), (5, 6, 3, 1), (28, 28, 5, 2), (27, 27, 3, 2), (1, 1, 3, 1),
+        ])
+    func avx2ChannelKernelIsBitwiseTheRowKernel(_ shape: (Int, Int, Int, Int)) {
+        let (h, w, k, s) = shape
+        let channels = 44
+        let images = 2
+        let planes = images * channels
+        for pads in [(k / 2, k / 2, k / 2, k / 2), (0, k - 1, k / 2, 0)] {
+            let g = geometry(
+                n: images, c: channels, h: h, w: w, m: channels, groups: channels, k: (k, k), stride: (s, s),
+                pads: pads)
+            guard g.outputHeight >= 1, g.outputWidth >= 1 else { continue }
+            let outPlane = g.outputHeight * g.outputWidth
+            var random = TestRandom(seed: 13)
+            var input = random.array(planes * h * w)
+            for i in stride(from: 3, to: input.count, by: 37) { input[i] = [.nan, .infinity, -0.0, 0][i % 4] }
+            let weights = random.array(channels * k * k)
+            let bias = random.array(channels).enumerated().map { $0.offset % 5 == 0 ? -0.0 : $0.element }
+            let residual = random.array(planes * outPlane)
+            let layout = DepthwiseLayout(geometry: g)
+            for (withResidual, activation) in [
+                (false, FusedActivation.none), (true, .relu), (false, .clip(min: -0.5, max: 0.5)), (true, .silu),
+                (false, .sigmoid),
+            ] {
+                guard let channelKernel = DepthwiseConv2D.AVX2Channels(geometry: g, activation: activation) else {
+                    Issue.record("no AVX2 channel kernel for \(g)")
+                    continue
+                }
+                var grouped = [Float](repeating: .nan, count: residual.count)
+                var alone = grouped
+                var scratch = [Float](repeating: 0, count: layout.planeElementCount)
+                var grouping = 0
+                input.withUnsafeBufferPointer { x in
+                    weights.withUnsafeBufferPointer { wt in
+                        bias.withUnsafeBufferPointer { b in
+                            residual.withUnsafeBufferPointer { r in
+                                scratch.withUnsafeMutableBufferPointer { sc in
+                                    let rp = withResidual ? r.baseAddress : nil
+                                    DepthwiseConv2D.clearPlane(layout: layout, scratch: sc.baseAddress!)
+                                    func rowKernel(_ plane: Int, _ out: UnsafeMutablePointer<Float>) {
+                                        let channel = plane % channels
+                                        DepthwiseConv2D.runChannel(
+                                            layout: layout, input: x.baseAddress! + plane * h * w,
+                                            weights: wt.baseAddress! + channel * k * k, bias: b[channel],
+                                            residual: rp.map { $0 + plane * outPlane }, output: out + plane * outPlane,
+                                            activation: activation, scratch: sc.baseAddress!, avx2: true)
+                                    }
+                                    grouped.withUnsafeMutableBufferPointer { out in
+                                        // Three ranges: one ending inside a group, one starting there
+                                        // and crossing into the second image, the rest.
+                                        for range in [0..<13, 13..<61, 61..<planes] {
+                                            channelKernel.run(
+                                                planes: range, channels: channels, input: x.baseAddress!,
+                                                weights: wt.baseAddress!, bias: b.baseAddress, residual: rp,
+                                                output: out.baseAddress!
+                                            ) { plane in
+                                                grouping += 1
+                                                rowKernel(plane, out.baseAddress!)
+                                            }
+                                        }
+                                    }
+                                    alone.withUnsafeMutableBufferPointer { out in
+                                        for plane in 0..<planes { rowKernel(plane, out.baseAddress!) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                // Alone (planes): 8..<13 and 13..<16 (the cut at 13), 40..<44 (image 1's last four
+                // channels), 60 (the cut at 61 inside image 2's channels 16..<24), 61..<68 (up to
+                // image 2's channel 24), 84..<88.
+                #expect(grouping == 5 + 3 + 4 + 1 + 7 + 4, "\(g): \(grouping) planes outside whole groups")
+                let differing = zip(grouped, alone).filter { $0.bitPattern != $1.bitPattern }.count
+                #expect(differing == 0, "\(g) \(activation) residual \(withResidual): \(differing) outputs differ")
+                #expect(grouped.contains { !$0.isNaN }, "\(g): outputs left unwritten")
+            }
+        }
+    }
+
     /// The specialised kernels (stride-1 and stride-2 rows, 5 × 5 bands, channel groups) give the
     /// bits of the table-driven kernel on every geometry they take: widths around one and two
     /// vectors and the model widths, heights around the row kernels' groups of rows, asymmetric

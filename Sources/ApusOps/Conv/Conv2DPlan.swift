@@ -847,20 +847,36 @@ public struct Conv2DPlan: Sendable {
         struct Workers: ParallelSlotRanges {
             let plan: Conv2DPlan
             let operands: ConvOperands
+            let channelKernel: DepthwiseConv2D.AVX2Channels?
 
             func run(_ range: Range<Int>, scratch: UnsafeMutableRawPointer) {
                 let plane = scratch.assumingMemoryBound(to: Float.self)
                 DepthwiseConv2D.clearPlane(layout: DepthwiseLayout(geometry: plan.geometry), scratch: plane)
                 let o = operands
-                for task in range {
+                guard let channelKernel else {
+                    for task in range {
+                        plan.runDepthwise(
+                            task: task, input: o.input, weights: o.weights, bias: o.bias, residual: o.residual,
+                            output: o.output, activation: o.activation, scratch: plane)
+                    }
+                    return
+                }
+                channelKernel.run(
+                    planes: range, channels: plan.geometry.outputChannels, input: o.input, weights: o.weights,
+                    bias: o.bias, residual: o.residual, output: o.output
+                ) { task in
                     plan.runDepthwise(
                         task: task, input: o.input, weights: o.weights, bias: o.bias, residual: o.residual,
                         output: o.output, activation: o.activation, scratch: plane)
                 }
             }
         }
+        let channelKernel =
+            DepthwiseConv2D.usesAVX2Channels
+            ? DepthwiseConv2D.AVX2Channels(geometry: geometry, activation: activation) : nil
         context.parallelFor(
-            tasks, slotByteCount: (slotByteCount + 63) / 64 * 64, Workers(plan: self, operands: operands))
+            tasks, slotByteCount: (slotByteCount + 63) / 64 * 64,
+            Workers(plan: self, operands: operands, channelKernel: channelKernel))
     }
 
     /// One (group, row tile, column tile) of one image for the sgemm-based paths.

@@ -173,6 +173,76 @@ enum DepthwiseConv2D {
         }
     }
 
+    /// Whether depthwise layers on small maps take the AVX2 channel kernel
+    /// (``AVX2Channels``): the AVX2 row kernel is in use and `APUS_DEPTHWISE_CHANNELS` is not `0`.
+    static let usesAVX2Channels: Bool = {
+        if let value = getenv("APUS_DEPTHWISE_CHANNELS"), String(cString: value) == "0" { return false }
+        return usesAVX2Rows
+    }()
+
+    /// Eight channels at a time through the AVX2 channel kernel (`apus_depthwise_channels_avx2`),
+    /// for output maps of at most 14 × 14, where a plane is a few vectors and the row kernel's
+    /// per-channel plane copy and partial vectors dominate: eight planes become one padded map of
+    /// eight-lane vectors (one lane per channel), so every lane of every load and fused multiply-add
+    /// is an output. The same bits as ``AVX2Rows``.
+    struct AVX2Channels {
+        var geometry: apus_depthwise_geometry
+        var epilogue: apus_gemm_epilogue
+
+        /// Channels per group.
+        static let groupSize = 8
+
+        /// The kernel for `g` with `activation`, or `nil` when it does not take them: what
+        /// ``AVX2Rows`` takes (3 × 3 or 5 × 5, stride 1 or 2, no dilation, an activation applied in
+        /// registers), so that a plane has the same bits whichever of the two computes it (and a
+        /// thread count, which moves the ranges' ends, changes nothing), on an output map the C
+        /// kernel supports.
+        init?(geometry g: Conv2DGeometry, activation: FusedActivation) {
+            guard g.kernelHeight == g.kernelWidth, g.kernelHeight == 3 || g.kernelHeight == 5,
+                g.strideHeight == g.strideWidth, g.dilationHeight == 1, g.dilationWidth == 1
+            else { return nil }
+            let (code, low, high, rest) = PackedGemm.kernelActivation(activation)
+            guard rest == .none else { return nil }
+            geometry = apus_depthwise_geometry(
+                input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
+                output_width: g.outputWidth, kernel: g.kernelHeight, stride: g.strideHeight, pad_top: g.padTop,
+                pad_left: g.padLeft)
+            guard apus_depthwise_channels_supported(&geometry) != 0 else { return nil }
+            epilogue = apus_gemm_epilogue(
+                bias: nil, residual: nil, residual_stride: 0, activation: code, low: low, high: high)
+        }
+
+        /// Convolves the planes `planes` ((image, channel) pairs, channel fastest; `channels` per
+        /// image): every run of whole groups (eight channels from a multiple of 8, inside one
+        /// image) through the channel kernel, and each other plane through `single`.
+        func run(
+            planes: Range<Int>, channels: Int, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+            bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+            single: (Int) -> Void
+        ) {
+            let size = Self.groupSize
+            // The end of the last whole group of an image, counted from its first channel.
+            let groupedChannels = channels / size * size
+            var geometry = geometry
+            var epilogue = epilogue
+            epilogue.bias = bias
+            epilogue.residual = residual
+            var plane = planes.lowerBound
+            while plane < planes.upperBound {
+                let channel = plane % channels
+                let count = min(planes.upperBound - plane, groupedChannels - channel) / size * size
+                if channel % size == 0 && count > 0 {
+                    apus_depthwise_channels_avx2(
+                        &geometry, input, weights, channels, plane, count / size, output, &epilogue)
+                    plane += count
+                } else {
+                    single(plane)
+                    plane += 1
+                }
+            }
+        }
+    }
+
     /// The plane and output rows of one channel, specialized per activation and, for the common
     /// kernels, per kernel size and stride.
     private static func kernel<A: VectorActivation>(

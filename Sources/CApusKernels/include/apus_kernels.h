@@ -173,6 +173,23 @@ void apus_depthwise_plane_avx2(
     const apus_depthwise_plane_geometry *g, const float *plane, long first, long count, const float *weights,
     float bias, const float *residual, float *output, int activation, float low, float high);
 
+/// Whether `apus_depthwise_channels_avx2` takes `g`: kernel 1 to 7, stride 1 or 2, output maps of
+/// at most 14 × 14 (and padded maps that fit its 38 KiB of stack scratch).
+int apus_depthwise_channels_supported(const apus_depthwise_geometry *g);
+
+/// Depthwise planes `first ..< first + 8 · groups` (image-major, `channels` per image) in groups of
+/// eight consecutive channels, each group starting at a channel that is a multiple of 8 and
+/// ending inside its image: plane `t` is channel `t % channels`, its input `input + t · input
+/// plane`, its weights `weights + channel · kernel²`. Each output is the epilogue's `bias[channel]`
+/// (or 0) plus the taps in (ky, kx) order, one fused multiply-add each (padding as zeros), then the
+/// residual (planes laid out like `output`; `residual_stride` ignored) and the activation: the
+/// bits of `apus_depthwise_plane_avx2`. For small maps, where a plane is a few vectors; nothing
+/// happens for a geometry `apus_depthwise_channels_supported` rejects. AVX2 and FMA: call only
+/// when the CPU and OS support them.
+void apus_depthwise_channels_avx2(
+    const apus_depthwise_geometry *g, const float *input, const float *weights, long channels, long first,
+    long groups, float *output, const apus_gemm_epilogue *epilogue);
+
 /// Direct convolution of one image with few input channels (a network's stem, where im2col's
 /// reduction of `inputChannels · kernel²` is too short for the GEMM kernel): output channels
 /// `firstChannel ..< firstChannel + channelCount` of `output` (planes of output_height ×
