@@ -65,4 +65,24 @@ TARGET_AVX2 static ALWAYS_INLINE __m256 activate8(int ACT, __m256 v, __m256 low,
     }
 }
 
+/// Transposes eight vectors in place: afterwards `v[j]` lane `i` is what `v[i]` lane `j` was.
+TARGET_AVX2_NO_FMA static ALWAYS_INLINE void transpose8(__m256 v[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+    }
+    // u[4b + c], each 128-bit half: column c (low half) or 4 + c (high half) of rows 4b ..< 4b + 4.
+    for (int b = 0; b < 2; b++) {
+        u[4 * b] = _mm256_shuffle_ps(t[4 * b], t[4 * b + 2], 0x44);
+        u[4 * b + 1] = _mm256_shuffle_ps(t[4 * b], t[4 * b + 2], 0xEE);
+        u[4 * b + 2] = _mm256_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0x44);
+        u[4 * b + 3] = _mm256_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        v[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+        v[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+}
+
 #endif

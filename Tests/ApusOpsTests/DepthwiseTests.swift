@@ -341,26 +341,32 @@ import Testing
         #expect(DirectConvKernel(geometry(c: 2, h: 512, w: 512, m: 2, groups: 2, k: (7, 7), pads: (3, 3, 3, 3))) != nil)
     }
 
-    /// The stem kernel (at most four input channels) on network stems and awkward shapes:
-    /// output-channel counts that leave a partial block of eight, stride 1 and 2, padding, two
-    /// images, residual and activations, 1 and 2 threads.
+    /// Layers with at most four input channels take the direct path when the plan has the
+    /// weights and a kernel for it runs here (AVX-512's, or the AVX2 one with output channels in
+    /// the lanes): stems, output channel counts that fill one or two vectors of a 16-channel pass
+    /// or leave a partial one, rows wider than the AVX2 kernel's chunk (600 → 300 columns), maps
+    /// narrower than a vector, padding on one side only, with and without bias.
     @Test func fewInputChannelsMatchReference() {
-        let shapes: [(c: Int, m: Int, size: Int, k: Int, stride: Int, pads: (Int, Int, Int, Int))] = [
-            (3, 32, 224, 3, 2, (1, 1, 1, 1)), (3, 64, 64, 7, 2, (3, 3, 3, 3)), (1, 5, 17, 5, 1, (2, 2, 2, 2)),
-            (4, 13, 15, 3, 1, (1, 1, 1, 1)), (2, 9, 9, 3, 2, (0, 0, 1, 1)), (3, 8, 7, 1, 1, (0, 0, 0, 0)),
+        let shapes: [(c: Int, m: Int, h: Int, w: Int, k: Int, stride: Int, pads: (Int, Int, Int, Int))] = [
+            (3, 32, 224, 224, 3, 2, (1, 1, 1, 1)), (3, 64, 64, 64, 7, 2, (3, 3, 3, 3)),
+            (1, 5, 17, 17, 5, 1, (2, 2, 2, 2)),
+            (4, 13, 15, 15, 5, 1, (2, 2, 2, 2)), (2, 9, 9, 9, 3, 2, (0, 0, 1, 1)), (3, 8, 7, 7, 1, 1, (0, 0, 0, 0)),
+            (3, 40, 9, 600, 7, 2, (3, 3, 3, 3)), (3, 24, 11, 13, 4, 4, (0, 0, 0, 0)), (2, 17, 6, 5, 3, 1, (0, 2, 2, 0)),
         ]
         for shape in shapes {
             let g = geometry(
-                n: 2, c: shape.c, h: shape.size, w: shape.size, m: shape.m, k: (shape.k, shape.k),
+                n: 2, c: shape.c, h: shape.h, w: shape.w, m: shape.m, k: (shape.k, shape.k),
                 stride: (shape.stride, shape.stride), pads: shape.pads)
-            for (residual, activation) in [
-                (false, FusedActivation.relu), (true, .none), (false, .silu), (false, .hardSwish),
+            for (bias, residual, activation) in [
+                (true, false, FusedActivation.relu), (true, true, .none), (false, false, .silu),
+                (true, false, .hardSwish), (true, true, .clip(min: -0.5, max: 0.5)),
             ] {
-                let c = ConvCase(geometry: g, residual: residual, activation: activation)
-                let (fast, reference, plan) = runConv(c)
-                #expect((plan.algorithm == .direct) == PackedGemm.hasAVX512, "\(c)")
+                let c = ConvCase(geometry: g, bias: bias, residual: residual, activation: activation)
+                let (fast, reference, plan) = runConv(c, planWithWeights: true)
+                #expect((plan.algorithm == .direct) == (PackedGemm.hasAVX512 || AVX2StemKernel.isEnabled), "\(c)")
+                if !PackedGemm.hasAVX512 && AVX2StemKernel.isEnabled { #expect(plan.stemKernel != nil, "\(c)") }
                 expectClose(fast, reference, reduction: shape.c * shape.k * shape.k, "\(c)")
-                let two = runConv(c, threads: 2)
+                let two = runConv(c, threads: 2, planWithWeights: true)
                 #expect(fast.map(\.bitPattern) == two.fast.map(\.bitPattern), "\(c)")
             }
         }

@@ -28,8 +28,9 @@ public struct Conv2DPlan: Sendable {
         /// Winograd F(4×4, 3×3): transformed input tiles, 36 sgemm calls, transformed back
         /// (3×3, stride 1, undilated, ungrouped; needs the weights when the plan is made).
         case winograd
-        /// Direct convolution in AVX-512, eight output channels per pass, for layers with at most
-        /// four input channels (a network's stem; see ``DirectConvKernel``).
+        /// Direct convolution for layers with at most four input channels (a network's stem): in
+        /// AVX-512, eight output channels per pass (``DirectConvKernel``), or without AVX-512 in
+        /// AVX2 with 16 output channels in the lanes (``AVX2StemKernel``, needs the weights).
         case direct
     }
 
@@ -49,7 +50,7 @@ public struct Conv2DPlan: Sendable {
     let winogradWeights: WinogradWeights?
     /// Whether ``run(input:weights:bias:residual:output:activation:context:)`` reads only the
     /// plan's own packed or transformed weights, never the `weights` it is passed.
-    public var readsOwnWeights: Bool { packedWeights != nil || winogradWeights != nil }
+    public var readsOwnWeights: Bool { packedWeights != nil || winogradWeights != nil || stemKernel != nil }
     /// Whether the plan reads prepacked weights in place (`prepacked` was given and fits).
     public let usesPrepackedWeights: Bool
 
@@ -69,6 +70,9 @@ public struct Conv2DPlan: Sendable {
     let vectorKernel: DirectConvKernel?
     /// The input layout of the ``Algorithm/taps`` path.
     let tapPlanes: TapPlanes?
+    /// The AVX2 kernel of the ``Algorithm/direct`` path, with its packed weights, on CPUs without
+    /// AVX-512.
+    let stemKernel: AVX2StemKernel?
 
     /// Plans `geometry`; `algorithm` overrides the choice (tests use it to force a path that the
     /// geometry allows: ``Algorithm/pointwise`` needs ``Conv2DGeometry/isPointwise``,
@@ -110,7 +114,11 @@ public struct Conv2DPlan: Sendable {
         tapPlanes = chosen == .taps ? TapPlanes(geometry: geometry) : nil
         vectorKernel =
             fewChannelsKernel ?? (chosen == .depthwise || chosen == .direct ? DirectConvKernel(geometry) : nil)
-        precondition(chosen != .direct || vectorKernel != nil, "direct path on a geometry its kernel does not take")
+        stemKernel =
+            chosen == .direct && vectorKernel == nil ? weights.flatMap { AVX2StemKernel(geometry, weights: $0) } : nil
+        precondition(
+            chosen != .direct || vectorKernel != nil || stemKernel != nil,
+            "direct path on a geometry its kernels do not take, or without weights")
         let layout =
             weights == nil
             ? nil
@@ -167,7 +175,10 @@ public struct Conv2DPlan: Sendable {
     ) {
         if hasWeights && prefersWinograd(g) { return (.winograd, nil) }
         if g.isDepthwise { return (.depthwise, nil) }
-        if DirectConvKernel.suitsFewChannels(g), let kernel = DirectConvKernel(g) { return (.direct, kernel) }
+        if DirectConvKernel.suitsFewChannels(g) {
+            if let kernel = DirectConvKernel(g) { return (.direct, kernel) }
+            if hasWeights && AVX2StemKernel.takes(g) { return (.direct, nil) }
+        }
         if g.isPointwise { return (.pointwise, nil) }
         // The tap planes are copied by AVX-512 code; without it, by scalar code (mobilenet_v2's stem
         // 0.90 → 1.19 ms on a Zen 3 against im2col).
@@ -417,7 +428,8 @@ public struct Conv2DPlan: Sendable {
         case .depthwise: geometry.batch * geometry.outputChannels
         case .pointwise, .im2col, .taps: geometry.groups * rowTileCount * columnTileCount
         case .winograd: WinogradConv2D.positions
-        case .direct: geometry.batch * DirectConvKernel.passCount(geometry)
+        case .direct:
+            stemKernel?.taskCount(batch: geometry.batch) ?? geometry.batch * DirectConvKernel.passCount(geometry)
         }
     }
 
@@ -786,6 +798,22 @@ public struct Conv2DPlan: Sendable {
         residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
         context: ComputeContext
     ) {
+        if let stemKernel {
+            struct Rows: ParallelTasks {
+                let kernel: AVX2StemKernel
+                let operands: ConvOperands
+
+                func run(_ task: Int) { kernel.run(task: task, operands: operands) }
+            }
+            context.parallelFor(
+                stemKernel.taskCount(batch: geometry.batch),
+                Rows(
+                    kernel: stemKernel,
+                    operands: ConvOperands(
+                        input: input, weights: weights, bias: bias, residual: residual, output: output,
+                        activation: activation)))
+            return
+        }
         guard let vectorKernel else { return }
         let g = geometry
         let passes = DirectConvKernel.passCount(g)

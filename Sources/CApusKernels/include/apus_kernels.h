@@ -202,6 +202,43 @@ void apus_direct_conv_avx512(
     const apus_depthwise_geometry *g, const void *table, const float *input, long inputChannels, const float *weights,
     long firstChannel, long channelCount, float *output, const apus_gemm_epilogue *epilogue);
 
+/// The shape of a convolution with few input channels for `apus_stem_avx2`: square `kernel`, square
+/// `stride`, no dilation, one group; zero padding `pad_top` rows above and `pad_left` columns left
+/// (the bottom and right padding follow from the output size).
+typedef struct {
+    long input_channels;
+    long input_height;
+    long input_width;
+    long output_channels;
+    long output_height;
+    long output_width;
+    long kernel;
+    long stride;
+    long pad_top;
+    long pad_left;
+} apus_stem_geometry;
+
+/// Whether `apus_stem_avx2` takes `g`: 1 to 4 input channels, kernel 1 to 11, stride 1 to 4, and
+/// the padded input rows of at least one output column (with its sums) within its 48 KiB of stack.
+int apus_stem_supported(const apus_stem_geometry *g);
+
+/// Floats of `g`'s weights packed by `apus_stem_pack`.
+size_t apus_stem_packed_floats(const apus_stem_geometry *g);
+
+/// Packs `weights` ([output channel][input channel][kernel][kernel]) for `apus_stem_avx2`: passes of
+/// 16 output channels, each [input channel][ky][kx][16 lanes], channels past the last as zeros.
+void apus_stem_pack(const apus_stem_geometry *g, const float *weights, float *packed);
+
+/// Output rows `first_row ..< first_row + row_count` of every output channel of one image (`input`
+/// its planes, `output` and the epilogue's `residual` its output planes; `residual_stride`
+/// ignored). Each output is `bias[channel]` (or 0) plus the taps in (input channel, ky, kx) order,
+/// one fused multiply-add each (padding as zeros), then the residual and the activation. Output
+/// channels in the lanes, 16 per pass; nothing happens for a geometry `apus_stem_supported`
+/// rejects. AVX2 and FMA: call only when the CPU and OS support them.
+void apus_stem_avx2(
+    const apus_stem_geometry *g, const float *packed, const float *input, long first_row, long row_count,
+    float *output, const apus_gemm_epilogue *epilogue);
+
 /// The shape of a max pooling without dilation: zero-based padding `pad_top` rows above and
 /// `pad_left` columns left; the output size follows from the caller's rule (ceil mode included).
 typedef struct {
