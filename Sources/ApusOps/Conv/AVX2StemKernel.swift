@@ -21,18 +21,19 @@ final class AVX2StemKernel: @unchecked Sendable {
     /// Output rows per task.
     static let rowsPerTask = 4
 
-    /// Whether the kernel may be used: the CPU and OS support AVX2 and FMA, and `APUS_STEM_AVX2`
-    /// is not `0`.
+    /// Whether plans choose the kernel: the CPU and OS support AVX2 and FMA but not AVX-512 (where
+    /// ``DirectConvKernel`` takes stems; `APUS_PACKED_GEMM=avx2` counts as without), and
+    /// `APUS_STEM_AVX2` is not `0`.
     static let isEnabled: Bool = {
         if let value = getenv("APUS_STEM_AVX2"), String(cString: value) == "0" { return false }
-        return PackedGemm.cpuHasAVX2
+        return PackedGemm.cpuHasAVX2 && !PackedGemm.hasAVX512
     }()
 
     /// The kernel's view of `g`, or `nil` when it does not take `g`: more than four input channels,
     /// groups, a non-square kernel or stride, dilation, or sizes the C kernel rejects.
     private static func kernelGeometry(_ g: Conv2DGeometry) -> apus_stem_geometry? {
-        guard isEnabled, DirectConvKernel.suitsFewChannels(g), g.kernelHeight == g.kernelWidth,
-            g.strideHeight == g.strideWidth, g.dilationHeight == 1, g.dilationWidth == 1
+        guard DirectConvKernel.suitsFewChannels(g), g.kernelHeight == g.kernelWidth, g.strideHeight == g.strideWidth,
+            g.dilationHeight == 1, g.dilationWidth == 1
         else { return nil }
         var v = apus_stem_geometry(
             input_channels: g.inputChannels, input_height: g.inputHeight, input_width: g.inputWidth,
@@ -41,12 +42,14 @@ final class AVX2StemKernel: @unchecked Sendable {
         return apus_stem_supported(&v) != 0 ? v : nil
     }
 
-    /// Whether a plan for `g` with constant weights takes this kernel.
-    static func takes(_ g: Conv2DGeometry) -> Bool { kernelGeometry(g) != nil }
+    /// Whether a plan for `g` with constant weights takes this kernel (``isEnabled`` and the
+    /// geometry).
+    static func takes(_ g: Conv2DGeometry) -> Bool { isEnabled && kernelGeometry(g) != nil }
 
-    /// The kernel for `g` with its weights (`[M][C][k][k]`) packed, or `nil` when it does not take `g`.
+    /// The kernel for `g` with its weights (`[M][C][k][k]`) packed, or `nil` when it does not take
+    /// `g` or the CPU lacks AVX2 and FMA (it runs on AVX-512 CPUs too, where tests call it directly).
     init?(_ g: Conv2DGeometry, weights: UnsafePointer<Float>) {
-        guard var v = Self.kernelGeometry(g) else { return nil }
+        guard PackedGemm.cpuHasAVX2, var v = Self.kernelGeometry(g) else { return nil }
         geometry = v
         // At most 4 · 11² taps × the output channels rounded up to 16: a few hundred floats per channel.
         let count = apus_stem_packed_floats(&v)
