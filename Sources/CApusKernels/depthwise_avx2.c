@@ -102,9 +102,10 @@ TARGET_AVX2 void apus_depthwise_plane_avx2(const apus_depthwise_plane_geometry *
     }
 }
 
-/// Floats of the channel kernel's scratch, on the stack (38 KiB: a 28 × 28 map at stride 2 with a
-/// 5 × 5 kernel fits).
-#define CHANNEL_FLOATS 9728
+/// Floats of the channel kernel's scratch, on the stack (60 KiB: a 28 × 28 output map at stride 1
+/// with a 5 × 5 kernel fits, 28 × 28 → 14 × 14 at stride 2 too; 56 × 56 → 28 × 28 does not, and
+/// would not stay in L1 either).
+#define CHANNEL_FLOATS 15360
 
 /// The zero-padded map the channel kernel reads: `rows` × `columns` positions from row −pad_top,
 /// column −pad_left, each a vector of eight channels.
@@ -113,10 +114,10 @@ typedef struct {
 } channel_layout;
 
 /// The channel layout of `g`, or 0 when the channel kernel does not take it: kernels of 1 to 7,
-/// stride 1 or 2, output maps of at most 14 × 14 whose padded map and sums fit the scratch.
+/// stride 1 or 2, output maps of at most 28 × 28 whose padded map and sums fit the scratch.
 static int channel_layout_of(const apus_depthwise_geometry *g, channel_layout *c) {
     if (g->kernel < 1 || g->kernel > 7 || (g->stride != 1 && g->stride != 2)) return 0;
-    if (g->output_height < 1 || g->output_width < 1 || g->output_height > 14 || g->output_width > 14) return 0;
+    if (g->output_height < 1 || g->output_width < 1 || g->output_height > 28 || g->output_width > 28) return 0;
     if (g->input_height < 1 || g->input_width < 1 || g->pad_top < 0 || g->pad_left < 0) return 0;
     if (g->input_height > CHANNEL_FLOATS || g->input_width > CHANNEL_FLOATS) return 0;
     c->rows = (g->output_height - 1) * g->stride + g->kernel;

@@ -160,7 +160,8 @@ import Testing
         .enabled(if: DepthwiseConv2D.usesAVX2Rows),
         arguments: [
             (7, 7, 3, 1), (7, 7, 5, 1), (14, 14, 3, 2), (14, 14, 5, 2), (14, 14, 5, 1), (14, 14, 3, 1), (9, 13, 3, 1),
-            (13, 11, 5, 2), (5, 6, 3, 1), (28, 28, 5, 2), (27, 27, 3, 2), (1, 1, 3, 1),
+            (13, 11, 5, 2), (5, 6, 3, 1), (28, 28, 5, 2), (27, 27, 3, 2), (1, 1, 3, 1), (28, 28, 3, 1),
+            (28, 28, 5, 1), (27, 25, 3, 1),
         ])
     func avx2ChannelKernelIsBitwiseTheRowKernel(_ shape: (Int, Int, Int, Int)) {
         let (h, w, k, s) = shape

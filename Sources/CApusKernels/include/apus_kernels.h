@@ -174,7 +174,8 @@ void apus_depthwise_plane_avx2(
     float bias, const float *residual, float *output, int activation, float low, float high);
 
 /// Whether `apus_depthwise_channels_avx2` takes `g`: kernel 1 to 7, stride 1 or 2, output maps of
-/// at most 14 × 14 (and padded maps that fit its 38 KiB of stack scratch).
+/// at most 28 × 28 whose padded map and sums fit its 60 KiB of stack scratch (28 × 28 at stride 1,
+/// 14 × 14 at stride 2).
 int apus_depthwise_channels_supported(const apus_depthwise_geometry *g);
 
 /// Depthwise planes `first ..< first + 8 · groups` (image-major, `channels` per image) in groups of
