@@ -65,6 +65,20 @@ TARGET_AVX2 static ALWAYS_INLINE __m256 activate8(int ACT, __m256 v, __m256 low,
     }
 }
 
+/// `value` plus `residual`'s first `n` floats (when given), then the activation `ACT`, stored to the
+/// first `n` floats at `out` (`n` ≤ 8; `mask` is `lanes_inside(0, n)`, used only when `n` < 8): how
+/// the AVX2 kernels that transpose their sums back to planes finish each vector of a plane.
+TARGET_AVX2 static ALWAYS_INLINE void finish_store8(int ACT, __m256 value, float *out, const float *residual, long n,
+                                                    __m256i mask, __m256 low, __m256 high) {
+    if (residual) value = _mm256_add_ps(value, n == 8 ? _mm256_loadu_ps(residual) : _mm256_maskload_ps(residual, mask));
+    value = activate8(ACT, value, low, high);
+    if (n == 8) {
+        _mm256_storeu_ps(out, value);
+    } else {
+        _mm256_maskstore_ps(out, mask, value);
+    }
+}
+
 /// Transposes eight vectors in place: afterwards `v[j]` lane `i` is what `v[i]` lane `j` was.
 TARGET_AVX2_NO_FMA static ALWAYS_INLINE void transpose8(__m256 v[8]) {
     __m256 t[8], u[8];

@@ -209,18 +209,8 @@ TARGET_AVX2 static ALWAYS_INLINE void channel_group(const int K, const int S, co
         transpose8(v);
         const __m256i mask = lanes_inside(0, n);
         for (int i = 0; i < 8; i++) {
-            float *o = out + i * outPlane + s0;
-            __m256 value = v[i];
-            if (residual) {
-                const float *r = residual + i * outPlane + s0;
-                value = _mm256_add_ps(value, n == 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, mask));
-            }
-            value = activate8(ACT, value, low, high);
-            if (n == 8) {
-                _mm256_storeu_ps(o, value);
-            } else {
-                _mm256_maskstore_ps(o, mask, value);
-            }
+            finish_store8(ACT, v[i], out + i * outPlane + s0, residual ? residual + i * outPlane + s0 : NULL, n, mask,
+                          low, high);
         }
     }
 }

@@ -158,18 +158,9 @@ TARGET_AVX2 static ALWAYS_INLINE void stem_pass(const int K, const int S, const 
             const __m256i mask = lanes_inside(0, n);
             const long at = oy * g->output_width + x0 + s0;
             for (int i = 0; i < channels; i++) {
-                float *o = output + (c0 + i) * plane + at;
-                __m256 value = t[i];
-                if (e->residual) {
-                    const float *r = e->residual + (c0 + i) * plane + at;
-                    value = _mm256_add_ps(value, n == 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, mask));
-                }
-                value = activate8(ACT, value, low, high);
-                if (n == 8) {
-                    _mm256_storeu_ps(o, value);
-                } else {
-                    _mm256_maskstore_ps(o, mask, value);
-                }
+                const long offset = (c0 + i) * plane + at;
+                finish_store8(ACT, t[i], output + offset, e->residual ? e->residual + offset : NULL, n, mask, low,
+                              high);
             }
         }
     }
