@@ -65,6 +65,17 @@ TARGET_AVX2 static ALWAYS_INLINE __m256 activate8(int ACT, __m256 v, __m256 low,
     }
 }
 
+/// `CALL(K, S, ACT)` with the activation `ACT` a constant, one case per activation the AVX2 kernels
+/// apply in registers (anything else as `APUS_GEMM_NONE`), so that each case's code is specialised.
+#define BY_ACTIVATION8(activation, CALL, K, S)                                                                         \
+    switch (activation) {                                                                                              \
+    case APUS_GEMM_RELU: CALL(K, S, APUS_GEMM_RELU); break;                                                            \
+    case APUS_GEMM_CLIP: CALL(K, S, APUS_GEMM_CLIP); break;                                                            \
+    case APUS_GEMM_SIGMOID: CALL(K, S, APUS_GEMM_SIGMOID); break;                                                      \
+    case APUS_GEMM_SILU: CALL(K, S, APUS_GEMM_SILU); break;                                                            \
+    default: CALL(K, S, APUS_GEMM_NONE); break;                                                                        \
+    }
+
 /// `value` plus `residual`'s first `n` floats (when given), then the activation `ACT`, stored to the
 /// first `n` floats at `out` (`n` ≤ 8; `mask` is `lanes_inside(0, n)`, used only when `n` < 8): how
 /// the AVX2 kernels that transpose their sums back to planes finish each vector of a plane.

@@ -10,13 +10,6 @@
 
 #include <string.h>
 
-/// Residual (when given), then the activation, on one vector of sums.
-TARGET_AVX2 static ALWAYS_INLINE __m256 finish(__m256 acc, const float *residual, __m256i mask, int full,
-                                               int activation, __m256 low, __m256 high) {
-    if (residual) acc = _mm256_add_ps(acc, full ? _mm256_loadu_ps(residual) : _mm256_maskload_ps(residual, mask));
-    return activate8(activation, acc, low, high);
-}
-
 /// Two output rows (`oy`, `oy + 1`) of `V` vectors from column `x`: each input row of the pair's
 /// window is loaded once per tap column and feeds both rows it belongs to.
 TARGET_AVX2 static ALWAYS_INLINE void pair_block(const apus_depthwise_plane_geometry *g, const float *plane,
@@ -44,17 +37,12 @@ TARGET_AVX2 static ALWAYS_INLINE void pair_block(const apus_depthwise_plane_geom
         long column = x + 8 * i;
         long left = outW - column;
         if (left <= 0) break;
-        int full = left >= 8;
-        __m256i mask = lanes_inside(0, left);
+        const long n = left < 8 ? left : 8;
+        __m256i mask = lanes_inside(0, n);
         for (int r = 0; r < 1 + second; r++) {
             long index = (oy + r) * outW + column;
-            __m256 value = finish(r ? acc1[i] : acc0[i], residual ? residual + index : NULL, mask, full, activation,
-                                  low, high);
-            if (full) {
-                _mm256_storeu_ps(output + index, value);
-            } else {
-                _mm256_maskstore_ps(output + index, mask, value);
-            }
+            finish_store8(activation, r ? acc1[i] : acc0[i], output + index, residual ? residual + index : NULL, n,
+                          mask, low, high);
         }
     }
 }
@@ -236,14 +224,7 @@ TARGET_AVX2 static ALWAYS_INLINE void channel_groups(const int K, const int S, c
     channel_groups(K, S, ACT, g, &layout, offsets, scratch, input, weights, channels, first, groups, output, &e)
 
 /// `CHANNEL_GROUPS_OF` with the activation fixed.
-#define CHANNEL_GROUPS_BY_ACTIVATION(K, S)                                                                             \
-    switch (e.activation) {                                                                                            \
-    case APUS_GEMM_RELU: CHANNEL_GROUPS_OF(K, S, APUS_GEMM_RELU); break;                                               \
-    case APUS_GEMM_CLIP: CHANNEL_GROUPS_OF(K, S, APUS_GEMM_CLIP); break;                                               \
-    case APUS_GEMM_SIGMOID: CHANNEL_GROUPS_OF(K, S, APUS_GEMM_SIGMOID); break;                                         \
-    case APUS_GEMM_SILU: CHANNEL_GROUPS_OF(K, S, APUS_GEMM_SILU); break;                                               \
-    default: CHANNEL_GROUPS_OF(K, S, APUS_GEMM_NONE); break;                                                           \
-    }
+#define CHANNEL_GROUPS_BY_ACTIVATION(K, S) BY_ACTIVATION8(e.activation, CHANNEL_GROUPS_OF, K, S)
 
 TARGET_AVX2 void apus_depthwise_channels_avx2(const apus_depthwise_geometry *g, const float *input,
                                               const float *weights, long channels, long first, long groups,

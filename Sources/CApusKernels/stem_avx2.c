@@ -4,8 +4,9 @@
 // per tap, the weights of 16 output channels are two vector loads and each output position's
 // input value one broadcast, so twelve sums (two vectors × six positions) take eight loads per
 // twelve fused multiply-adds, and all fifteen values stay in registers (four vectors × three
-// positions would need seventeen: the sums spilled, 42 GFLOP/s on resnet's stem). The sums of a chunk of an output row go back to planes through 8 × 8
-// transposes, with residual and activation on the way.
+// positions would need seventeen: the sums spilled, 42 GFLOP/s on resnet's stem). The sums of a
+// chunk of an output row go back to planes through 8 × 8 transposes, with residual and activation
+// on the way.
 #include "apus_kernels.h"
 
 #if defined(__x86_64__)
@@ -44,7 +45,8 @@ int apus_stem_supported(const apus_stem_geometry *g) {
     if (g->input_height < 1 || g->input_width < 1 || g->output_height < 1 || g->output_width < 1) return 0;
     if (g->input_height > limit || g->input_width > limit || g->output_height > limit || g->output_width > limit) return 0;
     if (g->pad_top < 0 || g->pad_left < 0 || g->pad_top > limit || g->pad_left > limit) return 0;
-    return row_floats(g, chunk_of(g)) + chunk_of(g) * STEM_LANES <= STEM_FLOATS;
+    const long chunk = chunk_of(g);
+    return row_floats(g, chunk) + chunk * STEM_LANES <= STEM_FLOATS;
 }
 
 size_t apus_stem_packed_floats(const apus_stem_geometry *g) {
@@ -194,14 +196,7 @@ TARGET_AVX2 static ALWAYS_INLINE void stem_rows(const int K, const int S, const 
 
 #define STEM_ROWS_OF(K, S, ACT) stem_rows(K, S, ACT, g, packed, input, first_row, row_count, output, &e)
 
-#define STEM_BY_ACTIVATION(K, S)                                                                                       \
-    switch (e.activation) {                                                                                            \
-    case APUS_GEMM_RELU: STEM_ROWS_OF(K, S, APUS_GEMM_RELU); break;                                                    \
-    case APUS_GEMM_CLIP: STEM_ROWS_OF(K, S, APUS_GEMM_CLIP); break;                                                    \
-    case APUS_GEMM_SIGMOID: STEM_ROWS_OF(K, S, APUS_GEMM_SIGMOID); break;                                              \
-    case APUS_GEMM_SILU: STEM_ROWS_OF(K, S, APUS_GEMM_SILU); break;                                                    \
-    default: STEM_ROWS_OF(K, S, APUS_GEMM_NONE); break;                                                                \
-    }
+#define STEM_BY_ACTIVATION(K, S) BY_ACTIVATION8(e.activation, STEM_ROWS_OF, K, S)
 
 TARGET_AVX2 void apus_stem_avx2(const apus_stem_geometry *g, const float *packed, const float *input, long first_row,
                                 long row_count, float *output, const apus_gemm_epilogue *epilogue) {

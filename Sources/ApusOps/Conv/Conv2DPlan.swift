@@ -881,22 +881,18 @@ public struct Conv2DPlan: Sendable {
                 let plane = scratch.assumingMemoryBound(to: Float.self)
                 DepthwiseConv2D.clearPlane(layout: DepthwiseLayout(geometry: plan.geometry), scratch: plane)
                 let o = operands
-                guard let channelKernel else {
-                    for task in range {
-                        plan.runDepthwise(
-                            task: task, input: o.input, weights: o.weights, bias: o.bias, residual: o.residual,
-                            output: o.output, activation: o.activation, scratch: plane)
-                    }
-                    return
-                }
-                channelKernel.run(
-                    planes: range, channels: plan.geometry.outputChannels, input: o.input, weights: o.weights,
-                    bias: o.bias, residual: o.residual, output: o.output
-                ) { task in
+                func alone(_ task: Int) {
                     plan.runDepthwise(
                         task: task, input: o.input, weights: o.weights, bias: o.bias, residual: o.residual,
                         output: o.output, activation: o.activation, scratch: plane)
                 }
+                guard let channelKernel else {
+                    for task in range { alone(task) }
+                    return
+                }
+                channelKernel.run(
+                    planes: range, channels: plan.geometry.outputChannels, input: o.input, weights: o.weights,
+                    bias: o.bias, residual: o.residual, output: o.output, single: alone)
             }
         }
         let channelKernel =
