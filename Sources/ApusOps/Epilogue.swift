@@ -223,7 +223,7 @@ public enum Epilogue {
     /// the OpenBLAS paths leave this pass after many layers (mobilenet_v2's Relu6, efficientnet_b0's
     /// SiLU with the SSE2 exp of the default build). `APUS_EPILOGUE_AVX2=0` keeps the Swift code.
     static let usesAVX2: Bool = {
-        if let text = getenv("APUS_EPILOGUE_AVX2"), String(cString: text) == "0" { return false }
+        if EnvironmentSwitch.isOff("APUS_EPILOGUE_AVX2") { return false }
         return PackedGemm.cpuHasAVX2 && !PackedGemm.hasAVX512
     }()
 

@@ -1,4 +1,5 @@
 import CApusSupport
+import ApusOps
 
 #if canImport(Glibc)
     import Glibc
@@ -144,7 +145,7 @@ public struct SHA256: Sendable {
     /// Whether hashers use the SHA extensions: when the CPU has them, unless the environment sets
     /// `APUS_SHA_EXTENSIONS=0`.
     static let usesHardware: Bool = {
-        if let text = getenv("APUS_SHA_EXTENSIONS"), String(cString: text) == "0" { return false }
+        if EnvironmentSwitch.isOff("APUS_SHA_EXTENSIONS") { return false }
         return hardwareAvailable
     }()
 

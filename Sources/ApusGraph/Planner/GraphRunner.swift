@@ -45,7 +45,7 @@ public final class GraphRunner: Sendable {
 
         /// 4 MiB (Docs/performance.md); `APUS_BATCH_TAIL_BYTES` overrides it for experiments.
         public static let recommendedBatchTailBytes: Int = {
-            if let text = getenv("APUS_BATCH_TAIL_BYTES"), let value = Int(String(cString: text)) { return value }
+            if let value = EnvironmentSwitch.integer("APUS_BATCH_TAIL_BYTES") { return value }
             return 4 << 20
         }()
     }

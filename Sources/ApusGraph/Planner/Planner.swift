@@ -48,13 +48,13 @@ public struct PlanOptions: Sendable {
 
     /// `APUS_JOIN_STEM_POOL=0` turns ``joinsStemPools`` off by default.
     public static let stemPoolsByDefault: Bool = {
-        if let text = getenv("APUS_JOIN_STEM_POOL"), String(cString: text) == "0" { return false }
+        if EnvironmentSwitch.isOff("APUS_JOIN_STEM_POOL") { return false }
         return true
     }()
 
     /// `APUS_JOIN_SCALED_INPUTS=0` turns ``joinsScaledInputs`` off by default.
     public static let scaledInputsByDefault: Bool = {
-        if let text = getenv("APUS_JOIN_SCALED_INPUTS"), String(cString: text) == "0" { return false }
+        if EnvironmentSwitch.isOff("APUS_JOIN_SCALED_INPUTS") { return false }
         return true
     }()
 }

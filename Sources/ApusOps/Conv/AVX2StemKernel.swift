@@ -25,7 +25,7 @@ final class AVX2StemKernel: @unchecked Sendable {
     /// ``DirectConvKernel`` takes stems; `APUS_PACKED_GEMM=avx2` counts as without), and
     /// `APUS_STEM_AVX2` is not `0`.
     static let isEnabled: Bool = {
-        if let value = getenv("APUS_STEM_AVX2"), String(cString: value) == "0" { return false }
+        if EnvironmentSwitch.isOff("APUS_STEM_AVX2") { return false }
         return PackedGemm.cpuHasAVX2 && !PackedGemm.hasAVX512
     }()
 

@@ -271,7 +271,7 @@ public struct Conv2DPlan: Sendable {
     /// At least 16 tiles: maps of 14 × 14 and up (Docs/performance.md). `APUS_WINOGRAD_MIN_TILES`
     /// overrides it for experiments (a negative value turns Winograd off).
     static let winogradMinimumTiles: Int = {
-        if let text = getenv("APUS_WINOGRAD_MIN_TILES"), let value = Int(String(cString: text)) { return value }
+        if let value = EnvironmentSwitch.integer("APUS_WINOGRAD_MIN_TILES") { return value }
         return 16
     }()
 
@@ -312,9 +312,7 @@ public struct Conv2DPlan: Sendable {
     /// The L2 budget of one tap tile (output tile plus one tap's operand): 256 KB;
     /// `APUS_TAP_TILE_BYTES` overrides it for experiments.
     static let tapTileBytes: Int = {
-        if let text = getenv("APUS_TAP_TILE_BYTES"), let value = Int(String(cString: text)), value > 0 {
-            return value
-        }
+        if let value = EnvironmentSwitch.integer("APUS_TAP_TILE_BYTES"), value > 0 { return value }
         return 256 * 1024
     }()
 
@@ -336,7 +334,7 @@ public struct Conv2DPlan: Sendable {
     /// Maps of up to 14 × 14 positions (Docs/performance.md); `APUS_BATCHED_COLUMNS_MAX`
     /// overrides it for experiments (0 turns the batched product off).
     static let batchedColumnsMaxPositions: Int = {
-        if let text = getenv("APUS_BATCHED_COLUMNS_MAX"), let value = Int(String(cString: text)) { return value }
+        if let value = EnvironmentSwitch.integer("APUS_BATCHED_COLUMNS_MAX") { return value }
         return 196
     }()
 

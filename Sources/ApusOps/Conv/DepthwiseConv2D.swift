@@ -118,7 +118,7 @@ enum DepthwiseConv2D {
     /// the AVX2 row kernel (`apus_depthwise_plane_avx2`) where it applies: the CPU and OS support
     /// AVX2 and FMA, and `APUS_DEPTHWISE_AVX2` is not `0`.
     static let usesAVX2Rows: Bool = {
-        if let value = getenv("APUS_DEPTHWISE_AVX2"), String(cString: value) == "0" { return false }
+        if EnvironmentSwitch.isOff("APUS_DEPTHWISE_AVX2") { return false }
         return PackedGemm.cpuHasAVX2
     }()
 
@@ -176,7 +176,7 @@ enum DepthwiseConv2D {
     /// Whether depthwise layers on small maps take the AVX2 channel kernel
     /// (``AVX2Channels``): the AVX2 row kernel is in use and `APUS_DEPTHWISE_CHANNELS` is not `0`.
     static let usesAVX2Channels: Bool = {
-        if let value = getenv("APUS_DEPTHWISE_CHANNELS"), String(cString: value) == "0" { return false }
+        if EnvironmentSwitch.isOff("APUS_DEPTHWISE_CHANNELS") { return false }
         return usesAVX2Rows
     }()
 

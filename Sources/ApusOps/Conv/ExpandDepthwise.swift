@@ -33,8 +33,7 @@ public struct ExpandDepthwise: Sendable {
     /// Whether planners join such pairs unless told otherwise: yes, unless the environment sets
     /// `APUS_JOIN_EXPANSIONS=0` (to measure the difference).
     public static let isEnabledByDefault: Bool = {
-        guard let text = getenv("APUS_JOIN_EXPANSIONS") else { return true }
-        return String(cString: text) != "0"
+        !EnvironmentSwitch.isOff("APUS_JOIN_EXPANSIONS")
     }()
 
     /// The smallest expanded map worth joining. Below it the map stays in L2 or L3 between the

@@ -71,7 +71,7 @@ struct TapPlanes: Sendable {
 
     /// Whether the planner uses the path where it can: `APUS_TAP_PLANES=0` keeps im2col instead.
     static let isEnabledByDefault: Bool = {
-        if let text = getenv("APUS_TAP_PLANES"), String(cString: text) == "0" { return false }
+        if EnvironmentSwitch.isOff("APUS_TAP_PLANES") { return false }
         return true
     }()
 

@@ -277,7 +277,7 @@ enum WinogradConv2D {
     /// AVX-512 ones (`winograd.c`) where ``PackedGemm/hasAVX512``, else the AVX2 ones
     /// (`winograd_avx2.c`) where the CPU has AVX2. `APUS_VECTOR_WINOGRAD=0` keeps the Swift ones.
     static let usesVectorTransforms: Bool = {
-        if let text = getenv("APUS_VECTOR_WINOGRAD"), String(cString: text) == "0" { return false }
+        if EnvironmentSwitch.isOff("APUS_VECTOR_WINOGRAD") { return false }
         return PackedGemm.hasAVX512 || PackedGemm.cpuHasAVX2
     }()
 

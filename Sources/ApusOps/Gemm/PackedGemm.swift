@@ -60,7 +60,7 @@ public final class PackedMatrix: @unchecked Sendable {
         let huge = 1 << 21
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: bytes >= 2 * huge ? huge : 64)
         #if os(Linux)
-            if bytes >= 2 * huge && getenv("APUS_NO_HUGEPAGE") == nil {
+            if bytes >= 2 * huge && EnvironmentSwitch.value("APUS_NO_HUGEPAGE") == nil {
                 _ = madvise(raw, bytes / huge * huge, 14)  // MADV_HUGEPAGE
             }
         #endif
@@ -121,7 +121,7 @@ public enum PackedGemm {
     /// every packed kernel off (to compare against OpenBLAS), `APUS_PACKED_GEMM=avx2` the AVX-512
     /// ones (to run the AVX2 kernels on an AVX-512 CPU).
     public static let hasAVX512: Bool = {
-        if let text = getenv("APUS_PACKED_GEMM"), ["0", "avx2"].contains(String(cString: text)) { return false }
+        if let text = EnvironmentSwitch.value("APUS_PACKED_GEMM"), ["0", "avx2"].contains(text) { return false }
         let features = apus_cpu_features()
         let needed = UInt32(
             APUS_CPU_AVX512F | APUS_CPU_AVX512VL | APUS_CPU_AVX2 | APUS_CPU_FMA | APUS_CPU_OS_AVX512 | APUS_CPU_OS_AVX)
@@ -132,7 +132,7 @@ public enum PackedGemm {
     /// bits as the AVX-512 one) can run here; it runs when ``hasAVX512`` is false.
     /// `APUS_PACKED_GEMM=0` turns it off.
     public static let hasAVX2: Bool = {
-        if let text = getenv("APUS_PACKED_GEMM"), String(cString: text) == "0" { return false }
+        if EnvironmentSwitch.isOff("APUS_PACKED_GEMM") { return false }
         return cpuHasAVX2
     }()
 

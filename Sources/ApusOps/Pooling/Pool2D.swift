@@ -178,7 +178,7 @@ public enum Pool2D {
     /// Whether max pooling without dilation runs as the AVX2 kernel (`apus_max_pool_avx2`) on a CPU
     /// with AVX2 but without ``PackedGemm/hasAVX512``. `APUS_MAX_POOL_AVX2=0` keeps the Swift code.
     static let usesAVX2MaxPool: Bool = {
-        if let text = getenv("APUS_MAX_POOL_AVX2"), String(cString: text) == "0" { return false }
+        if EnvironmentSwitch.isOff("APUS_MAX_POOL_AVX2") { return false }
         return PackedGemm.cpuHasAVX2 && !PackedGemm.hasAVX512
     }()
 
