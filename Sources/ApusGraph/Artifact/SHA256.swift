@@ -1,5 +1,5 @@
-import CApusSupport
 import ApusOps
+import CApusSupport
 
 #if canImport(Glibc)
     import Glibc

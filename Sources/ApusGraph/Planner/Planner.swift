@@ -47,16 +47,10 @@ public struct PlanOptions: Sendable {
     }
 
     /// `APUS_JOIN_STEM_POOL=0` turns ``joinsStemPools`` off by default.
-    public static let stemPoolsByDefault: Bool = {
-        if EnvironmentSwitch.isOff("APUS_JOIN_STEM_POOL") { return false }
-        return true
-    }()
+    public static let stemPoolsByDefault = !EnvironmentSwitch.isOff("APUS_JOIN_STEM_POOL")
 
     /// `APUS_JOIN_SCALED_INPUTS=0` turns ``joinsScaledInputs`` off by default.
-    public static let scaledInputsByDefault: Bool = {
-        if EnvironmentSwitch.isOff("APUS_JOIN_SCALED_INPUTS") { return false }
-        return true
-    }()
+    public static let scaledInputsByDefault = !EnvironmentSwitch.isOff("APUS_JOIN_SCALED_INPUTS")
 }
 
 /// Turns a validated, topologically sorted graph and concrete input facts into an

@@ -32,9 +32,7 @@ public struct ExpandDepthwise: Sendable {
 
     /// Whether planners join such pairs unless told otherwise: yes, unless the environment sets
     /// `APUS_JOIN_EXPANSIONS=0` (to measure the difference).
-    public static let isEnabledByDefault: Bool = {
-        !EnvironmentSwitch.isOff("APUS_JOIN_EXPANSIONS")
-    }()
+    public static let isEnabledByDefault = !EnvironmentSwitch.isOff("APUS_JOIN_EXPANSIONS")
 
     /// The smallest expanded map worth joining. Below it the map stays in L2 or L3 between the
     /// layers and the bands cost more than they save (mobilenet_v2 at 1 thread: 144 × 56² (1.8 MB)

@@ -70,10 +70,7 @@ struct TapPlanes: Sendable {
     }
 
     /// Whether the planner uses the path where it can: `APUS_TAP_PLANES=0` keeps im2col instead.
-    static let isEnabledByDefault: Bool = {
-        if EnvironmentSwitch.isOff("APUS_TAP_PLANES") { return false }
-        return true
-    }()
+    static let isEnabledByDefault = !EnvironmentSwitch.isOff("APUS_TAP_PLANES")
 
     var tapCount: Int { geometry.kernelHeight * geometry.kernelWidth }
     var planeCount: Int { geometry.kernelWidth * rowPhases.count }
