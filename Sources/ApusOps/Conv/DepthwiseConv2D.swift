@@ -182,9 +182,9 @@ enum DepthwiseConv2D {
 
     /// Eight channels at a time through the AVX2 channel kernel (`apus_depthwise_channels_avx2`),
     /// for output maps of at most 14 × 14 (28 × 28 at stride 1), where a plane is a few vectors and
-    /// the row kernel's per-channel plane copy and partial vectors dominate: eight planes become one padded map of
-    /// eight-lane vectors (one lane per channel), so every lane of every load and fused multiply-add
-    /// is an output. The same bits as ``AVX2Rows``.
+    /// the row kernel's per-channel plane copy and partial vectors dominate: eight planes become one
+    /// padded map of eight-lane vectors (one lane per channel), so every lane of every load and fused
+    /// multiply-add is an output. The same bits as ``AVX2Rows``.
     struct AVX2Channels {
         var geometry: apus_depthwise_geometry
         var epilogue: apus_gemm_epilogue
