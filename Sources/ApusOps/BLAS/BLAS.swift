@@ -1,3 +1,4 @@
+import CApusKernels
 import CApusSupport
 import CBLAS
 
@@ -52,6 +53,9 @@ public enum BLAS {
         var sgemv: apus_cblas_sgemv_fn
         var setThreads: apus_openblas_set_num_threads_fn?
         var info: Info
+        /// The loaded core's sgemm kernel and copy routines, when it exports them and they are
+        /// of a core whose panel layout ``BLASPackedMatrix`` knows.
+        var packedKernels: apus_blas_kernels?
     }
 
     static let loaded: Result<Functions, LoadError> = load()
@@ -135,7 +139,30 @@ public enum BLAS {
         let info = Info(
             library: loadedName, coreName: coreName ?? "unknown", config: config ?? "unknown",
             coreTypeSource: source, requestedCoreType: requested)
-        return .success(Functions(sgemm: sgemm, sgemv: sgemv, setThreads: setThreads, info: info))
+        return .success(
+            Functions(
+                sgemm: sgemm, sgemv: sgemv, setThreads: setThreads, info: info,
+                packedKernels: packedKernels(handle: handle, coreName: coreName)))
+    }
+
+    /// The cores whose single-precision kernel takes the weights in panels of four (OpenBLAS's
+    /// `SGEMM_UNROLL_N`), the layout ``BLASPackedMatrix`` slices rows in: Haswell's 16 × 4
+    /// kernel, which OpenBLAS also runs for Zen, and SkylakeX's (where Apus's own AVX-512 kernel
+    /// takes these layers; the self-check still runs there).
+    static let packedKernelCores: Set<String> = ["HASWELL", "ZEN", "SKYLAKEX"]
+
+    /// OpenBLAS's `sgemm_kernel_<CORE>`, `sgemm_oncopy_<CORE>` and `sgemm_itcopy_<CORE>` for the
+    /// running core (DYNAMIC_ARCH builds export them), or `nil`.
+    private static func packedKernels(handle: UnsafeMutableRawPointer, coreName: String?) -> apus_blas_kernels? {
+        guard let core = coreName?.uppercased(), packedKernelCores.contains(core),
+            let kernel = dlsym(handle, "sgemm_kernel_\(core)"),
+            let weights = dlsym(handle, "sgemm_oncopy_\(core)"),
+            let columns = dlsym(handle, "sgemm_itcopy_\(core)")
+        else { return nil }
+        return apus_blas_kernels(
+            kernel: unsafeBitCast(kernel, to: apus_blas_kernel_fn.self),
+            pack_weights: unsafeBitCast(weights, to: apus_blas_copy_fn.self),
+            pack_columns: unsafeBitCast(columns, to: apus_blas_copy_fn.self))
     }
 
     /// Single-precision matrix multiply, row-major: `C = alpha * op(A) * op(B) + beta * C` with

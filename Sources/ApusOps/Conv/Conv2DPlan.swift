@@ -50,7 +50,9 @@ public struct Conv2DPlan: Sendable {
     let winogradWeights: WinogradWeights?
     /// Whether ``run(input:weights:bias:residual:output:activation:context:)`` reads only the
     /// plan's own packed or transformed weights, never the `weights` it is passed.
-    public var readsOwnWeights: Bool { packedWeights != nil || winogradWeights != nil || stemKernel != nil }
+    public var readsOwnWeights: Bool {
+        packedWeights != nil || winogradWeights != nil || stemKernel != nil || blasPackedWeights != nil
+    }
     /// Whether the plan reads prepacked weights in place (`prepacked` was given and fits).
     public let usesPrepackedWeights: Bool
 
@@ -65,6 +67,10 @@ public struct Conv2DPlan: Sendable {
     /// The weights packed for the AVX-512 kernel (sgemm paths, or the 36 Winograd matrices), when
     /// they were known at plan time and the CPU has AVX-512; otherwise OpenBLAS multiplies.
     let packedWeights: PackedMatrix?
+    /// The weights packed for OpenBLAS's own kernel (``BLASPackedMatrix``): the sgemm paths of an
+    /// ungrouped layer whose weights were known at plan time when the packed kernels do not
+    /// take it (no AVX-512), instead of `cblas_sgemm` packing them on every call.
+    let blasPackedWeights: BLASPackedMatrix?
     /// The AVX-512 kernel of the ``Algorithm/direct`` path, and of the ``Algorithm/depthwise``
     /// path when the CPU and geometry allow it.
     let vectorKernel: DirectConvKernel?
@@ -146,6 +152,15 @@ public struct Conv2DPlan: Sendable {
             packedWeights = nil
         }
         usesPrepackedWeights = wrapped
+        if packedWeights == nil && (chosen == .pointwise || chosen == .im2col) && geometry.groups == 1,
+            let weights
+        {
+            blasPackedWeights = BLASPackedMatrix(
+                weights, rows: geometry.outputChannels, columns: geometry.reductionLength,
+                rowStride: geometry.reductionLength, threadCount: threadCount)
+        } else {
+            blasPackedWeights = nil
+        }
 
         batchesColumns = Conv2DPlan.batchesColumns(geometry, algorithm: chosen)
         // Only column matrices that would not stay in L2 are worth copying tile by tile (measured:
@@ -651,6 +666,10 @@ public struct Conv2DPlan: Sendable {
                     PackedGemm.multiply(
                         packed, firstRow: firstRow, rowCount: rowCount, n: columnCount, b: matrix + firstColumn,
                         ldb: width, c: tile, ldc: width)
+                } else if let blasPacked = plan.blasPackedWeights {
+                    blasPacked.multiply(
+                        firstRow: firstRow, rowCount: rowCount, n: columnCount, b: matrix + firstColumn, ldb: width,
+                        c: tile, ldc: width)
                 } else {
                     BLAS.sgemm(
                         transposeA: false, transposeB: false, m: rowCount, n: columnCount, k: reduction, alpha: 1,
@@ -950,11 +969,17 @@ public struct Conv2DPlan: Sendable {
                 values: packedValues)
             return
         }
-        guard let weights else { preconditionFailure("the OpenBLAS path needs the plain weights") }
-        BLAS.sgemm(
-            transposeA: false, transposeB: false, m: rowCount, n: columnCount, k: reduction, alpha: 1,
-            a: weights + outputChannel * reduction, lda: reduction, b: b, ldb: columns, beta: 0, c: tileOutput,
-            ldc: columns)
+        if let blasPackedWeights {
+            blasPackedWeights.multiply(
+                firstRow: outputChannel, rowCount: rowCount, n: columnCount, b: b, ldb: columns, c: tileOutput,
+                ldc: columns)
+        } else {
+            guard let weights else { preconditionFailure("the OpenBLAS path needs the plain weights") }
+            BLAS.sgemm(
+                transposeA: false, transposeB: false, m: rowCount, n: columnCount, k: reduction, alpha: 1,
+                a: weights + outputChannel * reduction, lda: reduction, b: b, ldb: columns, beta: 0, c: tileOutput,
+                ldc: columns)
+        }
         Epilogue.apply(
             to: tileOutput, rowCount: rowCount, columnCount: columnCount, rowStride: columns,
             bias: bias.map { $0 + outputChannel }, residual: residual.map { $0 + outputOffset },

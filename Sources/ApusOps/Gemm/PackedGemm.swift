@@ -55,16 +55,7 @@ public final class PackedMatrix: @unchecked Sendable {
         self.columns = columns
         self.matrixCount = matrixCount
         stride = apus_gemm_packed_count(rows, columns)
-        let total = max(1, stride * matrixCount)
-        let bytes = total * 4
-        let huge = 1 << 21
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: bytes >= 2 * huge ? huge : 64)
-        #if os(Linux)
-            if bytes >= 2 * huge && EnvironmentSwitch.value("APUS_NO_HUGEPAGE") == nil {
-                _ = madvise(raw, bytes / huge * huge, 14)  // MADV_HUGEPAGE
-            }
-        #endif
-        values = raw.bindMemory(to: Float.self, capacity: total)
+        values = WeightBuffer.allocate(floats: stride * matrixCount)
         owner = nil
     }
 

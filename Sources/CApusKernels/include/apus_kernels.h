@@ -305,4 +305,43 @@ void apus_winograd_output_avx2(
     const apus_winograd_geometry *g, const float *m, long firstChannel, long channelCount, const float *bias,
     float *output);
 
+
+/// OpenBLAS's level-3 building blocks for one core type (`sgemm_kernel_HASWELL` and its copy
+/// routines), looked up at run time: its assembly kernel on weights packed once in its own
+/// layout, instead of `cblas_sgemm`, which packs the weights again on every call.
+typedef int (*apus_blas_kernel_fn)(long m, long n, long k, float alpha, const float *a, const float *b, float *c,
+                                   long ldc);
+/// `sgemm_oncopy` / `sgemm_itcopy`: pack a column-major block (`m` rows of the reduction, `n`
+/// columns, leading dimension `lda`) into the kernel's panels.
+typedef int (*apus_blas_copy_fn)(long m, long n, const float *a, long lda, float *b);
+
+typedef struct {
+    apus_blas_kernel_fn kernel;
+    apus_blas_copy_fn pack_weights;
+    apus_blas_copy_fn pack_columns;
+} apus_blas_kernels;
+
+/// The reduction block of the packed layout: the weights are packed in blocks of this many
+/// reduction steps, each block holding every row.
+#define APUS_BLAS_REDUCTION_BLOCK 384
+/// Columns of the right-hand matrix packed per kernel call.
+#define APUS_BLAS_COLUMN_BLOCK 256
+
+/// Packs `count` rows of a `totalRows` × `k` weight matrix for `apus_blas_packed_gemm`, rows
+/// `firstRow ..< firstRow + count` (`firstRow` a multiple of 4, `count` too unless the range ends
+/// at `totalRows`): `w` is row `firstRow`, row-major with row stride `ldw`, and `packed` the
+/// whole packed matrix (`totalRows · k` floats), of which only this range's floats are written.
+void apus_blas_pack_weights(const apus_blas_kernels *kernels, const float *w, long count, long k, long ldw,
+                            long totalRows, long firstRow, float *packed);
+
+/// `c[rowCount × n] = W[firstRow ..< firstRow + rowCount] · b` with `W` (`rows` × `k`) packed by
+/// `apus_blas_pack_weights`; `firstRow` a multiple of 4 and `firstRow + rowCount` a multiple of
+/// 4 or `rows`; `b` is `k` × `n` row-major (row stride `ldb`), `c` row stride `ldc`. Each output
+/// is summed over the reduction blocks in order; the same call gives the same bits on any
+/// thread, but OpenBLAS's edge kernels round differently from its main one, so the bits depend
+/// on the call's ranges. Uses a scratch buffer of its thread, allocated on first use (384 KB
+/// per thread, kept until the thread ends); returns nonzero when that allocation fails.
+int apus_blas_packed_gemm(const apus_blas_kernels *kernels, const float *packed, long rows, long firstRow,
+                          long rowCount, long k, long n, const float *b, long ldb, float *c, long ldc);
+
 #endif

@@ -1,0 +1,126 @@
+import CApusKernels
+
+/// A constant weight matrix packed once in the panel layout of OpenBLAS's own sgemm kernel, so
+/// that a product with it runs that kernel without packing the weights again.
+///
+/// `cblas_sgemm` packs both operands on every call. For a convolution the weights never change,
+/// and on small maps (7 × 7, 14 × 14, where a layer's weights are megabytes against a few dozen
+/// columns) the packing is a large share of the call: on a Zen 3, resnet50's 512 × 49 × 4608
+/// product runs at 53 GFLOP/s this way against 44 through `cblas_sgemm` (Docs/performance.md).
+/// The packing and the kernel are OpenBLAS's (`sgemm_oncopy`, `sgemm_itcopy`, `sgemm_kernel` of
+/// the running core, which DYNAMIC_ARCH builds export); the blocking around them is
+/// `blas_packed.c`'s. Available for the cores in ``BLAS/packedKernelCores`` after a self-check
+/// against a plain product (``isAvailable``); `APUS_BLAS_PACKED=0` turns it off.
+public final class BLASPackedMatrix: @unchecked Sendable {
+    /// Rows (M) and reduction length (K) of the matrix.
+    public let rows: Int
+    public let columns: Int
+    let values: UnsafeMutablePointer<Float>
+
+    /// Whether OpenBLAS's kernel and copy routines were found for the loaded core and passed the
+    /// self-check, and `APUS_BLAS_PACKED` is not `0`.
+    public static let isAvailable: Bool = {
+        if EnvironmentSwitch.isOff("APUS_BLAS_PACKED") { return false }
+        guard kernels != nil else { return false }
+        return selfCheck()
+    }()
+
+    static let kernels: apus_blas_kernels? = {
+        guard case .success(let functions) = BLAS.loaded else { return nil }
+        return functions.packedKernels
+    }()
+
+    /// Packs `weights` (`rows` × `columns`, row-major, row stride `rowStride`) on up to
+    /// `threadCount` threads (the bytes do not depend on it), or returns `nil` when
+    /// ``isAvailable`` is false.
+    public init?(_ weights: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int, threadCount: Int = 1) {
+        guard BLASPackedMatrix.isAvailable, var kernels = BLASPackedMatrix.kernels, rows > 0, columns > 0 else {
+            return nil
+        }
+        self.rows = rows
+        self.columns = columns
+        values = WeightBuffer.allocate(floats: rows * columns)
+        // Row ranges of whole panels (four rows) pack to the same bytes wherever they are split.
+        let rangeRows = max(4, (1 << 16) / columns / 4 * 4)
+        let ranges = (rows + rangeRows - 1) / rangeRows
+        nonisolated(unsafe) let weights = weights
+        nonisolated(unsafe) let values = values
+        ComputeContext(threadCount: threadCount).parallelFor(ranges) { range in
+            let first = range * rangeRows
+            apus_blas_pack_weights(
+                &kernels, weights + first * rowStride, min(rangeRows, rows - first), columns, rowStride, rows, first,
+                values)
+        }
+    }
+
+    deinit { values.deallocate() }
+
+    /// Computes rows `firstRow ..< firstRow + rowCount` of `W · B` into `c` (row stride `ldc`),
+    /// with `B` the `columns` × `n` matrix at `b` (row stride `ldb`). `firstRow` must be a
+    /// multiple of 4, and the range end at a multiple of 4 or at ``rows``. The same call gives
+    /// the same bits on any thread; the bits do depend on the call's row and column ranges
+    /// (OpenBLAS's kernels for the edges of a block round differently from the main one), so
+    /// callers split work into tiles that do not depend on the thread count, as
+    /// ``Conv2DPlan`` does.
+    @inline(__always)
+    public func multiply(
+        firstRow: Int, rowCount: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>,
+        ldc: Int
+    ) {
+        let end = firstRow + rowCount
+        precondition(firstRow % 4 == 0 && (end % 4 == 0 || end == rows) && end <= rows, "row range off the panels")
+        guard var kernels = BLASPackedMatrix.kernels else { preconditionFailure("OpenBLAS's kernel is not loaded") }
+        let failed = apus_blas_packed_gemm(&kernels, values, rows, firstRow, rowCount, columns, n, b, ldb, c, ldc)
+        precondition(failed == 0, "cannot allocate the packing buffer of this thread")
+    }
+
+    /// Multiplies a small matrix with row ranges, several reduction and column blocks and a
+    /// remainder panel, and compares against a plain product: the layout of OpenBLAS's copy
+    /// routines is theirs, not a published interface, so it is checked before it is used.
+    static func selfCheck() -> Bool {
+        guard var kernels else { return false }
+        let rows = 10
+        let k = Int(APUS_BLAS_REDUCTION_BLOCK) + 7
+        let n = Int(APUS_BLAS_COLUMN_BLOCK) + 5
+        var state: UInt32 = 12345
+        func next() -> Float {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return Float(Int(state >> 9) % 2001 - 1000) / 1000
+        }
+        let w = (0..<rows * k).map { _ in next() }
+        let b = (0..<k * n).map { _ in next() }
+        var packed = [Float](repeating: 0, count: rows * k)
+        var c = [Float](repeating: .nan, count: rows * n)
+        w.withUnsafeBufferPointer { w in
+            packed.withUnsafeMutableBufferPointer { packed in
+                apus_blas_pack_weights(&kernels, w.baseAddress!, rows, k, k, rows, 0, packed.baseAddress!)
+            }
+        }
+        var failed: Int32 = 0
+        packed.withUnsafeBufferPointer { packed in
+            b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer { c in
+                    for (first, count) in [(0, 4), (4, 6)] {
+                        failed |= apus_blas_packed_gemm(
+                            &kernels, packed.baseAddress!, rows, first, count, k, n, b.baseAddress!, n,
+                            c.baseAddress! + first * n, n)
+                    }
+                }
+            }
+        }
+        if failed != 0 { return false }
+        for row in 0..<rows {
+            for column in 0..<n {
+                var sum = 0.0
+                var magnitude = 0.0
+                for l in 0..<k {
+                    let term = Double(w[row * k + l]) * Double(b[l * n + column])
+                    sum += term
+                    magnitude += abs(term)
+                }
+                if !(abs(Double(c[row * n + column]) - sum) <= 1e-5 * magnitude + 1e-6) { return false }
+            }
+        }
+        return true
+    }
+}
