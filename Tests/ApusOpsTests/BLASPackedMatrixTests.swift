@@ -139,4 +139,19 @@ struct BLASPackedMatrixTests {
         }
         expectClose(output, expected, reduction: 40, "pointwise 52 × 49 × 40")
     }
+
+    /// Without AVX-512, a Winograd layer's 36 products run on these weights, at 1 and 2 threads
+    /// with the same bits, within the reference's tolerance.
+    @Test(.enabled(if: !PackedGemm.hasAVX512)) func winogradUsesIt() {
+        let g = Conv2DGeometry(
+            batch: 2, inputChannels: 20, inputHeight: 18, inputWidth: 17, outputChannels: 12, kernelHeight: 3,
+            kernelWidth: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+        let c = ConvCase(geometry: g, residual: true, activation: .relu)
+        let one = runConv(c, threads: 1, planWithWeights: true)
+        let two = runConv(c, threads: 2, planWithWeights: true)
+        #expect(one.plan.algorithm == .winograd)
+        #expect(one.plan.blasPackedWeights != nil)
+        #expect(one.fast == two.fast)
+        expectClose(one.fast, one.reference, reduction: g.reductionLength, "\(c)")
+    }
 }

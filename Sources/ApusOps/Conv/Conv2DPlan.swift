@@ -125,8 +125,9 @@ public struct Conv2DPlan: Sendable {
         precondition(
             chosen != .direct || vectorKernel != nil || stemKernel != nil,
             "direct path on a geometry its kernels do not take, or without weights")
+        let winogradOnBLAS = chosen == .winograd && weights != nil && Conv2DPlan.winogradRunsOnBLAS(geometry)
         let layout =
-            weights == nil
+            weights == nil || winogradOnBLAS
             ? nil
             : Conv2DPlan.packedLayout(
                 chosen, geometry: geometry, packedKernel: PackedGemm.isAvailable, avx512: PackedGemm.hasAVX512)
@@ -143,7 +144,7 @@ public struct Conv2DPlan: Sendable {
         } else if let layout, let weights {
             winogradWeights = nil
             packedWeights = Conv2DPlan.pack(weights, layout: layout, geometry: geometry, threadCount: threadCount)
-        } else if chosen == .winograd, let weights {
+        } else if chosen == .winograd, !winogradOnBLAS, let weights {
             // No packed kernel: OpenBLAS multiplies the transformed weights as they are.
             winogradWeights = WinogradWeights(weights: weights, geometry: geometry, threadCount: threadCount)
             packedWeights = nil
@@ -152,7 +153,12 @@ public struct Conv2DPlan: Sendable {
             packedWeights = nil
         }
         usesPrepackedWeights = wrapped
-        if packedWeights == nil && (chosen == .pointwise || chosen == .im2col) && geometry.groups == 1,
+        if winogradOnBLAS, let weights {
+            let transformed = WinogradWeights(weights: weights, geometry: geometry, threadCount: threadCount)
+            blasPackedWeights = BLASPackedMatrix(
+                transformed.values, rows: WinogradConv2D.positions * geometry.outputChannels,
+                columns: geometry.inputChannels, rowStride: geometry.inputChannels, threadCount: threadCount)
+        } else if packedWeights == nil && (chosen == .pointwise || chosen == .im2col) && geometry.groups == 1,
             let weights
         {
             blasPackedWeights = BLASPackedMatrix(
@@ -208,9 +214,11 @@ public struct Conv2DPlan: Sendable {
     /// that do not fill whole panels). Without AVX-512 (`avx512` false) the packed kernel is the
     /// AVX2 one, whose 8 × 8 blocks beat OpenBLAS on short reductions (mobilenet_v2's 1 × 1
     /// layers with 16 and 24 input channels 1.33 → 0.79 and 0.56 → 0.39 ms on a Zen 3, while
-    /// resnet50 as a whole was no faster) and on the 36 Winograd products, where OpenBLAS packs
-    /// each position's weights again on every call for a few tiles' worth of work (resnet18 and
-    /// resnet50 3–10 % faster at 1 and 2 threads, Docs/performance.md): there it takes those alone.
+    /// resnet50 as a whole was no faster; still 10–14 % ahead of OpenBLAS's kernel on weights
+    /// packed once) and on the 36 Winograd products, where `cblas_sgemm` packs each position's
+    /// weights again on every call for a few tiles' worth of work (resnet18 and resnet50 3–10 %
+    /// faster at 1 and 2 threads, Docs/performance.md): there it takes those alone, and the
+    /// Winograd products only when ``winogradRunsOnBLAS(_:)`` is false.
     static func packedLayout(
         _ algorithm: Algorithm, geometry g: Conv2DGeometry, packedKernel: Bool, avx512: Bool = true
     ) -> PrepackedWeights.Layout? {
@@ -227,6 +235,15 @@ public struct Conv2DPlan: Sendable {
             return g.groups == 1 || g.outputChannelsPerGroup % PackedGemm.panelRows == 0 ? .gemm : nil
         case .depthwise, .direct: return nil
         }
+    }
+
+    /// Whether the 36 products of a Winograd plan for `g` run on OpenBLAS's kernel with the
+    /// transformed weights packed once (``BLASPackedMatrix``): without AVX-512, when that kernel
+    /// is available and the output channels fill whole panels of four. It beat the AVX2 packed
+    /// kernel there (resnet18's Winograd layers 3–8 % faster at 1 thread, 8–15 % at 2, on a Zen
+    /// 3; Docs/performance.md). Such a plan ignores weights prepacked for the AVX-512 kernel.
+    public static func winogradRunsOnBLAS(_ g: Conv2DGeometry) -> Bool {
+        !PackedGemm.hasAVX512 && g.outputChannels % 4 == 0 && BLASPackedMatrix.isAvailable
     }
 
     /// Packed matrices of `layout`: one, one per tap, or one per Winograd position.
@@ -719,7 +736,7 @@ public struct Conv2DPlan: Sendable {
             context.workspace != nil && context.workspaceByteCount >= layout.byteCount,
             "convolution needs \(layout.byteCount) workspace bytes, has \(context.workspaceByteCount)")
         guard let base = context.workspace?.assumingMemoryBound(to: Float.self),
-            packedWeights != nil || winogradWeights != nil
+            packedWeights != nil || winogradWeights != nil || blasPackedWeights != nil
         else { return }
         let workspace = base
         let weights = winogradWeights.map { UnsafePointer($0.values) }
@@ -746,6 +763,7 @@ public struct Conv2DPlan: Sendable {
             let geometry: Conv2DGeometry
             let layout: WinogradLayout
             let packed: PackedMatrix?
+            let blasPacked: BLASPackedMatrix?
             let weights: UnsafePointer<Float>?
             let workspace: UnsafeMutablePointer<Float>
 
@@ -753,6 +771,13 @@ public struct Conv2DPlan: Sendable {
                 let (_, _, tileCount, tileStride) = WinogradConv2D.tiles(geometry)
                 let channels = geometry.inputChannels
                 let outChannels = geometry.outputChannels
+                if let blasPacked {
+                    blasPacked.multiply(
+                        firstRow: position * outChannels, rowCount: outChannels, n: tileCount,
+                        b: workspace + layout.v + position * layout.vPositionStride, ldb: tileStride,
+                        c: workspace + layout.m + position * layout.mPositionStride, ldc: tileStride)
+                    return
+                }
                 if let packed {
                     PackedGemm.multiply(
                         packed, matrix: position, firstRow: 0, rowCount: outChannels, n: tileCount,
@@ -800,7 +825,8 @@ public struct Conv2DPlan: Sendable {
             context.parallelFor(
                 WinogradConv2D.positions,
                 PositionProducts(
-                    geometry: g, layout: layout, packed: packedWeights, weights: weights, workspace: workspace))
+                    geometry: g, layout: layout, packed: packedWeights, blasPacked: blasPackedWeights, weights: weights,
+                    workspace: workspace))
             context.parallelFor(
                 layout.outputTasks,
                 OutputTransform(
