@@ -154,4 +154,30 @@ struct BLASPackedMatrixTests {
         #expect(one.fast == two.fast)
         expectClose(one.fast, one.reference, reduction: g.reductionLength, "\(c)")
     }
+
+    /// The Winograd weights transformed and packed a block of output channels at a time hold the
+    /// floats of the whole transform packed at once: every position's product is the same, bit
+    /// for bit.
+    @Test func winogradBlocksPackTheWholeTransform() throws {
+        let g = Conv2DGeometry(
+            batch: 1, inputChannels: 1000, inputHeight: 8, inputWidth: 8, outputChannels: 12, kernelHeight: 3,
+            kernelWidth: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+        var random = TestRandom(seed: 3)
+        let weights = random.array(12 * 1000 * 9)
+        let b = random.array(1000 * 5)
+        let (blocks, whole) = try weights.withUnsafeBufferPointer { w in
+            let transformed = WinogradWeights(weights: w.baseAddress!, geometry: g)
+            return (
+                try #require(WinogradWeights.blasPacked(weights: w.baseAddress!, geometry: g, threadCount: 2)),
+                try #require(
+                    BLASPackedMatrix(
+                        transformed.values, rows: WinogradConv2D.positions * 12, columns: 1000, rowStride: 1000))
+            )
+        }
+        let s = Shape(rows: WinogradConv2D.positions * 12, k: 1000, n: 5)
+        let positions = (0..<WinogradConv2D.positions).map { $0 * 12..<($0 + 1) * 12 }
+        #expect(
+            Self.product(blocks, b, s, rowRanges: positions, columnRanges: [0..<5])
+                == Self.product(whole, b, s, rowRanges: positions, columnRanges: [0..<5]))
+    }
 }

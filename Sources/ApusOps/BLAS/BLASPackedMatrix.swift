@@ -33,24 +33,44 @@ public final class BLASPackedMatrix: @unchecked Sendable {
     /// Packs `weights` (`rows` × `columns`, row-major, row stride `rowStride`) on up to
     /// `threadCount` threads (the bytes do not depend on it), or returns `nil` when
     /// ``isAvailable`` is false.
-    public init?(_ weights: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int, threadCount: Int = 1) {
-        guard BLASPackedMatrix.isAvailable, var kernels = BLASPackedMatrix.kernels, rows > 0, columns > 0 else {
-            return nil
+    public convenience init?(
+        _ weights: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int, threadCount: Int = 1
+    ) {
+        // Row ranges of whole panels (four rows) pack to the same bytes wherever they are split.
+        let rangeRows = max(4, (1 << 16) / max(1, columns) / 4 * 4)
+        nonisolated(unsafe) let weights = weights
+        self.init(
+            rows: rows, columns: columns, tasks: (rows + rangeRows - 1) / max(1, rangeRows), threadCount: threadCount
+        ) { task, matrix in
+            let first = task * rangeRows
+            matrix.pack(
+                weights + first * rowStride, firstRow: first, count: min(rangeRows, rows - first), rowStride: rowStride)
         }
+    }
+
+    /// Allocates a `rows` × `columns` matrix and runs `fill(task, self)` for `tasks` tasks on up
+    /// to `threadCount` threads; each task packs its own range of rows with
+    /// ``pack(_:firstRow:count:rowStride:)`` (rows made on the fly, such as transformed
+    /// weights, without a full-size intermediate copy). `nil` when ``isAvailable`` is false.
+    init?(
+        rows: Int, columns: Int, tasks: Int, threadCount: Int,
+        fill: @escaping @Sendable (Int, BLASPackedMatrix) -> Void
+    ) {
+        guard BLASPackedMatrix.isAvailable, rows > 0, columns > 0 else { return nil }
         self.rows = rows
         self.columns = columns
         values = WeightBuffer.allocate(floats: rows * columns)
-        // Row ranges of whole panels (four rows) pack to the same bytes wherever they are split.
-        let rangeRows = max(4, (1 << 16) / columns / 4 * 4)
-        let ranges = (rows + rangeRows - 1) / rangeRows
-        nonisolated(unsafe) let weights = weights
-        nonisolated(unsafe) let values = values
-        ComputeContext(threadCount: threadCount).parallelFor(ranges) { range in
-            let first = range * rangeRows
-            apus_blas_pack_weights(
-                &kernels, weights + first * rowStride, min(rangeRows, rows - first), columns, rowStride, rows, first,
-                values)
-        }
+        ComputeContext(threadCount: threadCount).parallelFor(tasks) { task in fill(task, self) }
+    }
+
+    /// Packs `count` rows from `w` (row stride `rowStride`) as rows `firstRow ..< firstRow +
+    /// count` of this matrix: `firstRow` a multiple of 4, and `count` too unless the range ends at
+    /// ``rows``. Disjoint ranges may be packed concurrently.
+    func pack(_ w: UnsafePointer<Float>, firstRow: Int, count: Int, rowStride: Int) {
+        let end = firstRow + count
+        precondition(firstRow % 4 == 0 && (end % 4 == 0 || end == rows) && end <= rows, "row range off the panels")
+        guard var kernels = BLASPackedMatrix.kernels else { return }
+        apus_blas_pack_weights(&kernels, w, count, columns, rowStride, rows, firstRow, values)
     }
 
     deinit { values.deallocate() }

@@ -154,10 +154,8 @@ public struct Conv2DPlan: Sendable {
         }
         usesPrepackedWeights = wrapped
         if winogradOnBLAS, let weights {
-            let transformed = WinogradWeights(weights: weights, geometry: geometry, threadCount: threadCount)
-            blasPackedWeights = BLASPackedMatrix(
-                transformed.values, rows: WinogradConv2D.positions * geometry.outputChannels,
-                columns: geometry.inputChannels, rowStride: geometry.inputChannels, threadCount: threadCount)
+            blasPackedWeights = WinogradWeights.blasPacked(
+                weights: weights, geometry: geometry, threadCount: threadCount)
         } else if packedWeights == nil && (chosen == .pointwise || chosen == .im2col) && geometry.groups == 1,
             let weights
         {

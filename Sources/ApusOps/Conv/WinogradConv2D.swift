@@ -524,6 +524,37 @@ final class WinogradWeights: @unchecked Sendable {
 
     /// The transformed weights of `g` packed for the AVX-512 kernel (36 matrices of K × C),
     /// transformed straight into place on up to `threadCount` threads (ranges of row panels).
+    /// The 36 transformed K × C matrices packed for OpenBLAS's kernel, as one 36·K × C
+    /// ``BLASPackedMatrix`` (position `ξ` in rows `ξ·K ..< (ξ + 1)·K`; K a multiple of 4):
+    /// transformed a block of output channels at a time into a small buffer and packed from
+    /// there, never as a whole (four times the weights' size) first. `nil` when that kernel is
+    /// not available.
+    static func blasPacked(weights: UnsafePointer<Float>, geometry g: Conv2DGeometry, threadCount: Int = 1)
+        -> BLASPackedMatrix?
+    {
+        let (k, c) = (g.outputChannels, g.inputChannels)
+        precondition(k % 4 == 0, "output channels in whole panels of four")
+        // About 256 K floats of transformed weights per block.
+        let blockRows = min(k, max(4, (1 << 18) / max(1, WinogradConv2D.positions * c) / 4 * 4))
+        nonisolated(unsafe) let weights = weights
+        return BLASPackedMatrix(
+            rows: WinogradConv2D.positions * k, columns: c, tasks: (k + blockRows - 1) / blockRows,
+            threadCount: threadCount
+        ) { task, matrix in
+            let first = task * blockRows
+            let rows = min(blockRows, k - first)
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: WinogradConv2D.positions * rows * c)
+            defer { buffer.deallocate() }
+            // Rows first ..< first + rows as a K' = rows problem: U[ξ][row][c] in the buffer.
+            WinogradConv2D.transformWeights(
+                weights + first * c * 9, outputChannels: rows, inputChannels: c, into: buffer)
+            for position in 0..<WinogradConv2D.positions {
+                matrix.pack(
+                    buffer + position * rows * c, firstRow: position * k + first, count: rows, rowStride: c)
+            }
+        }
+    }
+
     static func packed(weights: UnsafePointer<Float>, geometry g: Conv2DGeometry, threadCount: Int = 1)
         -> PackedMatrix
     {
