@@ -155,9 +155,9 @@ struct BLASPackedMatrixTests {
         expectClose(one.fast, one.reference, reduction: g.reductionLength, "\(c)")
     }
 
-    /// The Winograd weights transformed and packed a block of output channels at a time hold the
-    /// floats of the whole transform packed at once: every position's product is the same, bit
-    /// for bit.
+    /// The Winograd weights transformed and packed a block of output channels at a time, or
+    /// copied out of the AVX-512 kernel's panels, hold the floats of the whole transform packed
+    /// at once: every position's product is the same, bit for bit.
     @Test func winogradBlocksPackTheWholeTransform() throws {
         let g = Conv2DGeometry(
             batch: 1, inputChannels: 1000, inputHeight: 8, inputWidth: 8, outputChannels: 12, kernelHeight: 3,
@@ -165,10 +165,12 @@ struct BLASPackedMatrixTests {
         var random = TestRandom(seed: 3)
         let weights = random.array(12 * 1000 * 9)
         let b = random.array(1000 * 5)
-        let (blocks, whole) = try weights.withUnsafeBufferPointer { w in
+        let (blocks, fromPanels, whole) = try weights.withUnsafeBufferPointer { w in
             let transformed = WinogradWeights(weights: w.baseAddress!, geometry: g)
+            let panels = WinogradWeights.packed(weights: w.baseAddress!, geometry: g)
             return (
                 try #require(WinogradWeights.blasPacked(weights: w.baseAddress!, geometry: g, threadCount: 2)),
+                try #require(WinogradWeights.blasPacked(weights: w.baseAddress!, geometry: g, transformed: panels)),
                 try #require(
                     BLASPackedMatrix(
                         transformed.values, rows: WinogradConv2D.positions * 12, columns: 1000, rowStride: 1000))
@@ -176,8 +178,8 @@ struct BLASPackedMatrixTests {
         }
         let s = Shape(rows: WinogradConv2D.positions * 12, k: 1000, n: 5)
         let positions = (0..<WinogradConv2D.positions).map { $0 * 12..<($0 + 1) * 12 }
-        #expect(
-            Self.product(blocks, b, s, rowRanges: positions, columnRanges: [0..<5])
-                == Self.product(whole, b, s, rowRanges: positions, columnRanges: [0..<5]))
+        let expected = Self.product(whole, b, s, rowRanges: positions, columnRanges: [0..<5])
+        #expect(Self.product(blocks, b, s, rowRanges: positions, columnRanges: [0..<5]) == expected)
+        #expect(Self.product(fromPanels, b, s, rowRanges: positions, columnRanges: [0..<5]) == expected)
     }
 }

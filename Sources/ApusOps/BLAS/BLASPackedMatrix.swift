@@ -6,7 +6,8 @@ import CApusKernels
 /// `cblas_sgemm` packs both operands on every call. For a convolution the weights never change,
 /// and on small maps (7 × 7, 14 × 14, where a layer's weights are megabytes against a few dozen
 /// columns) the packing is a large share of the call: on a Zen 3, resnet50's 512 × 49 × 4608
-/// product runs at 53 GFLOP/s this way against 44 through `cblas_sgemm` (Docs/performance.md).
+/// product runs at 69 GFLOP/s this way against 58 through `cblas_sgemm` (medians,
+/// `scripts/perf/blas-prepacked.sh`; Docs/performance.md).
 /// The packing and the kernel are OpenBLAS's (`sgemm_oncopy`, `sgemm_itcopy`, `sgemm_kernel` of
 /// the running core, which DYNAMIC_ARCH builds export); the blocking around them is
 /// `blas_packed.c`'s. Available for the cores in ``BLAS/packedKernelCores`` after a self-check

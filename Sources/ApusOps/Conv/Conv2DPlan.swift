@@ -154,8 +154,17 @@ public struct Conv2DPlan: Sendable {
         }
         usesPrepackedWeights = wrapped
         if winogradOnBLAS, let weights {
+            // Weights prepacked for the AVX-512 kernel are already transformed: copied from.
+            var transformed: PackedMatrix? = nil
+            if let prepacked, prepacked.layout == .winograd,
+                prepacked.count == Conv2DPlan.packedFloatCount(.winograd, geometry: geometry)
+            {
+                transformed = PackedMatrix(
+                    wrapping: prepacked.values, rows: geometry.outputChannels, columns: geometry.inputChannels,
+                    matrixCount: WinogradConv2D.positions, owner: prepacked.owner)
+            }
             blasPackedWeights = WinogradWeights.blasPacked(
-                weights: weights, geometry: geometry, threadCount: threadCount)
+                weights: weights, geometry: geometry, transformed: transformed, threadCount: threadCount)
         } else if packedWeights == nil && (chosen == .pointwise || chosen == .im2col) && geometry.groups == 1,
             let weights
         {

@@ -522,16 +522,18 @@ final class WinogradWeights: @unchecked Sendable {
         }
     }
 
-    /// The transformed weights of `g` packed for the AVX-512 kernel (36 matrices of K × C),
-    /// transformed straight into place on up to `threadCount` threads (ranges of row panels).
     /// The 36 transformed K × C matrices packed for OpenBLAS's kernel, as one 36·K × C
     /// ``BLASPackedMatrix`` (position `ξ` in rows `ξ·K ..< (ξ + 1)·K`; K a multiple of 4):
     /// transformed a block of output channels at a time into a small buffer and packed from
-    /// there, never as a whole (four times the weights' size) first. `nil` when that kernel is
-    /// not available.
-    static func blasPacked(weights: UnsafePointer<Float>, geometry g: Conv2DGeometry, threadCount: Int = 1)
-        -> BLASPackedMatrix?
-    {
+    /// there, never as a whole (four times the weights' size) first. With `transformed` (the
+    /// same weights already transformed and packed for the AVX-512 kernel: prepacked in an
+    /// artifact) the rows are copied out of its panels instead of transformed again — the same
+    /// floats, much less work (the transform is slow in a build for the x86-64 baseline). `nil`
+    /// when that kernel is not available.
+    static func blasPacked(
+        weights: UnsafePointer<Float>, geometry g: Conv2DGeometry, transformed: PackedMatrix? = nil,
+        threadCount: Int = 1
+    ) -> BLASPackedMatrix? {
         let (k, c) = (g.outputChannels, g.inputChannels)
         precondition(k % 4 == 0, "output channels in whole panels of four")
         // About 256 K floats of transformed weights per block.
@@ -545,9 +547,29 @@ final class WinogradWeights: @unchecked Sendable {
             let rows = min(blockRows, k - first)
             let buffer = UnsafeMutablePointer<Float>.allocate(capacity: WinogradConv2D.positions * rows * c)
             defer { buffer.deallocate() }
-            // Rows first ..< first + rows as a K' = rows problem: U[ξ][row][c] in the buffer.
-            WinogradConv2D.transformWeights(
-                weights + first * c * 9, outputChannels: rows, inputChannels: c, into: buffer)
+            if let transformed {
+                // U[ξ][row][c] from the panels: eight rows per panel, column by column within
+                // blocks of APUS_GEMM_BLOCK_COLUMNS.
+                let block = Int(APUS_GEMM_BLOCK_COLUMNS)
+                for position in 0..<WinogradConv2D.positions {
+                    let source = UnsafePointer(transformed.values) + position * transformed.stride
+                    for row in first..<first + rows {
+                        let destination = buffer + (position * rows + row - first) * c
+                        let (panel, lane) = row.quotientAndRemainder(dividingBy: PackedGemm.panelRows)
+                        var column = 0
+                        while column < c {
+                            let start = source + transformed.offset(panel: panel, column: column) + lane
+                            let width = min(block - column % block, c - column)
+                            for j in 0..<width { destination[column + j] = start[j * PackedGemm.panelRows] }
+                            column += width
+                        }
+                    }
+                }
+            } else {
+                // Rows first ..< first + rows as a K' = rows problem: U[ξ][row][c] in the buffer.
+                WinogradConv2D.transformWeights(
+                    weights + first * c * 9, outputChannels: rows, inputChannels: c, into: buffer)
+            }
             for position in 0..<WinogradConv2D.positions {
                 matrix.pack(
                     buffer + position * rows * c, firstRow: position * k + first, count: rows, rowStride: c)
@@ -555,6 +577,8 @@ final class WinogradWeights: @unchecked Sendable {
         }
     }
 
+    /// The transformed weights of `g` packed for the AVX-512 kernel (36 matrices of K × C),
+    /// transformed straight into place on up to `threadCount` threads (ranges of row panels).
     static func packed(weights: UnsafePointer<Float>, geometry g: Conv2DGeometry, threadCount: Int = 1)
         -> PackedMatrix
     {
