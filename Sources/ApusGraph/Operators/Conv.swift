@@ -221,8 +221,12 @@ struct Conv: Operator {
                 geometry: geometry, weights: weights.pointer(as: Float.self),
                 prepacked: try prepackedWeights(inputs, geometry: geometry), threadCount: threadCount)
             copy.plan = plan
-            // The plan reads its own copy from now on; a mapped file's pages of the originals can go.
+            // The plan reads its own copy from now on; a mapped file's pages of the originals can go,
+            // and so can prepacked weights the plan only copied from (or did not read at all).
             if plan.readsOwnWeights { weights.releaseResidentPages() }
+            if !plan.usesPrepackedWeights, let packed = inputs.optional(PrepackWeights.inputIndex)?.constant {
+                packed.releaseResidentPages()
+            }
         } else {
             copy.plan = Conv2DPlan(geometry: geometry)
         }
