@@ -26,7 +26,7 @@ swift build -c release --product apus >&2
 # Packed again whenever the binary is newer (the packed layout belongs to the kernels).
 packed="${artifact%.apus}-prepacked.apus"
 if [[ ! -f "$packed" || "$packed" -ot .build/release/apus ]]; then
-    .build/release/apus prepack "$artifact" -o "$packed.partial" >&2
+    .build/release/apus prepack "$artifact" -o "$packed.partial" --for host >&2
     mv "$packed.partial" "$packed"
 fi
 images=("$@")

@@ -449,7 +449,8 @@ def main() -> int:
         source = Path(cfg["onnx"])
         if source not in converted:
             target = artifact_dir / f"{len(converted)}-{cfg['model']}-b{cfg['batch']}.apus"
-            run([apus_engines[0].binary, "convert", source, "-o", target], stdout=subprocess.DEVNULL,
+            run([apus_engines[0].binary, "convert", source, "-o", target, "--prepack-for", "host"],
+                stdout=subprocess.DEVNULL,
                 env=merged_env(apus_engines[0].env()))
             converted[source] = target
         cfg["apus_model"] = converted[source]

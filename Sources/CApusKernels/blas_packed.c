@@ -21,6 +21,27 @@ void apus_blas_pack_weights(const apus_blas_kernels *kernels, const float *w, lo
     }
 }
 
+/// `width` rows from `top` (row stride `ldw`), interleaved step by step, `depth` steps.
+static float *write_panel(const float *top, long ldw, long width, long depth, float *out) {
+    for (long step = 0; step < depth; step++)
+        for (long lane = 0; lane < width; lane++) *out++ = top[lane * ldw + step];
+    return out;
+}
+
+void apus_blas_layout_write(const float *w, long rows, long k, long ldw, float *packed) {
+    for (long first = 0; first < k; first += APUS_BLAS_REDUCTION_BLOCK) {
+        long depth = k - first < APUS_BLAS_REDUCTION_BLOCK ? k - first : APUS_BLAS_REDUCTION_BLOCK;
+        float *out = packed + first * rows;
+        long row = 0;
+        for (; row + 4 <= rows; row += 4) out = write_panel(w + row * ldw + first, ldw, 4, depth, out);
+        if (rows - row >= 2) {
+            out = write_panel(w + row * ldw + first, ldw, 2, depth, out);
+            row += 2;
+        }
+        if (rows - row >= 1) write_panel(w + row * ldw + first, ldw, 1, depth, out);
+    }
+}
+
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 

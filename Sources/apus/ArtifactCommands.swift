@@ -37,6 +37,14 @@ struct ConvertCommand: ParsableCommand {
             """)
     var noPrepack = false
 
+    @Option(
+        help: """
+            The CPUs the stored packed weights are laid out for: avx512, avx2 (AVX2 and FMA without \
+            AVX-512, where OpenBLAS's kernel runs most layers), or host (the kind this machine is). Any \
+            CPU runs the file with the same results; on the other kind the plans pack the weights at load.
+            """)
+    var prepackFor: PackTarget = .avx512
+
     func run() throws {
         guard weights == "float32" || weights == "float16" else {
             throw ValidationError("--weights must be float32 or float16, got \(weights)")
@@ -61,7 +69,7 @@ struct ConvertCommand: ParsableCommand {
         var prepacked: PrepackWeights.Report?
         if !noPrepack && float16Count == 0 {
             // The packed copies are float32: a float16 artifact, kept small on purpose, packs at load.
-            (stored, prepacked) = try PrepackWeights.apply(stored, threadCount: 2)
+            (stored, prepacked) = try PrepackWeights.apply(stored, target: prepackFor.target, threadCount: 2)
         }
         let labelList = try labels.map(readLabels)
         // Decoding refuses a spec Apus cannot apply; the file's bytes are stored as they are.
@@ -118,8 +126,9 @@ struct PrepackCommand: ParsableCommand {
             + "packed for the kernels, so that loading it packs nothing.",
         discussion: """
             The graph is optimized as at load (BatchNorm folded, activations fused) and every convolution \
-            with constant weights gets them in the layout its plan wants on a CPU with AVX-512. Labels, \
-            preprocessing, golden examples and metadata are kept. `apus convert` does this by default.
+            with constant weights gets them in the layout its plan wants on a CPU of the --for kind (weights \
+            packed before are replaced). Labels, preprocessing, golden examples and metadata are kept. \
+            `apus convert` does this by default.
             """)
 
     @Argument(help: "The .apus artifact to read.")
@@ -127,6 +136,11 @@ struct PrepackCommand: ParsableCommand {
 
     @Option(name: .shortAndLong, help: "The .apus file to write (may not be the input).")
     var output: String
+
+    @Option(
+        name: .customLong("for"),
+        help: "The CPUs to pack for: avx512, avx2 (AVX2 and FMA, no AVX-512), or host (the kind this machine is).")
+    var packTarget: PackTarget = .avx512
 
     func run() throws {
         let source = URL(filePath: model)
@@ -138,7 +152,8 @@ struct PrepackCommand: ParsableCommand {
         guard !contents.float16Weights else {
             throw ValidationError("\(model) stores float16 weights; its convolutions are packed at load")
         }
-        let (graph, report) = try PrepackWeights.apply(try Optimizer.optimize(contents.graph), threadCount: 2)
+        let (graph, report) = try PrepackWeights.apply(
+            try Optimizer.optimize(contents.graph), target: packTarget.target, threadCount: 2)
         contents.graph = graph
         report.record(in: &contents.metadata)
         try ArtifactWriter.write(contents, to: target)
@@ -151,14 +166,28 @@ extension PrepackWeights.Report {
     /// One line for the CLI: what was packed, or why nothing was.
     var summary: String {
         skipped.map { "weights not prepacked (\($0))" }
-            ?? "\(convolutions) convolutions prepacked (\(formatBytes(bytes)))"
+            ?? "\(convolutions) convolutions prepacked for \(target.rawValue) (\(formatBytes(bytes)))"
     }
 
     /// Notes the packing in an artifact's metadata.
     func record(in metadata: inout [String: String]) {
         guard convolutions > 0 else { return }
         metadata["prepacked_convolutions"] = String(convolutions)
-        metadata["prepacked_format"] = PrepackedWeights.formatTag
+        metadata["prepacked_for"] = target.rawValue
+        metadata["prepacked_format"] = formats.sorted().joined(separator: " ")
+    }
+}
+
+/// `--prepack-for` / `--for`: a kind of CPU, or the one this machine is.
+enum PackTarget: String, ExpressibleByArgument, CaseIterable {
+    case avx512, avx2, host
+
+    var target: PrepackedWeights.Target {
+        switch self {
+        case .avx512: .avx512
+        case .avx2: .avx2
+        case .host: PackedGemm.hasAVX512 ? .avx512 : .avx2
+        }
     }
 }
 

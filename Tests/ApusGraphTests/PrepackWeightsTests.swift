@@ -113,6 +113,61 @@ struct PrepackWeightsTests {
         }
     }
 
+    /// Packed for CPUs with AVX2 and no AVX-512: the Winograd layer and the strided one (im2col
+    /// there) in OpenBLAS's layout, the short 1 × 1 reduction in the AVX2 kernel's panels. The
+    /// artifact computes the plain graph's output bit for bit on any CPU; on such a CPU with
+    /// OpenBLAS's kernel all three are read in place, elsewhere only what fits its plans.
+    @Test func avx2ArtifactMatchesThePlainGraphBitForBit() throws {
+        let (graph, report) = try PrepackWeights.apply(try Optimizer.optimize(Self.graph), target: .avx2)
+        #expect(report.convolutions == 3)
+        #expect(report.formats == ["o4k384", "p8k128"])
+        let layouts = Dictionary(
+            uniqueKeysWithValues: graph.nodes.filter { $0.inputs.count == 5 }.map {
+                ($0.name, (try? $0.string("packed_layout")) ?? nil)
+            })
+        #expect(layouts == ["winograd": "winograd/o4k384", "taps": "gemm/o4k384", "pointwise": "gemm/p8k128"])
+        let stored = try Self.roundTrip(graph)
+        let readsAll = !PackedGemm.hasAVX512 && BLASPackedMatrix.isAvailable
+        for batch in [1, 2] {
+            for threads in [1, 2] {
+                let plain = try Self.run(Self.graph, batch: batch, threads: threads)
+                let packed = try Self.run(stored, batch: batch, threads: threads)
+                #expect(packed.prepacked == (readsAll ? 3 : 1), "batch \(batch), \(threads) threads")
+                #expect(try packed.y.scalars(as: Float.self) == plain.y.scalars(as: Float.self))
+            }
+        }
+        // One float short in OpenBLAS's layout is refused, naming the node.
+        var short = graph
+        let index = try #require(graph.nodes.firstIndex { $0.name == "taps" })
+        let name = graph.nodes[index].inputs[4]
+        let count = try #require(graph.initializers[name]).elementCount
+        short.initializers[name] = Tensor(shape: [count - 1], scalars: [Float](repeating: 0, count: count - 1))
+        #expect {
+            _ = try Self.run(short, batch: 1, threads: 1)
+        } throws: { error in
+            guard let error = error as? GraphError, case .node("taps", _, _) = error else { return false }
+            return error.description.contains("gemm/o4k384")
+        }
+    }
+
+    /// Packing again for another target replaces the stored weights: the result is what packing
+    /// the plain graph for that target gives, tensor for tensor.
+    @Test func packingAgainReplacesStoredWeights() throws {
+        let plain = try Optimizer.optimize(Self.graph)
+        let forAVX2 = try PrepackWeights.apply(plain, target: .avx2).graph
+        let again = try PrepackWeights.apply(forAVX2, target: .avx512).graph
+        let direct = try PrepackWeights.apply(plain, target: .avx512).graph
+        #expect(again.nodes.map(\.inputs) == direct.nodes.map(\.inputs))
+        #expect(
+            again.nodes.map { try? $0.string("packed_layout") } == direct.nodes.map { try? $0.string("packed_layout") })
+        #expect(Set(again.initializers.keys) == Set(direct.initializers.keys))
+        for (name, tensor) in direct.initializers {
+            let other = try #require(again.initializers[name])
+            #expect(try other.scalars(as: Float.self) == tensor.scalars(as: Float.self), "\(name)")
+        }
+        #expect(PrepackWeights.removingPackedWeights(forAVX2).initializers.count == plain.initializers.count)
+    }
+
     /// Packed weights of another panel format (a build with other kernel constants wrote them)
     /// are not read: the plan packs the plain weights, and the output is unchanged.
     @Test func anotherPanelFormatIsPackedAtLoad() throws {

@@ -182,4 +182,36 @@ struct BLASPackedMatrixTests {
         #expect(Self.product(blocks, b, s, rowRanges: positions, columnRanges: [0..<5]) == expected)
         #expect(Self.product(fromPanels, b, s, rowRanges: positions, columnRanges: [0..<5]) == expected)
     }
+
+    /// The layout `apus convert --prepack-for avx2` writes without OpenBLAS is, float for float,
+    /// what OpenBLAS's own copy routine for the loaded core packs: every row remainder, one and
+    /// several reduction blocks, a row stride wider than the rows.
+    @Test func writtenLayoutIsOpenBLASsCopy() {
+        #expect(BLASPackedMatrix.readsStoredLayout)
+        for rows in 1...13 {
+            for k in [1, 7, 383, 384, 385, 1000] {
+                var random = TestRandom(seed: UInt64(rows * 7919 + k))
+                let stride = k + 3
+                let w = random.array(rows * stride)
+                var written = [Float](repeating: .nan, count: rows * k)
+                w.withUnsafeBufferPointer { w in
+                    written.withUnsafeMutableBufferPointer {
+                        BLASPackedMatrix.write(
+                            w.baseAddress!, rows: rows, columns: k, rowStride: stride, into: $0.baseAddress!)
+                    }
+                }
+                let copied = w.withUnsafeBufferPointer {
+                    BLASPackedMatrix($0.baseAddress!, rows: rows, columns: k, rowStride: stride)
+                }
+                guard let copied else {
+                    Issue.record("no packed matrix")
+                    return
+                }
+                let same =
+                    written.map(\.bitPattern)
+                    == UnsafeBufferPointer(start: copied.values, count: rows * k).map(\.bitPattern)
+                #expect(same, "\(rows) rows, k \(k)")
+            }
+        }
+    }
 }

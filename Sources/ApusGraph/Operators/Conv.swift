@@ -119,9 +119,9 @@ struct Conv: Operator {
     let groups: Int
     let activation: FusedActivation
     let fused: Bool
-    /// The layout of the prepacked weights input `P`, when the attribute names one this build
-    /// reads; `nil` otherwise (the plan packs `W` itself).
-    let packedLayout: PrepackedWeights.Layout?
+    /// The layout and panel format of the prepacked weights input `P`, when the attribute names
+    /// ones this build reads; `nil` otherwise (the plan packs `W` itself).
+    let packedLayout: (layout: PrepackedWeights.Layout, format: PrepackedWeights.Format)?
     /// Set by ``specialized(for:threadCount:)``.
     var plan: Conv2DPlan?
 
@@ -234,7 +234,8 @@ struct Conv: Operator {
     }
 
     /// The prepacked weights input `P`, checked: a float32 constant holding exactly the floats
-    /// its layout needs for `geometry`. `nil` without it, or when ``packedLayout`` is unknown.
+    /// its layout needs for `geometry`. `nil` without it, when ``packedLayout`` is unknown, or when
+    /// it names a layout and format no plan reads for this convolution.
     func prepackedWeights(_ inputs: [ValueFact?], geometry: Conv2DGeometry) throws(OperatorError) -> PrepackedWeights? {
         let index = PrepackWeights.inputIndex
         guard let packed = inputs.optional(index) else { return nil }
@@ -244,16 +245,18 @@ struct Conv: Operator {
         guard let tensor = packed.constant else {
             throw .invalidShape("prepacked weights input \(index) must be a constant")
         }
-        guard let packedLayout else { return nil }
-        let expected = Conv2DPlan.packedFloatCount(packedLayout, geometry: geometry)
+        guard let (layout, format) = packedLayout,
+            let expected = Conv2DPlan.packedFloatCount(layout, format: format, geometry: geometry)
+        else { return nil }
         guard tensor.elementCount == expected else {
             throw .invalidShape(
-                "prepacked weights \(tensor.shape) hold \(tensor.elementCount) floats; the \(packedLayout.rawValue) "
-                    + "layout of weights [\(geometry.outputChannels), \(geometry.inputChannels / geometry.groups), "
+                "prepacked weights \(tensor.shape) hold \(tensor.elementCount) floats; the "
+                    + "\(PrepackedWeights.attribute(layout, format: format)) layout of weights [\(geometry.outputChannels), \(geometry.inputChannels / geometry.groups), "
                     + "\(geometry.kernelHeight), \(geometry.kernelWidth)] needs \(expected)")
         }
         return PrepackedWeights(
-            layout: packedLayout, values: tensor.pointer(as: Float.self), count: expected, owner: tensor.storage)
+            layout: layout, format: format, values: tensor.pointer(as: Float.self), count: expected,
+            owner: tensor.storage)
     }
 
     func workspaceByteCount(for inputs: [ValueFact?], threadCount: Int) -> Int {

@@ -17,6 +17,8 @@ public final class BLASPackedMatrix: @unchecked Sendable {
     public let rows: Int
     public let columns: Int
     let values: UnsafeMutablePointer<Float>
+    /// Keeps prepacked `values` alive (an artifact's mapping); `nil` when this matrix owns them.
+    let owner: AnyObject?
 
     /// Whether OpenBLAS's kernel and copy routines were found for the loaded core and passed the
     /// self-check, and `APUS_BLAS_PACKED` is not `0`.
@@ -61,6 +63,7 @@ public final class BLASPackedMatrix: @unchecked Sendable {
         self.rows = rows
         self.columns = columns
         values = WeightBuffer.allocate(floats: rows * columns)
+        owner = nil
         ComputeContext(threadCount: threadCount).parallelFor(tasks) { task in fill(task, self) }
     }
 
@@ -74,7 +77,52 @@ public final class BLASPackedMatrix: @unchecked Sendable {
         apus_blas_pack_weights(&kernels, w, count, columns, rowStride, rows, firstRow, values)
     }
 
-    deinit { values.deallocate() }
+    /// Wraps `rows` × `columns` floats already in this layout (``write(_:rows:columns:rowStride:into:)``,
+    /// stored in an artifact by `apus convert`), read in place and kept alive by `owner`; `nil`
+    /// when ``isAvailable`` or ``readsStoredLayout`` is false.
+    public init?(wrapping values: UnsafePointer<Float>, rows: Int, columns: Int, owner: AnyObject) {
+        guard BLASPackedMatrix.isAvailable, BLASPackedMatrix.readsStoredLayout, rows > 0, columns > 0 else {
+            return nil
+        }
+        self.rows = rows
+        self.columns = columns
+        self.values = UnsafeMutablePointer(mutating: values)
+        self.owner = owner
+    }
+
+    deinit { if owner == nil { values.deallocate() } }
+
+    /// Writes `weights` (`rows` × `columns`, row-major, row stride `rowStride`) in the layout this
+    /// type packs to on the cores it runs on (four-row panels in blocks of 384 reduction steps),
+    /// without OpenBLAS: `rows · columns` floats into `packed`. `apus convert --prepack-for avx2`
+    /// stores it.
+    public static func write(
+        _ weights: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int,
+        into packed: UnsafeMutablePointer<Float>
+    ) {
+        apus_blas_layout_write(weights, rows, columns, rowStride, packed)
+    }
+
+    /// Whether the loaded core's copy routine packs to the layout ``write(_:rows:columns:rowStride:into:)``
+    /// writes, so that weights stored that way may be read in place: checked once on a matrix with
+    /// every remainder of rows (4 + 4 + 2 + 1) and two reduction blocks, bit for bit.
+    public static let readsStoredLayout: Bool = {
+        guard var kernels else { return false }
+        let rows = 11
+        let k = Int(APUS_BLAS_REDUCTION_BLOCK) + 9
+        let w = (0..<rows * k).map { Float($0) * 0.5 + 1 }
+        var copied = [Float](repeating: 0, count: rows * k)
+        var written = [Float](repeating: .nan, count: rows * k)
+        w.withUnsafeBufferPointer { w in
+            copied.withUnsafeMutableBufferPointer {
+                apus_blas_pack_weights(&kernels, w.baseAddress!, rows, k, k, rows, 0, $0.baseAddress!)
+            }
+            written.withUnsafeMutableBufferPointer {
+                apus_blas_layout_write(w.baseAddress!, rows, k, k, $0.baseAddress!)
+            }
+        }
+        return copied == written
+    }()
 
     /// Computes rows `firstRow ..< firstRow + rowCount` of `W · B` into `c` (row stride `ldc`),
     /// with `B` the `columns` × `n` matrix at `b` (row stride `ldb`). `firstRow` must be a

@@ -132,7 +132,7 @@ public struct Conv2DPlan: Sendable {
             : Conv2DPlan.packedLayout(
                 chosen, geometry: geometry, packedKernel: PackedGemm.isAvailable, avx512: PackedGemm.hasAVX512)
         var wrapped = false
-        if let layout, let prepacked, prepacked.layout == layout,
+        if let layout, let prepacked, prepacked.layout == layout, prepacked.format == .panels,
             prepacked.count == Conv2DPlan.packedFloatCount(layout, geometry: geometry)
         {
             wrapped = true
@@ -152,28 +152,49 @@ public struct Conv2DPlan: Sendable {
             winogradWeights = nil
             packedWeights = nil
         }
-        usesPrepackedWeights = wrapped
+        // Weights stored in OpenBLAS's layout (`apus convert --prepack-for avx2`), read in place
+        // when the plan runs that kernel on exactly these rows and columns.
+        func storedForBLAS(_ layout: PrepackedWeights.Layout, rows: Int, columns: Int) -> BLASPackedMatrix? {
+            guard let prepacked, prepacked.format == .openBLAS, prepacked.layout == layout,
+                prepacked.count == rows * columns
+            else { return nil }
+            return BLASPackedMatrix(wrapping: prepacked.values, rows: rows, columns: columns, owner: prepacked.owner)
+        }
         if winogradOnBLAS, let weights {
-            // Weights prepacked for the AVX-512 kernel are already transformed: copied from.
-            var transformed: PackedMatrix? = nil
-            if let prepacked, prepacked.layout == .winograd,
-                prepacked.count == Conv2DPlan.packedFloatCount(.winograd, geometry: geometry)
-            {
-                transformed = PackedMatrix(
-                    wrapping: prepacked.values, rows: geometry.outputChannels, columns: geometry.inputChannels,
-                    matrixCount: WinogradConv2D.positions, owner: prepacked.owner)
+            let rows = WinogradConv2D.positions * geometry.outputChannels
+            if let stored = storedForBLAS(.winograd, rows: rows, columns: geometry.inputChannels) {
+                blasPackedWeights = stored
+                wrapped = true
+            } else {
+                // Weights prepacked for the AVX-512 kernel are already transformed: copied from.
+                var transformed: PackedMatrix? = nil
+                if let prepacked, prepacked.layout == .winograd, prepacked.format == .panels,
+                    prepacked.count == Conv2DPlan.packedFloatCount(.winograd, geometry: geometry)
+                {
+                    transformed = PackedMatrix(
+                        wrapping: prepacked.values, rows: geometry.outputChannels, columns: geometry.inputChannels,
+                        matrixCount: WinogradConv2D.positions, owner: prepacked.owner)
+                }
+                blasPackedWeights = WinogradWeights.blasPacked(
+                    weights: weights, geometry: geometry, transformed: transformed, threadCount: threadCount)
             }
-            blasPackedWeights = WinogradWeights.blasPacked(
-                weights: weights, geometry: geometry, transformed: transformed, threadCount: threadCount)
         } else if packedWeights == nil && (chosen == .pointwise || chosen == .im2col) && geometry.groups == 1,
             let weights
         {
-            blasPackedWeights = BLASPackedMatrix(
-                weights, rows: geometry.outputChannels, columns: geometry.reductionLength,
-                rowStride: geometry.reductionLength, threadCount: threadCount)
+            if let stored = storedForBLAS(
+                .gemm, rows: geometry.outputChannels, columns: geometry.reductionLength)
+            {
+                blasPackedWeights = stored
+                wrapped = true
+            } else {
+                blasPackedWeights = BLASPackedMatrix(
+                    weights, rows: geometry.outputChannels, columns: geometry.reductionLength,
+                    rowStride: geometry.reductionLength, threadCount: threadCount)
+            }
         } else {
             blasPackedWeights = nil
         }
+        usesPrepackedWeights = wrapped
 
         batchesColumns = Conv2DPlan.batchesColumns(geometry, algorithm: chosen)
         // Only column matrices that would not stay in L2 are worth copying tile by tile (measured:
@@ -229,12 +250,13 @@ public struct Conv2DPlan: Sendable {
     /// at most 16 output channels goes to OpenBLAS's kernel on weights packed once instead, when
     /// it is available (mobilenet_v2's 16 × 12544 × 32 layer 0.51–0.59 → 0.37–0.42 ms).
     static func packedLayout(
-        _ algorithm: Algorithm, geometry g: Conv2DGeometry, packedKernel: Bool, avx512: Bool = true
+        _ algorithm: Algorithm, geometry g: Conv2DGeometry, packedKernel: Bool, avx512: Bool = true,
+        blasPacked: Bool = BLASPackedMatrix.isAvailable
     ) -> PrepackedWeights.Layout? {
         guard packedKernel else { return nil }
         if !avx512 && algorithm != .winograd
             && !((algorithm == .pointwise || algorithm == .im2col) && g.reductionLength <= 32
-                && !(g.outputChannelsPerGroup <= 16 && BLASPackedMatrix.isAvailable))
+                && !(g.outputChannelsPerGroup <= 16 && blasPacked))
         {
             return nil
         }
@@ -251,9 +273,15 @@ public struct Conv2DPlan: Sendable {
     /// transformed weights packed once (``BLASPackedMatrix``): without AVX-512, when that kernel
     /// is available and the output channels fill whole panels of four. It beat the AVX2 packed
     /// kernel there (resnet18's Winograd layers 3–8 % faster at 1 thread, 8–15 % at 2, on a Zen
-    /// 3; Docs/performance.md). Such a plan ignores weights prepacked for the AVX-512 kernel.
+    /// 3; Docs/performance.md). Such a plan reads Winograd weights stored in OpenBLAS's layout in
+    /// place, and copies out of ones prepacked for the AVX-512 kernel.
     public static func winogradRunsOnBLAS(_ g: Conv2DGeometry) -> Bool {
-        !PackedGemm.hasAVX512 && g.outputChannels % 4 == 0 && BLASPackedMatrix.isAvailable
+        winogradRunsOnBLAS(g, avx512: PackedGemm.hasAVX512, blasPacked: BLASPackedMatrix.isAvailable)
+    }
+
+    /// ``winogradRunsOnBLAS(_:)`` on a CPU with or without AVX-512 and OpenBLAS's kernel.
+    static func winogradRunsOnBLAS(_ g: Conv2DGeometry, avx512: Bool, blasPacked: Bool) -> Bool {
+        !avx512 && g.outputChannels % 4 == 0 && blasPacked
     }
 
     /// Packed matrices of `layout`: one, one per tap, or one per Winograd position.
@@ -265,11 +293,24 @@ public struct Conv2DPlan: Sendable {
         }
     }
 
-    /// Floats of `g`'s weights packed in `layout`.
+    /// Floats of `g`'s weights packed in `layout` and the kernel's panels.
     public static func packedFloatCount(_ layout: PrepackedWeights.Layout, geometry g: Conv2DGeometry) -> Int {
         PackedMatrix.floatCount(
             rows: g.outputChannels, columns: layout == .gemm ? g.reductionLength : g.inputChannels,
             matrixCount: packedMatrixCount(layout, geometry: g))
+    }
+
+    /// Floats of `g`'s weights packed in `layout` and `format`, or `nil` for a combination no
+    /// plan reads (taps in OpenBLAS's layout, or a grouped layer in it).
+    public static func packedFloatCount(
+        _ layout: PrepackedWeights.Layout, format: PrepackedWeights.Format, geometry g: Conv2DGeometry
+    ) -> Int? {
+        switch (format, layout) {
+        case (.panels, _): packedFloatCount(layout, geometry: g)
+        case (.openBLAS, .gemm): g.groups == 1 ? g.outputChannels * g.reductionLength : nil
+        case (.openBLAS, .winograd): WinogradConv2D.positions * g.outputChannels * g.inputChannels
+        case (.openBLAS, .taps): nil
+        }
     }
 
     /// Packs `weights` (ONNX's `[M][C/g][kH][kW]`) into `layout`.
@@ -290,15 +331,51 @@ public struct Conv2DPlan: Sendable {
         }
     }
 
-    /// `weights` packed the way a plan for `g` keeps them on a CPU with the packed AVX-512 kernel
-    /// (whatever this CPU has: packing is plain data movement), with the layout; `nil` when such
-    /// a plan reads the weights as they are. `apus convert` stores the result in the artifact.
-    public static func prepack(geometry g: Conv2DGeometry, weights: UnsafePointer<Float>, threadCount: Int = 1)
-        -> (layout: PrepackedWeights.Layout, matrix: PackedMatrix)?
-    {
-        let (algorithm, _) = choose(g, hasWeights: true, packedKernel: true)
-        guard let layout = packedLayout(algorithm, geometry: g, packedKernel: true) else { return nil }
-        return (layout, pack(weights, layout: layout, geometry: g, threadCount: threadCount))
+    /// Weights packed ahead of time: the layout and format, how many floats, and a function that
+    /// writes them (into `count` floats).
+    public struct Prepacked {
+        public let layout: PrepackedWeights.Layout
+        public let format: PrepackedWeights.Format
+        public let count: Int
+        public let write: (UnsafeMutablePointer<Float>) -> Void
+    }
+
+    /// `weights` packed the way a plan for `g` keeps them on a CPU of `target` (whatever this CPU
+    /// has: packing is plain data movement, and Winograd's transform the same arithmetic as at
+    /// load); `nil` when such a plan reads the weights as they are. `apus convert` stores the
+    /// result in the artifact. For ``PrepackedWeights/Target/avx2`` it assumes OpenBLAS's kernel
+    /// is available there (``BLASPackedMatrix/isAvailable``); a reader without it packs at load.
+    public static func prepack(
+        geometry g: Conv2DGeometry, weights: UnsafePointer<Float>, target: PrepackedWeights.Target = .avx512,
+        threadCount: Int = 1
+    ) -> Prepacked? {
+        let avx512 = target == .avx512
+        let (algorithm, _) = choose(g, hasWeights: true, packedKernel: true, avx512: avx512)
+        nonisolated(unsafe) let weights = weights
+        if algorithm == .winograd && winogradRunsOnBLAS(g, avx512: avx512, blasPacked: true) {
+            let rows = WinogradConv2D.positions * g.outputChannels
+            return Prepacked(layout: .winograd, format: .openBLAS, count: rows * g.inputChannels) { packed in
+                let transformed = WinogradWeights(weights: weights, geometry: g, threadCount: threadCount)
+                BLASPackedMatrix.write(
+                    transformed.values, rows: rows, columns: g.inputChannels, rowStride: g.inputChannels, into: packed)
+            }
+        }
+        if let layout = packedLayout(algorithm, geometry: g, packedKernel: true, avx512: avx512, blasPacked: true) {
+            let matrix = pack(weights, layout: layout, geometry: g, threadCount: threadCount)
+            let values = matrix.packedValues
+            return Prepacked(layout: layout, format: .panels, count: values.count) { packed in
+                packed.update(from: values.baseAddress!, count: values.count)
+                withExtendedLifetime(matrix) {}
+            }
+        }
+        if !avx512 && (algorithm == .pointwise || algorithm == .im2col) && g.groups == 1 {
+            return Prepacked(layout: .gemm, format: .openBLAS, count: g.outputChannels * g.reductionLength) { packed in
+                BLASPackedMatrix.write(
+                    weights, rows: g.outputChannels, columns: g.reductionLength, rowStride: g.reductionLength,
+                    into: packed)
+            }
+        }
+        return nil
     }
 
     /// Whether Winograd F(4×4, 3×3) beats im2col + sgemm for `g` on this machine's kernels: it

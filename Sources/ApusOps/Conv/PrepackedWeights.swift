@@ -18,12 +18,43 @@ public struct PrepackedWeights: @unchecked Sendable {
         case winograd
     }
 
-    /// The tag of the panel format the kernels read (panel rows and reduction block):
-    /// prepacked weights written with another tag are ignored and packed again at load.
-    public static let formatTag = "p\(PackedGemm.panelRows)k\(Int(APUS_GEMM_BLOCK_COLUMNS))"
+    /// The panel format: which kernel reads the packed floats.
+    public enum Format: Sendable, CaseIterable {
+        /// The packed GEMM kernels' panels (AVX-512, and AVX2 on short reductions): rows of 8,
+        /// the reduction in blocks of ``PackedGemm``'s block columns, rows past the end zero.
+        case panels
+        /// OpenBLAS's sgemm kernel on weights packed once (``BLASPackedMatrix``, CPUs without
+        /// AVX-512): rows of 4 (then 2 and 1), the reduction in blocks of 384 steps, no padding.
+        case openBLAS
+
+        /// The tag that names the format in `packed_layout`, e.g. `p8k128` or `o4k384`.
+        public var tag: String {
+            switch self {
+            case .panels: "p\(PackedGemm.panelRows)k\(Int(APUS_GEMM_BLOCK_COLUMNS))"
+            case .openBLAS: "o4k\(Int(APUS_BLAS_REDUCTION_BLOCK))"
+            }
+        }
+    }
+
+    /// The CPUs an artifact's packed weights are laid out for (`apus convert --prepack-for`):
+    /// each convolution gets the layout and format its plan reads on such a CPU. Other CPUs still
+    /// load the file and pack the plain weights where the stored ones do not fit; the outputs
+    /// never depend on it, only the time to make the plans does.
+    public enum Target: String, Sendable, CaseIterable {
+        /// CPUs with AVX-512: the packed AVX-512 kernel's panels.
+        case avx512
+        /// CPUs with AVX2 and FMA but no AVX-512: OpenBLAS's layout for the layers its kernel
+        /// runs, the AVX2 kernel's panels for short reductions.
+        case avx2
+    }
+
+    /// The tag of the panel format of ``Format/panels`` (kept for the artifact's metadata).
+    public static var formatTag: String { Format.panels.tag }
 
     /// How the floats are laid out.
     public let layout: Layout
+    /// Which kernel's panels they are in.
+    public let format: Format
     /// The packed floats (64-byte aligned in an artifact).
     public let values: UnsafePointer<Float>
     /// How many floats `values` holds.
@@ -32,22 +63,29 @@ public struct PrepackedWeights: @unchecked Sendable {
     let owner: AnyObject
 
     /// Wraps `count` packed floats at `values`, kept alive by `owner`.
-    public init(layout: Layout, values: UnsafePointer<Float>, count: Int, owner: AnyObject) {
+    public init(
+        layout: Layout, format: Format = .panels, values: UnsafePointer<Float>, count: Int, owner: AnyObject
+    ) {
         self.layout = layout
+        self.format = format
         self.values = values
         self.count = count
         self.owner = owner
     }
 
-    /// The text that names `layout` in this build's panel format (`FusedConv`'s `packed_layout`
-    /// attribute), e.g. `taps/p8k128`.
-    public static func attribute(_ layout: Layout) -> String { "\(layout.rawValue)/\(formatTag)" }
+    /// The text that names `layout` in `format` (`FusedConv`'s `packed_layout` attribute), e.g.
+    /// `taps/p8k128` or `gemm/o4k384`.
+    public static func attribute(_ layout: Layout, format: Format = .panels) -> String {
+        "\(layout.rawValue)/\(format.tag)"
+    }
 
-    /// The layout an attribute names, or `nil` when it names another panel format or no layout
-    /// this build knows (the weights are then packed at load, as without prepacking).
-    public static func layout(fromAttribute text: String) -> Layout? {
+    /// The layout and format an attribute names, or `nil` when it names a panel format or layout
+    /// this build does not know (the weights are then packed at load, as without prepacking).
+    public static func layout(fromAttribute text: String) -> (layout: Layout, format: Format)? {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[1] == formatTag else { return nil }
-        return Layout(rawValue: String(parts[0]))
+        guard parts.count == 2, let format = Format.allCases.first(where: { $0.tag == parts[1] }),
+            let layout = Layout(rawValue: String(parts[0]))
+        else { return nil }
+        return (layout, format)
     }
 }

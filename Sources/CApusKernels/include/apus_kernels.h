@@ -334,6 +334,14 @@ typedef struct {
 void apus_blas_pack_weights(const apus_blas_kernels *kernels, const float *w, long count, long k, long ldw,
                             long totalRows, long firstRow, float *packed);
 
+/// Writes the whole `rows` × `k` matrix `w` (row-major, row stride `ldw`) in the layout
+/// `apus_blas_pack_weights` produces on cores whose weight panels are four rows wide, without
+/// OpenBLAS: per reduction block (`APUS_BLAS_REDUCTION_BLOCK` steps, the last one shorter) every
+/// row, four rows at a time step by step, then a pair of rows and a single row when `rows` leaves
+/// them. `apus convert` stores it; a reader checks it against the loaded core's copy routine
+/// before reading such weights in place.
+void apus_blas_layout_write(const float *w, long rows, long k, long ldw, float *packed);
+
 /// `c[rowCount × n] = W[firstRow ..< firstRow + rowCount] · b` with `W` (`rows` × `k`) packed by
 /// `apus_blas_pack_weights`; `firstRow` a multiple of 4 and `firstRow + rowCount` a multiple of
 /// 4 or `rows`; `b` is `k` × `n` row-major (row stride `ldb`), `c` row stride `ldc`. Each output
