@@ -90,6 +90,145 @@ TARGET_AVX2 void apus_depthwise_plane_avx2(const apus_depthwise_plane_geometry *
     }
 }
 
+/// Eight floats of an input row from `column` on; with `EDGE`, those outside the row (`0 ≤ column
+/// < width`) read as zero, the padding, and are never touched.
+TARGET_AVX2 static ALWAYS_INLINE __m256 direct_load(const float *row, long column, long width, const int EDGE) {
+    if (!EDGE) return _mm256_loadu_ps(row + column);
+    return _mm256_maskload_ps(row + column, lanes_inside(column, width));
+}
+
+/// The input row's values under tap column `kx` for eight outputs whose first reads column `c`:
+/// at stride 1 one load; at stride 2 the even (or odd) floats of the sixteen from `c + kx` (rounded
+/// down to even), deinterleaved by one shuffle into the order [0 1 4 5 2 3 6 7] of the outputs (the
+/// sums are put back in order once, after the last tap). Taps `kx` and `kx + 1` share their loads.
+TARGET_AVX2 static ALWAYS_INLINE __m256 direct_tap(const float *row, long c, int kx, long width, const int S,
+                                                   const int EDGE) {
+    if (S == 1) return direct_load(row, c + kx, width, EDGE);
+    const long base = c + (kx & ~1);
+    const __m256 a = direct_load(row, base, width, EDGE), b = direct_load(row, base + 8, width, EDGE);
+    return (kx & 1) ? _mm256_shuffle_ps(a, b, 0xDD) : _mm256_shuffle_ps(a, b, 0x88);
+}
+
+/// Columns of zeros left of a padding row's start (the most left padding the direct kernel takes).
+#define DIRECT_MAX_PAD 8
+/// Floats of the zero row that stands for padding rows (the widest input row the kernel takes,
+/// plus the reach of one block past it).
+#define DIRECT_ZERO_FLOATS 2112
+
+/// Two output rows (`oy`, `oy + 1`) of `V` vectors from column `x`, read from the unpadded input
+/// plane: what `pair_block` computes from the padded plane, the same fused multiply-adds in the
+/// same order (a padding row or column enters as a zero product, as there), so the same bits.
+/// Padding rows are read from `zeros`; with `EDGE` the columns outside the row are masked off the
+/// loads.
+TARGET_AVX2 static ALWAYS_INLINE void direct_block(const apus_depthwise_geometry *g, const float *input,
+                                                   const float *zeros, const float *weights, float bias, long oy,
+                                                   long x, const int V, const int K, const int S, const int EDGE,
+                                                   int second, const float *residual, float *output, int activation,
+                                                   __m256 low, __m256 high) {
+    const long inH = g->input_height, inW = g->input_width, outW = g->output_width;
+    __m256 acc0[4], acc1[4];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < V; i++) acc0[i] = acc1[i] = _mm256_set1_ps(bias);
+    const long top = oy * S - g->pad_top;
+    const long c0 = x * S - g->pad_left;
+#pragma clang loop unroll(full)
+    for (int t = 0; t < K + S; t++) {
+        const long iy = top + t;
+        const float *row = iy >= 0 && iy < inH ? input + iy * inW : zeros;
+#pragma clang loop unroll(full)
+        for (int kx = 0; kx < K; kx++) {
+            const __m256 w0 = _mm256_set1_ps(t < K ? weights[t * K + kx] : 0.0f);
+            const __m256 w1 = _mm256_set1_ps(t >= S ? weights[(t - S) * K + kx] : 0.0f);
+#pragma clang loop unroll(full)
+            for (int i = 0; i < V; i++) {
+                const __m256 v = direct_tap(row, c0 + 8 * S * i, kx, inW, S, EDGE);
+                if (t < K) acc0[i] = _mm256_fmadd_ps(w0, v, acc0[i]);
+                if (t >= S) acc1[i] = _mm256_fmadd_ps(w1, v, acc1[i]);
+            }
+        }
+    }
+    for (int i = 0; i < V; i++) {
+        long column = x + 8 * i;
+        long left = outW - column;
+        if (left <= 0) break;
+        if (S == 2) {
+            acc0[i] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc0[i]), 0xD8));
+            acc1[i] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc1[i]), 0xD8));
+        }
+        const long n = left < 8 ? left : 8;
+        __m256i mask = lanes_inside(0, n);
+        for (int r = 0; r < 1 + second; r++) {
+            long index = (oy + r) * outW + column;
+            finish_store8(activation, r ? acc1[i] : acc0[i], output + index, residual ? residual + index : NULL, n,
+                          mask, low, high);
+        }
+    }
+}
+
+/// Output rows `first ..< first + count` of one shape from the unpadded plane, as `shape_rows`:
+/// the vectors whose loads all lie inside the row four at a time with plain loads, the others
+/// (at the row's ends) one at a time with masked loads.
+TARGET_AVX2 static ALWAYS_INLINE void direct_rows(const apus_depthwise_geometry *g, const float *input,
+                                                  const float *zeros, long first, long count, const float *weights,
+                                                  float bias, const float *residual, float *output, int activation,
+                                                  float low, float high, const int K, const int S) {
+    const __m256 lowV = _mm256_set1_ps(low), highV = _mm256_set1_ps(high);
+    const long outW = g->output_width, end = first + count, vectors = (outW + 7) / 8;
+    // Vector j reads columns 8jS − pad_left ..< 8jS − pad_left + 8S + K − 1: inside the row for
+    // j in inner ..< outer.
+    const long step = 8 * S;
+    long inner = (g->pad_left + step - 1) / step;
+    const long reach = g->input_width + g->pad_left - step - K + 1;
+    long outer = reach < 0 ? 0 : reach / step + 1;
+    if (outer > vectors) outer = vectors;
+    if (inner > outer) inner = outer;
+    for (long oy = first; oy < end; oy += 2) {
+        const int second = oy + 1 < end;
+#define DIRECT_BLOCK(j, V, EDGE)                                                                                       \
+    direct_block(g, input, zeros, weights, bias, oy, 8 * (j), V, K, S, EDGE, second, residual, output, activation,    \
+                 lowV, highV)
+        for (long j = 0; j < inner; j++) DIRECT_BLOCK(j, 1, 1);
+        long j = inner;
+        for (; outer - j >= 4; j += 4) DIRECT_BLOCK(j, 4, 0);
+        if (outer - j == 3) {
+            DIRECT_BLOCK(j, 3, 0);
+        } else if (outer - j == 2) {
+            DIRECT_BLOCK(j, 2, 0);
+        } else if (outer - j == 1) {
+            DIRECT_BLOCK(j, 1, 0);
+        }
+        for (j = outer; j < vectors; j++) DIRECT_BLOCK(j, 1, 1);
+#undef DIRECT_BLOCK
+    }
+}
+
+int apus_depthwise_direct_supported(const apus_depthwise_geometry *g) {
+    return (g->kernel == 3 || g->kernel == 5) && (g->stride == 1 || g->stride == 2) && g->output_width > 0 &&
+           g->output_height > 0 && g->input_width > 0 && g->input_height > 0 && g->pad_top >= 0 &&
+           g->pad_left >= 0 && g->pad_left <= DIRECT_MAX_PAD &&
+           DIRECT_MAX_PAD + (g->output_width + 7) / 8 * 8 * g->stride + g->kernel + 16 <= DIRECT_ZERO_FLOATS;
+}
+
+TARGET_AVX2 void apus_depthwise_direct_avx2(const apus_depthwise_geometry *g, const float *input, long first,
+                                            long count, const float *weights, float bias, const float *residual,
+                                            float *output, int activation, float low, float high) {
+    if (!apus_depthwise_direct_supported(g)) return;
+    float zeroRow[DIRECT_ZERO_FLOATS] __attribute__((aligned(32)));
+    // The zero row's floats a block reads, from column −DIRECT_MAX_PAD.
+    const long used = DIRECT_MAX_PAD + (g->output_width + 7) / 8 * 8 * g->stride + g->kernel + 16;
+    memset(zeroRow, 0, sizeof(float) * (size_t)used);
+    const float *zeros = zeroRow + DIRECT_MAX_PAD;
+#define DIRECT_ROWS(K, S)                                                                                                  direct_rows(g, input, zeros, first, count, weights, bias, residual, output, activation, low, high, K, S)
+    switch (g->kernel * 10 + g->stride) {
+    case 31: DIRECT_ROWS(3, 1); break;
+    case 32: DIRECT_ROWS(3, 2); break;
+    case 51: DIRECT_ROWS(5, 1); break;
+    case 52: DIRECT_ROWS(5, 2); break;
+    default: break;
+    }
+#undef DIRECT_ROWS
+}
+
 /// Floats of the channel kernel's scratch, on the stack (60 KiB: a 28 × 28 output map at stride 1
 /// with a 5 × 5 kernel fits, 28 × 28 → 14 × 14 at stride 2 too; 56 × 56 → 28 × 28 does not, and
 /// would not stay in L1 either).
@@ -267,6 +406,18 @@ void apus_depthwise_plane_avx2(const apus_depthwise_plane_geometry *g, const flo
                                const float *weights, float bias, const float *residual, float *output, int activation,
                                float low, float high) {
     (void)g; (void)plane; (void)first; (void)count; (void)weights; (void)bias; (void)residual; (void)output;
+    (void)activation; (void)low; (void)high;
+}
+
+int apus_depthwise_direct_supported(const apus_depthwise_geometry *g) {
+    (void)g;
+    return 0;
+}
+
+void apus_depthwise_direct_avx2(const apus_depthwise_geometry *g, const float *input, long first, long count,
+                                const float *weights, float bias, const float *residual, float *output,
+                                int activation, float low, float high) {
+    (void)g; (void)input; (void)first; (void)count; (void)weights; (void)bias; (void)residual; (void)output;
     (void)activation; (void)low; (void)high;
 }
 

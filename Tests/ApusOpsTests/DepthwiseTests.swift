@@ -434,6 +434,87 @@ import Testing
     /// The Swift kernel and, where the CPU has AVX2 and FMA, the AVX2 row kernel against their
     /// scalar reference (all through the padded plane), with and without a residual; heights that
     /// pair every row, leave the last one unpaired, and span several eight-row blocks.
+    /// The AVX2 direct kernel (the unpadded plane, stride-2 columns split in registers) gives the
+    /// bits of the AVX2 row kernel on the padded plane, and matches the reference: widths around
+    /// one to four vectors and the model widths, both strides and kernel sizes, asymmetric padding,
+    /// residual and the activations the kernel applies. Inputs have NaN, infinities and zeros of
+    /// both signs in a few places (a second pass), so that a padded tap left out or a reordered sum
+    /// shows.
+    @Test(
+        .enabled(if: DepthwiseConv2D.usesAVX2Rows),
+        arguments: [1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 56, 57, 112, 113])
+    func avx2DirectKernelIsBitwiseTheRowKernel(_ width: Int) {
+        var random = TestRandom(seed: UInt64(100 + width))
+        for (k, s) in [(3, 1), (3, 2), (5, 1), (5, 2)] {
+            for pads in [(k / 2, k / 2, k / 2, k / 2), (0, k - 1, k / 2, 0), (1, 0, 0, 2)] {
+                for height in [1, 6, 9] {
+                    let g = geometry(
+                        c: 1, h: height, w: width, m: 1, groups: 1, k: (k, k), stride: (s, s), pads: pads)
+                    if g.outputHeight < 1 || g.outputWidth < 1 { continue }
+                    let layout = DepthwiseLayout(geometry: g)
+                    let clean = random.array(height * width)
+                    var special = clean
+                    for i in stride(from: 2, to: special.count, by: 11) {
+                        special[i] = [.nan, .infinity, -0.0, 0][i % 4]
+                    }
+                    let weights = random.array(k * k)
+                    let residual = random.array(g.outputHeight * g.outputWidth)
+                    for (withResidual, activation, bias) in [
+                        (false, FusedActivation.none, Float(-0.0)), (true, .relu, 0.25),
+                        (false, .clip(min: -0.5, max: 0.5), 0.5), (true, .silu, -0.125), (false, .sigmoid, 0),
+                    ] {
+                        guard let direct = DepthwiseConv2D.AVX2Direct(geometry: g, activation: activation) else {
+                            Issue.record("no AVX2 direct kernel for \(g)")
+                            continue
+                        }
+                        for (input, checkReference) in [(clean, true), (special, false)] {
+                            var fast = [Float](repeating: .nan, count: residual.count)
+                            var rows = fast
+                            var reference = fast
+                            var scratch = [Float](repeating: 0, count: layout.planeElementCount)
+                            input.withUnsafeBufferPointer { x in
+                                weights.withUnsafeBufferPointer { w in
+                                    residual.withUnsafeBufferPointer { r in
+                                        scratch.withUnsafeMutableBufferPointer { sc in
+                                            let rp = withResidual ? r.baseAddress : nil
+                                            fast.withUnsafeMutableBufferPointer {
+                                                direct.run(
+                                                    input: x.baseAddress!, weights: w.baseAddress!, bias: bias,
+                                                    residual: rp, output: $0.baseAddress!)
+                                            }
+                                            DepthwiseConv2D.clearPlane(layout: layout, scratch: sc.baseAddress!)
+                                            rows.withUnsafeMutableBufferPointer {
+                                                DepthwiseConv2D.runChannel(
+                                                    layout: layout, input: x.baseAddress!, weights: w.baseAddress!,
+                                                    bias: bias, residual: rp, output: $0.baseAddress!,
+                                                    activation: activation, scratch: sc.baseAddress!, avx2: true,
+                                                    direct: false)
+                                            }
+                                            reference.withUnsafeMutableBufferPointer {
+                                                DepthwiseConv2D.runChannelReference(
+                                                    layout: layout, input: x.baseAddress!, weights: w.baseAddress!,
+                                                    bias: bias, residual: rp, output: $0.baseAddress!,
+                                                    activation: activation, scratch: sc.baseAddress!)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            let differing = zip(fast, rows).filter { $0.bitPattern != $1.bitPattern }.count
+                            #expect(
+                                differing == 0,
+                                "\(g) \(activation) residual \(withResidual): \(differing) outputs differ")
+                            if checkReference {
+                                expectClose(
+                                    fast, reference, reduction: k * k, "\(g) \(activation) residual \(withResidual)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @Test(arguments: [1, 7, 14, 15, 16, 17, 31, 56])
     func swiftKernelMatchesReference(_ width: Int) {
         let shapes: [(k: Int, stride: (Int, Int), dilation: (Int, Int), pads: (Int, Int, Int, Int))] = [

@@ -87,8 +87,14 @@ enum DepthwiseConv2D {
     static func runChannel(
         layout: DepthwiseLayout, input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: Float,
         residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
-        scratch: UnsafeMutablePointer<Float>, avx2: Bool = usesAVX2Rows
+        scratch: UnsafeMutablePointer<Float>, avx2: Bool = usesAVX2Rows, direct: Bool = usesAVX2Direct
     ) {
+        if avx2 && direct && layout.geometry.strideWidth == 1,
+            let kernel = AVX2Direct(geometry: layout.geometry, activation: activation)
+        {
+            kernel.run(input: input, weights: weights, bias: bias, residual: residual, output: output)
+            return
+        }
         if avx2, let rows = AVX2Rows(layout: layout, activation: activation) {
             rows.run(
                 input: input, plane: scratch, weights: weights, bias: bias, residual: residual, output: output)
@@ -170,6 +176,53 @@ enum DepthwiseConv2D {
                     &geometry, plane, oy, count, weights, bias, residual, output, activation, low, high)
                 oy += count
             }
+        }
+    }
+
+    /// Whether ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:)``
+    /// takes the AVX2 direct kernel (``AVX2Direct``) for stride-1 layers: the AVX2 row kernel is
+    /// in use and `APUS_DEPTHWISE_DIRECT` is not `0` (`0` keeps the padded plane, to compare).
+    /// Stride-2 layers keep the padded plane: deinterleaving in registers measured no faster there
+    /// (Docs/performance.md, "Zen 3, eighth session").
+    static let usesAVX2Direct: Bool = {
+        if EnvironmentSwitch.isOff("APUS_DEPTHWISE_DIRECT") { return false }
+        return usesAVX2Rows
+    }()
+
+    /// One channel through the AVX2 direct kernel (`apus_depthwise_direct_avx2`): what ``AVX2Rows``
+    /// takes, read straight from the input plane instead of a padded, phase-split copy (at stride 2
+    /// the columns are deinterleaved in registers), with the same bits. `runChannel` uses it at
+    /// stride 1 only (see ``usesAVX2Direct``).
+    struct AVX2Direct {
+        var geometry: apus_depthwise_geometry
+        let activation: Int32
+        let low: Float
+        let high: Float
+
+        init?(geometry g: Conv2DGeometry, activation: FusedActivation) {
+            guard g.kernelHeight == g.kernelWidth, g.strideHeight == g.strideWidth, g.dilationHeight == 1,
+                g.dilationWidth == 1
+            else { return nil }
+            let (code, low, high, rest) = PackedGemm.kernelActivation(activation)
+            guard rest == .none else { return nil }
+            geometry = apus_depthwise_geometry(
+                input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
+                output_width: g.outputWidth, kernel: g.kernelHeight, stride: g.strideHeight, pad_top: g.padTop,
+                pad_left: g.padLeft)
+            guard apus_depthwise_direct_supported(&geometry) != 0 else { return nil }
+            self.activation = code
+            self.low = low
+            self.high = high
+        }
+
+        /// Convolves the channel: every output row of `output` from `input`'s plane.
+        func run(
+            input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: Float, residual: UnsafePointer<Float>?,
+            output: UnsafeMutablePointer<Float>
+        ) {
+            var geometry = geometry
+            apus_depthwise_direct_avx2(
+                &geometry, input, 0, geometry.output_height, weights, bias, residual, output, activation, low, high)
         }
     }
 

@@ -173,6 +173,20 @@ void apus_depthwise_plane_avx2(
     const apus_depthwise_plane_geometry *g, const float *plane, long first, long count, const float *weights,
     float bias, const float *residual, float *output, int activation, float low, float high);
 
+/// Whether `apus_depthwise_direct_avx2` takes `g`: kernel 3 or 5, stride 1 or 2, non-empty input
+/// and output, padding not negative.
+int apus_depthwise_direct_supported(const apus_depthwise_geometry *g);
+
+/// Output rows `first ..< first + count` of one depthwise channel read straight from its unpadded
+/// `input` plane (`input_height` × `input_width`): the results of `apus_depthwise_plane_avx2` on
+/// the padded plane, bit for bit (the same fused multiply-adds in the same order, padding as zero
+/// products), without the padded copy. At stride 2 the even and odd columns are split in
+/// registers. Two rows and up to 32 columns at a time. AVX2 and FMA: call only when the CPU and
+/// OS support them.
+void apus_depthwise_direct_avx2(
+    const apus_depthwise_geometry *g, const float *input, long first, long count, const float *weights, float bias,
+    const float *residual, float *output, int activation, float low, float high);
+
 /// Whether `apus_depthwise_channels_avx2` takes `g`: kernel 1 to 7, stride 1 or 2, output maps of
 /// at most 28 × 28 whose padded map and sums fit its 60 KiB of stack scratch (28 × 28 at stride 1,
 /// 14 × 14 at stride 2).
