@@ -131,36 +131,40 @@ TARGET_AVX2 static ALWAYS_INLINE void direct_block(const apus_depthwise_geometry
     for (int i = 0; i < V; i++) acc0[i] = acc1[i] = _mm256_set1_ps(bias);
     const long top = oy * S - g->pad_top;
     const long c0 = x * S - g->pad_left;
-#pragma clang loop unroll(full)
-    for (int t = 0; t < K + S; t++) {
-        const long iy = top + t;
-        const float *row = iy >= 0 && iy < inH ? input + iy * inW : zeros;
-#pragma clang loop unroll(full)
-        for (int kx = 0; kx < K; kx++) {
-            const __m256 w0 = _mm256_set1_ps(t < K ? weights[t * K + kx] : 0.0f);
-            const __m256 w1 = _mm256_set1_ps(t >= S ? weights[(t - S) * K + kx] : 0.0f);
-#pragma clang loop unroll(full)
-            for (int i = 0; i < V; i++) {
-                const __m256 v = direct_tap(row, c0 + 8 * S * i, kx, inW, S, EDGE);
-                if (t < K) acc0[i] = _mm256_fmadd_ps(w0, v, acc0[i]);
-                if (t >= S) acc1[i] = _mm256_fmadd_ps(w1, v, acc1[i]);
-            }
-        }
+    // Rows 0 ..< S feed only the first output row, S ..< K both, K ..< K + S only the second.
+    // The row loops stay loops: unrolled, clang computed every row's taps first and spilled them.
+#define DIRECT_ROWS_OF(T0, T1, FIRST, SECOND)                                                                          \
+    _Pragma("clang loop unroll(disable)") for (int t = T0; t < T1; t++) {                                               \
+        const long iy = top + t;                                                                                       \
+        const float *row = iy >= 0 && iy < inH ? input + iy * inW : zeros;                                             \
+        _Pragma("clang loop unroll(full)") for (int i = 0; i < V; i++) {                                               \
+            _Pragma("clang loop unroll(full)") for (int kx = 0; kx < K; kx++) {                                        \
+                const __m256 v = direct_tap(row, c0 + 8 * S * i, kx, inW, S, EDGE);                                    \
+                if (FIRST) acc0[i] = _mm256_fmadd_ps(_mm256_set1_ps(weights[t * K + kx]), v, acc0[i]);               \
+                if (SECOND) acc1[i] = _mm256_fmadd_ps(_mm256_set1_ps(weights[(t - S) * K + kx]), v, acc1[i]);         \
+            }                                                                                                          \
+        }                                                                                                              \
     }
+    DIRECT_ROWS_OF(0, S, 1, 0)
+    DIRECT_ROWS_OF(S, K, 1, 1)
+    DIRECT_ROWS_OF(K, K + S, 0, 1)
+#undef DIRECT_ROWS_OF
+#pragma clang loop unroll(full)
     for (int i = 0; i < V; i++) {
         long column = x + 8 * i;
         long left = outW - column;
-        if (left <= 0) break;
+        if (left <= 0) continue;
         if (S == 2) {
             acc0[i] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc0[i]), 0xD8));
             acc1[i] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc1[i]), 0xD8));
         }
         const long n = left < 8 ? left : 8;
         __m256i mask = lanes_inside(0, n);
-        for (int r = 0; r < 1 + second; r++) {
-            long index = (oy + r) * outW + column;
-            finish_store8(activation, r ? acc1[i] : acc0[i], output + index, residual ? residual + index : NULL, n,
-                          mask, low, high);
+        long index = oy * outW + column;
+        finish_store8(activation, acc0[i], output + index, residual ? residual + index : NULL, n, mask, low, high);
+        if (second) {
+            index += outW;
+            finish_store8(activation, acc1[i], output + index, residual ? residual + index : NULL, n, mask, low, high);
         }
     }
 }

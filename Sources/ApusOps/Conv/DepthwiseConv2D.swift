@@ -89,9 +89,7 @@ enum DepthwiseConv2D {
         residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
         scratch: UnsafeMutablePointer<Float>, avx2: Bool = usesAVX2Rows, direct: Bool = usesAVX2Direct
     ) {
-        if avx2 && direct && layout.geometry.strideWidth == 1,
-            let kernel = AVX2Direct(geometry: layout.geometry, activation: activation)
-        {
+        if avx2 && direct, let kernel = AVX2Direct(geometry: layout.geometry, activation: activation) {
             kernel.run(input: input, weights: weights, bias: bias, residual: residual, output: output)
             return
         }
@@ -180,10 +178,8 @@ enum DepthwiseConv2D {
     }
 
     /// Whether ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:)``
-    /// takes the AVX2 direct kernel (``AVX2Direct``) for stride-1 layers: the AVX2 row kernel is
-    /// in use and `APUS_DEPTHWISE_DIRECT` is not `0` (`0` keeps the padded plane, to compare).
-    /// Stride-2 layers keep the padded plane: deinterleaving in registers measured no faster there
-    /// (Docs/performance.md, "Zen 3, eighth session").
+    /// takes the AVX2 direct kernel (``AVX2Direct``) where it applies: the AVX2 row kernel is in
+    /// use and `APUS_DEPTHWISE_DIRECT` is not `0` (`0` keeps the padded plane, to compare).
     static let usesAVX2Direct: Bool = {
         if EnvironmentSwitch.isOff("APUS_DEPTHWISE_DIRECT") { return false }
         return usesAVX2Rows
@@ -191,8 +187,7 @@ enum DepthwiseConv2D {
 
     /// One channel through the AVX2 direct kernel (`apus_depthwise_direct_avx2`): what ``AVX2Rows``
     /// takes, read straight from the input plane instead of a padded, phase-split copy (at stride 2
-    /// the columns are deinterleaved in registers), with the same bits. `runChannel` uses it at
-    /// stride 1 only (see ``usesAVX2Direct``).
+    /// the columns are deinterleaved in registers), with the same bits.
     struct AVX2Direct {
         var geometry: apus_depthwise_geometry
         let activation: Int32
