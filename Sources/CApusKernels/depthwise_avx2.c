@@ -134,7 +134,7 @@ TARGET_AVX2 static ALWAYS_INLINE void direct_block(const apus_depthwise_geometry
     // Rows 0 ..< S feed only the first output row, S ..< K both, K ..< K + S only the second.
     // The row loops stay loops: unrolled, clang computed every row's taps first and spilled them.
 #define DIRECT_ROWS_OF(T0, T1, FIRST, SECOND)                                                                          \
-    _Pragma("clang loop unroll(disable)") for (int t = T0; t < T1; t++) {                                               \
+    _Pragma("clang loop unroll(disable)") for (int t = T0; t < T1; t++) {                                              \
         const long iy = top + t;                                                                                       \
         const float *row = iy >= 0 && iy < inH ? input + iy * inW : zeros;                                             \
         _Pragma("clang loop unroll(full)") for (int i = 0; i < V; i++) {                                               \
@@ -222,7 +222,8 @@ TARGET_AVX2 void apus_depthwise_direct_avx2(const apus_depthwise_geometry *g, co
     const long used = DIRECT_MAX_PAD + (g->output_width + 7) / 8 * 8 * g->stride + g->kernel + 16;
     memset(zeroRow, 0, sizeof(float) * (size_t)used);
     const float *zeros = zeroRow + DIRECT_MAX_PAD;
-#define DIRECT_ROWS(K, S)                                                                                                  direct_rows(g, input, zeros, first, count, weights, bias, residual, output, activation, low, high, K, S)
+#define DIRECT_ROWS(K, S)                                                                                              \
+    direct_rows(g, input, zeros, first, count, weights, bias, residual, output, activation, low, high, K, S)
     switch (g->kernel * 10 + g->stride) {
     case 31: DIRECT_ROWS(3, 1); break;
     case 32: DIRECT_ROWS(3, 2); break;
