@@ -249,9 +249,10 @@ struct Conv: Operator {
             let expected = Conv2DPlan.packedFloatCount(layout, format: format, geometry: geometry)
         else { return nil }
         guard tensor.elementCount == expected else {
+            let named = PrepackedWeights.attribute(layout, format: format)
             throw .invalidShape(
-                "prepacked weights \(tensor.shape) hold \(tensor.elementCount) floats; the "
-                    + "\(PrepackedWeights.attribute(layout, format: format)) layout of weights [\(geometry.outputChannels), \(geometry.inputChannels / geometry.groups), "
+                "prepacked weights \(tensor.shape) hold \(tensor.elementCount) floats; the \(named) layout of weights "
+                    + "[\(geometry.outputChannels), \(geometry.inputChannels / geometry.groups), "
                     + "\(geometry.kernelHeight), \(geometry.kernelWidth)] needs \(expected)")
         }
         return PrepackedWeights(

@@ -48,7 +48,7 @@ public struct PrepackedWeights: @unchecked Sendable {
         case avx2
     }
 
-    /// The tag of the panel format of ``Format/panels`` (kept for the artifact's metadata).
+    /// The tag of ``Format/panels``, the packed GEMM kernels' panel format.
     public static var formatTag: String { Format.panels.tag }
 
     /// How the floats are laid out.
