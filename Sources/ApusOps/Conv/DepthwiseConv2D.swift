@@ -195,16 +195,11 @@ enum DepthwiseConv2D {
         let high: Float
 
         init?(geometry g: Conv2DGeometry, activation: FusedActivation) {
-            guard g.kernelHeight == g.kernelWidth, g.strideHeight == g.strideWidth, g.dilationHeight == 1,
-                g.dilationWidth == 1
-            else { return nil }
             let (code, low, high, rest) = PackedGemm.kernelActivation(activation)
-            guard rest == .none else { return nil }
-            geometry = apus_depthwise_geometry(
-                input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
-                output_width: g.outputWidth, kernel: g.kernelHeight, stride: g.strideHeight, pad_top: g.padTop,
-                pad_left: g.padLeft)
-            guard apus_depthwise_direct_supported(&geometry) != 0 else { return nil }
+            guard rest == .none, var geometry = apus_depthwise_geometry(square: g),
+                apus_depthwise_direct_supported(&geometry) != 0
+            else { return nil }
+            self.geometry = geometry
             self.activation = code
             self.low = low
             self.high = high
@@ -246,16 +241,11 @@ enum DepthwiseConv2D {
         /// thread count, which moves the ranges' ends, changes nothing), on an output map the C
         /// kernel supports.
         init?(geometry g: Conv2DGeometry, activation: FusedActivation) {
-            guard g.kernelHeight == g.kernelWidth, g.kernelHeight == 3 || g.kernelHeight == 5,
-                g.strideHeight == g.strideWidth, g.dilationHeight == 1, g.dilationWidth == 1
-            else { return nil }
             let (code, low, high, rest) = PackedGemm.kernelActivation(activation)
-            guard rest == .none else { return nil }
-            geometry = apus_depthwise_geometry(
-                input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
-                output_width: g.outputWidth, kernel: g.kernelHeight, stride: g.strideHeight, pad_top: g.padTop,
-                pad_left: g.padLeft)
-            guard apus_depthwise_channels_supported(&geometry) != 0 else { return nil }
+            guard g.kernelHeight == 3 || g.kernelHeight == 5, rest == .none,
+                var geometry = apus_depthwise_geometry(square: g), apus_depthwise_channels_supported(&geometry) != 0
+            else { return nil }
+            self.geometry = geometry
             epilogue = apus_gemm_epilogue(
                 bias: nil, residual: nil, residual_stride: 0, activation: code, low: low, high: high)
         }
@@ -676,5 +666,19 @@ enum DepthwiseConv2D {
                 }
             }
         }
+    }
+}
+
+extension apus_depthwise_geometry {
+    /// The C depthwise kernels' geometry of `g` (sizes, kernel, stride, top and left padding), or
+    /// `nil` unless its kernel and stride are square and it has no dilation.
+    init?(square g: Conv2DGeometry) {
+        guard g.kernelHeight == g.kernelWidth, g.strideHeight == g.strideWidth, g.dilationHeight == 1,
+            g.dilationWidth == 1
+        else { return nil }
+        self.init(
+            input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
+            output_width: g.outputWidth, kernel: g.kernelHeight, stride: g.strideHeight, pad_top: g.padTop,
+            pad_left: g.padLeft)
     }
 }

@@ -30,14 +30,8 @@ final class DirectConvKernel: @unchecked Sendable {
     /// `APUS_PACKED_GEMM=0`), a non-square kernel or stride, a stride above 2, dilation, a kernel
     /// above 7 × 7, or sizes past the table's 32-bit offsets or ``maximumTableBytes``.
     init?(_ g: Conv2DGeometry) {
-        guard PackedGemm.hasAVX512, g.kernelHeight == g.kernelWidth, g.strideHeight == g.strideWidth,
-            g.dilationHeight == 1, g.dilationWidth == 1
+        guard PackedGemm.hasAVX512, var v = apus_depthwise_geometry(square: g), apus_depthwise_supported(&v) != 0
         else { return nil }
-        var v = apus_depthwise_geometry(
-            input_height: g.inputHeight, input_width: g.inputWidth, output_height: g.outputHeight,
-            output_width: g.outputWidth, kernel: g.kernelHeight, stride: g.strideHeight, pad_top: g.padTop,
-            pad_left: g.padLeft)
-        guard apus_depthwise_supported(&v) != 0 else { return nil }
         let size = apus_depthwise_table_size(&v)
         // About 1–13 bytes per output position: bounded, so that a huge plane falls back to the
         // Swift or im2col path (which need no table) instead of a plan-time allocation without limit.
