@@ -111,6 +111,8 @@ public final class Model: Sendable {
         contentsOf url: URL, preprocessing: PreprocessSpec? = nil, labels: [String]? = nil,
         outputKind: OutputKind? = nil, options: Options = .init()
     ) throws(ModelError) {
+        // OpenBLAS loads on another core while this one reads the file.
+        BLAS.loadInBackground()
         if Self.isArtifact(url) {
             let artifact: Artifact
             do {

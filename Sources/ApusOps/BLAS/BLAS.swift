@@ -1,6 +1,8 @@
 import CApusKernels
 import CApusSupport
 import CBLAS
+import Dispatch
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -58,7 +60,24 @@ public enum BLAS {
         var packedKernels: apus_blas_kernels?
     }
 
-    static let loaded: Result<Functions, LoadError> = load()
+    static let loaded: Result<Functions, LoadError> = {
+        let pending = loadState.withLock { state -> BackgroundLoad? in
+            state.started = true
+            return state.pending
+        }
+        let request: LoadRequest
+        let result: Result<Functions, LoadError>
+        if let pending {
+            pending.done.wait()
+            (request, result) = (pending.request, pending.result!)
+        } else {
+            request = prepareLoad()
+            result = open(request)
+        }
+        // Leave the environment as the user had it: child processes decide for themselves.
+        if request.source == .detected { unsetenv("OPENBLAS_CORETYPE") }
+        return result
+    }()
 
     /// Loads OpenBLAS if it is not loaded yet and returns what was loaded.
     ///
@@ -66,6 +85,48 @@ public enum BLAS {
     @discardableResult
     public static func load() throws(LoadError) -> Info {
         try loaded.get().info
+    }
+
+    /// Starts loading OpenBLAS on another thread and returns at once; ``load()`` (which every
+    /// model load calls) then waits for it instead of loading. Mapping and relocating the library
+    /// and OpenBLAS's own start-up take 3–6 ms, which this overlaps with the caller's work, such
+    /// as reading an artifact (`Model(contentsOf:)` calls it first). The environment
+    /// (`OPENBLAS_CORETYPE`, `OPENBLAS_NUM_THREADS`) is set on the calling thread before the
+    /// other thread starts and restored by the thread that finishes ``load()``. Does nothing once
+    /// loading has started.
+    public static func loadInBackground() {
+        loadState.withLock { state in
+            guard !state.started else { return }
+            state.started = true
+            let pending = BackgroundLoad(request: prepareLoad())
+            state.pending = pending
+            DispatchQueue.global().async {
+                pending.result = open(pending.request)
+                pending.done.signal()
+            }
+        }
+    }
+
+    /// Whether loading has started, and the background load if one was started.
+    private struct LoadState: @unchecked Sendable {
+        var started = false
+        var pending: BackgroundLoad?
+    }
+    private static let loadState = Mutex(LoadState())
+
+    /// A load running on another thread; `result` is written before `done` is signalled.
+    private final class BackgroundLoad: @unchecked Sendable {
+        let request: LoadRequest
+        var result: Result<Functions, LoadError>?
+        let done = DispatchSemaphore(value: 0)
+        init(request: LoadRequest) { self.request = request }
+    }
+
+    /// What to load and the core type asked for, decided (and put in the environment) before
+    /// loading.
+    private struct LoadRequest: Sendable {
+        var source: CoreTypeSource
+        var requested: String?
     }
 
     /// The OpenBLAS core type Apus would request for this CPU, or `nil` to let OpenBLAS decide.
@@ -83,36 +144,41 @@ public enum BLAS {
         return nil
     }
 
-    private static func load() -> Result<Functions, LoadError> {
-        let names = ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"]
+    #if canImport(Darwin)
+        private static let libraryNames = ["libopenblas.dylib", "libopenblas.0.dylib"]
+    #else
+        private static let libraryNames = ["libopenblas.so.0", "libopenblas.so"]
+    #endif
+
+    /// Chooses the core type and sets OpenBLAS's environment, which it reads while it is loaded.
+    private static func prepareLoad() -> LoadRequest {
         var alreadyLoaded = false
-        for name in names where dlopen(name, RTLD_NOW | RTLD_NOLOAD) != nil {
+        for name in libraryNames where dlopen(name, RTLD_LAZY | RTLD_NOLOAD) != nil {
             alreadyLoaded = true
         }
-        var source = CoreTypeSource.openBLAS
-        var requested: String?
+        var request = LoadRequest(source: .openBLAS)
         if let value = getenv("OPENBLAS_CORETYPE"), !alreadyLoaded {
-            requested = String(cString: value)
-            source = .environment
+            request = LoadRequest(source: .environment, requested: String(cString: value))
         } else if !alreadyLoaded, let core = preferredCoreType() {
             setenv("OPENBLAS_CORETYPE", core, 1)
-            requested = core
-            source = .detected
+            request = LoadRequest(source: .detected, requested: core)
         }
         // Apus runs OpenBLAS single-threaded; this stops it from starting a thread pool at all.
         if !alreadyLoaded { setenv("OPENBLAS_NUM_THREADS", "1", 0) }
+        return request
+    }
+
+    /// Loads the library and looks up its functions. Lazy binding: the handful of functions
+    /// Apus calls are bound on first use instead of all of OpenBLAS's imports at load.
+    private static func open(_ request: LoadRequest) -> Result<Functions, LoadError> {
         var handle: UnsafeMutableRawPointer?
         var loadedName = ""
-        for name in names {
-            if let h = dlopen(name, RTLD_NOW | RTLD_LOCAL) {
+        for name in libraryNames {
+            if let h = dlopen(name, RTLD_LAZY | RTLD_LOCAL) {
                 handle = h
                 loadedName = name
                 break
             }
-        }
-        if source == .detected {
-            // Leave the environment as the user had it: child processes decide for themselves.
-            unsetenv("OPENBLAS_CORETYPE")
         }
         guard let handle else {
             let message = dlerror().map { String(cString: $0) } ?? "not found"
@@ -138,7 +204,7 @@ public enum BLAS {
         setThreads?(1)
         let info = Info(
             library: loadedName, coreName: coreName ?? "unknown", config: config ?? "unknown",
-            coreTypeSource: source, requestedCoreType: requested)
+            coreTypeSource: request.source, requestedCoreType: request.requested)
         return .success(
             Functions(
                 sgemm: sgemm, sgemv: sgemv, setThreads: setThreads, info: info,

@@ -251,12 +251,12 @@ public struct Conv2DPlan: Sendable {
     /// it is available (mobilenet_v2's 16 × 12544 × 32 layer 0.51–0.59 → 0.37–0.42 ms).
     static func packedLayout(
         _ algorithm: Algorithm, geometry g: Conv2DGeometry, packedKernel: Bool, avx512: Bool = true,
-        blasPacked: Bool = BLASPackedMatrix.isAvailable
+        blasPacked: @autoclosure () -> Bool = BLASPackedMatrix.isAvailable
     ) -> PrepackedWeights.Layout? {
         guard packedKernel else { return nil }
         if !avx512 && algorithm != .winograd
             && !((algorithm == .pointwise || algorithm == .im2col) && g.reductionLength <= 32
-                && !(g.outputChannelsPerGroup <= 16 && blasPacked))
+                && !(g.outputChannelsPerGroup <= 16 && blasPacked()))
         {
             return nil
         }
@@ -280,8 +280,8 @@ public struct Conv2DPlan: Sendable {
     }
 
     /// ``winogradRunsOnBLAS(_:)`` on a CPU with or without AVX-512 and OpenBLAS's kernel.
-    static func winogradRunsOnBLAS(_ g: Conv2DGeometry, avx512: Bool, blasPacked: Bool) -> Bool {
-        !avx512 && g.outputChannels % 4 == 0 && blasPacked
+    static func winogradRunsOnBLAS(_ g: Conv2DGeometry, avx512: Bool, blasPacked: @autoclosure () -> Bool) -> Bool {
+        !avx512 && g.outputChannels % 4 == 0 && blasPacked()
     }
 
     /// Packed matrices of `layout`: one, one per tap, or one per Winograd position.
