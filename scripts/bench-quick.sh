@@ -11,4 +11,7 @@ out="${1:-}"
 if [[ -z "$out" ]]; then
     out="$(mktemp -d "${TMPDIR:-/tmp}/apus-bench-quick.XXXXXX")"
 fi
-exec "$venv/bin/python" "$root/Benchmarks/compare/compare.py" --quick --out "$out"
+# The binary scripts/test.sh built (a smoke run: the published runs build their own, with the
+# Swift runtime linked in).
+swift build -c release --product apus --package-path "$root" >&2
+exec "$venv/bin/python" "$root/Benchmarks/compare/compare.py" --quick --out "$out" --binary "$root/.build/release/apus"

@@ -6,8 +6,10 @@
 
 (run it with the project's venv python: scripts/setup-venv.sh prints the venv). It:
 
-1. builds `apus` in release twice: the default target (.build) and `-target-cpu native`
-   (.build-native); --quick builds only the default one;
+1. builds `apus` in release twice, each with the Swift runtime linked in
+   (`--static-swift-stdlib`, as a deployment would: the process starts ~5 ms sooner): the default
+   target (.build-bench) and `-target-cpu native` (.build-native); --quick builds only the
+   default one;
 2. gets the model fixtures (scripts/fixtures/models/cached.sh) and, in its own cache folder,
    everything else the peers need, made with make_models.py's own builder (imported, same seeds):
    a PyTorch state dict per model, and for batches > 1 a symbolic-batch ONNX export with a seeded
@@ -130,9 +132,15 @@ def wait_for_quiet(limit: float, timeout: float) -> None:
 # Builds and fixtures
 
 
+def scratch_path(native: bool) -> Path:
+    """Where the benchmarked binary is built: apart from .build, which `swift test` links
+    without --static-swift-stdlib (switching that flag rebuilds most modules)."""
+    return ROOT / (".build-native" if native else ".build-bench")
+
+
 def build_apus(native: bool) -> Path:
-    scratch = ROOT / (".build-native" if native else ".build")
-    cmd = ["swift", "build", "-c", "release", "--product", "apus", "--package-path", ROOT,
+    scratch = scratch_path(native)
+    cmd = ["swift", "build", "-c", "release", "--static-swift-stdlib", "--product", "apus", "--package-path", ROOT,
            "--scratch-path", scratch]
     if native:
         cmd += ["-Xswiftc", "-target-cpu", "-Xswiftc", "native"]
@@ -362,6 +370,9 @@ def main() -> int:
     parser.add_argument("--engines", default="apus,apus-native,apus-tail,ort,torch",
                         help="apus-tail: the default build with `--batch-tail`, batches above 1 only")
     parser.add_argument("--no-build", action="store_true", help="use the existing release binaries")
+    parser.add_argument("--binary", type=Path,
+                        help="the default build's apus binary to use instead of building one (the native "
+                             "build is still built unless --no-build)")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--wait-quiet", type=float, default=0,
                         help="before measuring, wait until the 1-minute load average is below this")
@@ -398,8 +409,12 @@ def main() -> int:
         if name in ("apus", "apus-native", "apus-tail"):
             native = name == "apus-native"
             if native not in binaries:
-                binaries[native] = ROOT / (".build-native" if native else ".build") / "release" / "apus" \
-                    if args.no_build else build_apus(native)
+                if args.binary and not native:
+                    binaries[native] = args.binary
+                elif args.no_build:
+                    binaries[native] = scratch_path(native) / "release" / "apus"
+                else:
+                    binaries[native] = build_apus(native)
             binary = binaries[native]
             if name == "apus-tail":
                 engines.append(ApusEngine(name, "Apus (batch tail)", binary, ["--batch-tail"], batches_only=True))
@@ -761,7 +776,8 @@ def write_markdown(report: dict, engines: list[Engine], plots: list[str], out_di
               f"warms up {s['warmup']} runs, then runs for {s['seconds']} s. Median and p99 are over the pooled "
               "runs of all rounds; cold start is the median over rounds; peak RSS is the largest VmHWM of the "
               "engine's processes (for the Python peers this includes the interpreter and the framework). "
-              "Apus = `apus bench` of the release build with the default target (x86-64 baseline, SSE2) and "
+              "Apus = `apus bench` of the release build (`--static-swift-stdlib`: the Swift runtime linked into "
+              "the binary, as for deployment) with the default target (x86-64 baseline, SSE2) and "
               "\"Apus (native)\" = built with `-Xswiftc -target-cpu -Xswiftc native`; \"Apus (batch tail)\" = the "
               "default build with `--batch-tail` (batches above 1 only: the late layers on the whole batch, "
               "opt-in because samples then equal their runs alone within rounding, not bitwise). "
