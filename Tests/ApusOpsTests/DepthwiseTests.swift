@@ -487,8 +487,7 @@ import Testing
                                                 DepthwiseConv2D.runChannel(
                                                     layout: layout, input: x.baseAddress!, weights: w.baseAddress!,
                                                     bias: bias, residual: rp, output: $0.baseAddress!,
-                                                    activation: activation, scratch: sc.baseAddress!, avx2: true,
-                                                    direct: false)
+                                                    activation: activation, scratch: sc.baseAddress!, avx2: true)
                                             }
                                             reference.withUnsafeMutableBufferPointer {
                                                 DepthwiseConv2D.runChannelReference(

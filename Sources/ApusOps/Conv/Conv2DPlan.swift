@@ -1006,15 +1006,19 @@ public struct Conv2DPlan: Sendable {
             let plan: Conv2DPlan
             let operands: ConvOperands
             let channelKernel: DepthwiseConv2D.AVX2Channels?
+            let directKernel: DepthwiseConv2D.AVX2Direct?
 
             func run(_ range: Range<Int>, scratch: UnsafeMutableRawPointer) {
                 let plane = scratch.assumingMemoryBound(to: Float.self)
-                DepthwiseConv2D.clearPlane(layout: DepthwiseLayout(geometry: plan.geometry), scratch: plane)
+                // The direct kernel reads the input where it is; only the others fill the plane.
+                if directKernel == nil {
+                    DepthwiseConv2D.clearPlane(layout: DepthwiseLayout(geometry: plan.geometry), scratch: plane)
+                }
                 let o = operands
                 func alone(_ task: Int) {
                     plan.runDepthwise(
                         task: task, input: o.input, weights: o.weights, bias: o.bias, residual: o.residual,
-                        output: o.output, activation: o.activation, scratch: plane)
+                        output: o.output, activation: o.activation, scratch: plane, direct: directKernel)
                 }
                 guard let channelKernel else {
                     for task in range { alone(task) }
@@ -1025,12 +1029,16 @@ public struct Conv2DPlan: Sendable {
                     bias: o.bias, residual: o.residual, output: o.output, single: alone)
             }
         }
+        // Both kernels are chosen once per run, not per plane.
         let channelKernel =
             DepthwiseConv2D.usesAVX2Channels
             ? DepthwiseConv2D.AVX2Channels(geometry: geometry, activation: activation) : nil
+        let directKernel =
+            DepthwiseConv2D.usesAVX2Direct
+            ? DepthwiseConv2D.AVX2Direct(geometry: geometry, activation: activation) : nil
         context.parallelFor(
             tasks, slotByteCount: (slotByteCount + 63) / 64 * 64,
-            Workers(plan: self, operands: operands, channelKernel: channelKernel))
+            Workers(plan: self, operands: operands, channelKernel: channelKernel, directKernel: directKernel))
     }
 
     /// One (group, row tile, column tile) of one image for the sgemm-based paths.
@@ -1113,15 +1121,23 @@ public struct Conv2DPlan: Sendable {
             residualRowStride: columns, activation: activation)
     }
 
-    /// One (image, channel) of the depthwise path.
+    /// One (image, channel) of the depthwise path: through `direct` when given, else through
+    /// the padded plane in `scratch`.
     private func runDepthwise(
         task: Int, input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
-        scratch: UnsafeMutablePointer<Float>
+        scratch: UnsafeMutablePointer<Float>, direct: DepthwiseConv2D.AVX2Direct?
     ) {
         let g = geometry
         let channel = task % g.outputChannels
         let plane = g.outputHeight * g.outputWidth
+        if let direct {
+            direct.run(
+                input: input + task * g.inputHeight * g.inputWidth,
+                weights: weights + channel * g.kernelHeight * g.kernelWidth, bias: bias?[channel] ?? 0,
+                residual: residual.map { $0 + task * plane }, output: output + task * plane)
+            return
+        }
         DepthwiseConv2D.runChannel(
             layout: DepthwiseLayout(geometry: g), input: input + task * g.inputHeight * g.inputWidth,
             weights: weights + channel * g.kernelHeight * g.kernelWidth, bias: bias?[channel] ?? 0,

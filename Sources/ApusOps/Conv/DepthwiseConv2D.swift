@@ -72,7 +72,7 @@ enum Kernel5x5Stride2: DepthwiseShape {
 
 /// The depthwise convolution kernel (one filter per channel), SIMD over output columns.
 enum DepthwiseConv2D {
-    /// Zeroes a scratch plane once before a run of ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:)``
+    /// Zeroes a scratch plane once before a run of ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:avx2:)``
     /// calls on it: the padding sits at the same places for every channel, so the channels then
     /// rewrite only the input's own elements.
     static func clearPlane(layout: DepthwiseLayout, scratch: UnsafeMutablePointer<Float>) {
@@ -87,12 +87,8 @@ enum DepthwiseConv2D {
     static func runChannel(
         layout: DepthwiseLayout, input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: Float,
         residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
-        scratch: UnsafeMutablePointer<Float>, avx2: Bool = usesAVX2Rows, direct: Bool = usesAVX2Direct
+        scratch: UnsafeMutablePointer<Float>, avx2: Bool = usesAVX2Rows
     ) {
-        if avx2 && direct, let kernel = AVX2Direct(geometry: layout.geometry, activation: activation) {
-            kernel.run(input: input, weights: weights, bias: bias, residual: residual, output: output)
-            return
-        }
         if avx2, let rows = AVX2Rows(layout: layout, activation: activation) {
             rows.run(
                 input: input, plane: scratch, weights: weights, bias: bias, residual: residual, output: output)
@@ -118,7 +114,7 @@ enum DepthwiseConv2D {
         }
     }
 
-    /// Whether ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:)`` takes
+    /// Whether ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:avx2:)`` takes
     /// the AVX2 row kernel (`apus_depthwise_plane_avx2`) where it applies: the CPU and OS support
     /// AVX2 and FMA, and `APUS_DEPTHWISE_AVX2` is not `0`.
     static let usesAVX2Rows: Bool = {
@@ -177,9 +173,10 @@ enum DepthwiseConv2D {
         }
     }
 
-    /// Whether ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:)``
-    /// takes the AVX2 direct kernel (``AVX2Direct``) where it applies: the AVX2 row kernel is in
-    /// use and `APUS_DEPTHWISE_DIRECT` is not `0` (`0` keeps the padded plane, to compare).
+    /// Whether the depthwise path takes the AVX2 direct kernel (``AVX2Direct``) where it applies,
+    /// instead of ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:avx2:)``
+    /// on a padded plane: the AVX2 row kernel is in use and `APUS_DEPTHWISE_DIRECT` is not `0`
+    /// (`0` keeps the padded plane, to compare). ``Conv2DPlan`` chooses it once per run.
     static let usesAVX2Direct: Bool = {
         if EnvironmentSwitch.isOff("APUS_DEPTHWISE_DIRECT") { return false }
         return usesAVX2Rows
@@ -484,7 +481,7 @@ enum DepthwiseConv2D {
         }
     }
 
-    /// The scalar reference of ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:)``
+    /// The scalar reference of ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:avx2:)``
     /// (through the same padded plane).
     static func runChannelReference(
         layout: DepthwiseLayout, input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: Float,
