@@ -72,9 +72,10 @@ enum Kernel5x5Stride2: DepthwiseShape {
 
 /// The depthwise convolution kernel (one filter per channel), SIMD over output columns.
 enum DepthwiseConv2D {
-    /// Zeroes a scratch plane once before a run of ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:avx2:)``
-    /// calls on it: the padding sits at the same places for every channel, so the channels then
-    /// rewrite only the input's own elements.
+    /// Zeroes a scratch plane once before a run of
+    /// ``runChannel(layout:input:weights:bias:residual:output:activation:scratch:avx2:)`` calls on
+    /// it: the padding sits at the same places for every channel, so the channels then rewrite
+    /// only the input's own elements.
     static func clearPlane(layout: DepthwiseLayout, scratch: UnsafeMutablePointer<Float>) {
         scratch.update(repeating: 0, count: layout.planeElementCount)
     }
