@@ -1131,18 +1131,20 @@ public struct Conv2DPlan: Sendable {
         let g = geometry
         let channel = task % g.outputChannels
         let plane = g.outputHeight * g.outputWidth
+        let channelInput = input + task * g.inputHeight * g.inputWidth
+        let channelWeights = weights + channel * g.kernelHeight * g.kernelWidth
+        let channelBias = bias?[channel] ?? 0
+        let channelResidual = residual.map { $0 + task * plane }
+        let channelOutput = output + task * plane
         if let direct {
             direct.run(
-                input: input + task * g.inputHeight * g.inputWidth,
-                weights: weights + channel * g.kernelHeight * g.kernelWidth, bias: bias?[channel] ?? 0,
-                residual: residual.map { $0 + task * plane }, output: output + task * plane)
-            return
+                input: channelInput, weights: channelWeights, bias: channelBias, residual: channelResidual,
+                output: channelOutput)
+        } else {
+            DepthwiseConv2D.runChannel(
+                layout: DepthwiseLayout(geometry: g), input: channelInput, weights: channelWeights, bias: channelBias,
+                residual: channelResidual, output: channelOutput, activation: activation, scratch: scratch)
         }
-        DepthwiseConv2D.runChannel(
-            layout: DepthwiseLayout(geometry: g), input: input + task * g.inputHeight * g.inputWidth,
-            weights: weights + channel * g.kernelHeight * g.kernelWidth, bias: bias?[channel] ?? 0,
-            residual: residual.map { $0 + task * plane }, output: output + task * plane, activation: activation,
-            scratch: scratch)
     }
 }
 
