@@ -19,7 +19,11 @@ public final class TensorStorage: @unchecked Sendable {
     public let ownsMemory: Bool
     private let owner: AnyObject?
 
-    /// Allocates `byteCount` zeroed bytes, 64-byte aligned.
+    /// Blocks from this size on start on a 2 MiB boundary and ask for transparent huge pages.
+    public static let hugePageBytes = 4 << 20
+
+    /// Allocates `byteCount` zeroed bytes, 64-byte aligned (from ``hugePageBytes`` on, 2 MiB
+    /// aligned on huge pages where the system gives them).
     ///
     /// - Throws: ``TensorError/allocationFailed(bytes:)`` if the system refuses.
     public init(byteCount: Int) throws(TensorError) {
@@ -30,7 +34,7 @@ public final class TensorStorage: @unchecked Sendable {
         // Blocks of several megabytes (a plan's arena) start on a 2 MiB boundary and ask for
         // transparent huge pages, so zeroing them takes a few faults instead of one per 4 KiB page.
         let huge = 1 << 21
-        let large = size >= 2 * huge
+        let large = size >= Self.hugePageBytes
         guard posix_memalign(&pointer, large ? huge : Self.alignment, size) == 0, let pointer else {
             throw .allocationFailed(bytes: byteCount)
         }

@@ -135,6 +135,7 @@ void apus_gemm_pack_panels(const float *a, long lda, long m, long k, long firstP
 #if defined(__x86_64__)
 
 #include "avx512_common.h"
+#include "prefetch_stream.h"
 
 #ifndef PREFETCH
 #define PREFETCH 2048
@@ -191,9 +192,19 @@ TARGET static inline __attribute__((always_inline)) void kernel_8xnv(
             }
         }
     }
+    // This block's share of the thread's read-ahead stream (apus_prefetch_stream_use): two lines
+    // per step of k, into L2, among the block's multiply-adds.
+    const char *ahead = 0;
+    long aheadLines = apus_prefetch_claim(kc * 128, &ahead);
     for (long kk = 0; kk < kc; kk++) {
         // The packed weights stream from memory once per block; fetch ahead of the loads.
         _mm_prefetch((const char *)(a + PREFETCH), _MM_HINT_T0);
+        if (aheadLines > 0) {
+            _mm_prefetch(ahead, _MM_HINT_T1);
+            _mm_prefetch(ahead + 64, _MM_HINT_T1);
+            ahead += 128;
+            aheadLines -= 2;
+        }
         if (bNext) {
             // The next strip of b: its kc rows are ldb apart, too many streams for the hardware
             // prefetcher, so the first panel over this strip fetches them.

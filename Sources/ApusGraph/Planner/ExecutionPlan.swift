@@ -29,6 +29,9 @@ struct Step: Sendable {
     var op: any Operator
     var inputs: [Slot?]
     var outputs: [Int]
+    /// Weights a later step streams from memory, which this step's packed-GEMM kernel calls fetch
+    /// into the cache meanwhile (``ReadAhead``; set by ``Planner/assignReadAheads(_:)``).
+    var readAhead: Tensor? = nil
 }
 
 /// Everything needed to run a graph for one signature of input shapes: the steps in order with
@@ -168,7 +171,16 @@ public final class ExecutionPlan: Sendable {
             let step = steps[index]
             let start = profile == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             do {
-                try step.op.run(arena.stepInputs[index], outputs: arena.stepOutputs[index], context: context)
+                if let region = step.readAhead, let stream = arena.readAheadStreams[index] {
+                    try ReadAhead.during(
+                        UnsafeRawBufferPointer(start: region.rawPointer, count: region.byteCount), stream: stream
+                    ) {
+                        () throws(OperatorError) in
+                        try step.op.run(arena.stepInputs[index], outputs: arena.stepOutputs[index], context: context)
+                    }
+                } else {
+                    try step.op.run(arena.stepInputs[index], outputs: arena.stepOutputs[index], context: context)
+                }
             } catch {
                 throw .node(name: step.nodeName, opType: step.opType, error)
             }
@@ -194,6 +206,9 @@ final class Arena: @unchecked Sendable {
     var stepInputs: [[Tensor?]]
     let stepOutputs: [[Tensor]]
     let inputPatches: [(step: Int, position: Int, input: Int)]
+    /// The read-ahead stream of each step that has one (``Step/readAhead``), in `streams`.
+    let readAheadStreams: [UnsafeMutableRawPointer?]
+    private let streams: TensorStorage?
     /// The error of a batch-split task that ran on this arena, for the caller to throw.
     var failure: GraphError?
 
@@ -231,6 +246,24 @@ final class Arena: @unchecked Sendable {
         }
         inputPatches = patches.map { (step: $0.0, position: $0.1, input: $0.2) }
         stepOutputs = plan.steps.map { step in step.outputs.map { values[$0] } }
+        let readers = plan.steps.indices.filter { plan.steps[$0].readAhead != nil }
+        if readers.isEmpty {
+            streams = nil
+            readAheadStreams = plan.steps.map { _ in nil }
+        } else {
+            let storage: TensorStorage
+            do {
+                storage = try TensorStorage(byteCount: readers.count * ReadAhead.streamByteCount)
+            } catch {
+                throw .memoryBudgetExceeded(needed: readers.count * ReadAhead.streamByteCount, budget: 0, at: "arena")
+            }
+            var pointers = [UnsafeMutableRawPointer?](repeating: nil, count: plan.steps.count)
+            for (slot, step) in readers.enumerated() {
+                pointers[step] = storage.baseAddress + slot * ReadAhead.streamByteCount
+            }
+            streams = storage
+            readAheadStreams = pointers
+        }
     }
 }
 

@@ -55,6 +55,12 @@ public struct Conv2DPlan: Sendable {
     }
     /// Whether the plan reads prepacked weights in place (`prepacked` was given and fits).
     public let usesPrepackedWeights: Bool
+    /// Whether a run spends its time in the AVX-512 packed GEMM kernel (the sgemm, taps and
+    /// Winograd paths with packed weights), whose calls read ahead on the thread's ``ReadAhead``
+    /// stream.
+    public var computesOnPackedKernel: Bool {
+        packedWeights != nil && PackedGemm.hasAVX512 && algorithm != .depthwise && algorithm != .direct
+    }
 
     /// Whether each im2col tile copies its own columns right before multiplying them (all rows of
     /// a group per tile), instead of the whole column matrix being copied first.

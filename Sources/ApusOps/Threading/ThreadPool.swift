@@ -53,6 +53,8 @@ final class ThreadPool: @unchecked Sendable {
     // taking it out makes a reabstraction thunk, a heap allocation per worker per job.
     nonisolated(unsafe) private var invoke: (UnsafeRawPointer, Int) -> Void = { _, _ in }
     nonisolated(unsafe) private var generation: UInt64 = 0
+    /// The caller's read-ahead stream (``ReadAhead``), which workers use while inside the job.
+    nonisolated(unsafe) private var readAhead: UnsafeMutableRawPointer?
 
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
@@ -112,6 +114,7 @@ final class ThreadPool: @unchecked Sendable {
         self.blockCount = Self.blockCount(taskCount: taskCount, helpers: helpers)
         self.context = context
         self.invoke = invoke
+        self.readAhead = ReadAhead.current
         nextTask.store(0, ordering: .relaxed)
         generation &+= 1
         let limit = UInt64(min(helpers, Int(Self.activeMask)))
@@ -197,10 +200,12 @@ final class ThreadPool: @unchecked Sendable {
             if generation != seen {
                 seen = generation
                 if join(generation) {
+                    if let readAhead { ReadAhead.use(readAhead) }
                     Self.work(
                         taskCount: taskCount, blockCount: blockCount, next: nextTask,
                         context: context.unsafelyUnwrapped,
                         invoke: invoke)
+                    if readAhead != nil { ReadAhead.use(nil) }
                     state.wrappingSubtract(1, ordering: .releasing)
                 }
                 continue

@@ -366,4 +366,25 @@ void apus_blas_layout_write(const float *w, long rows, long k, long ldw, float *
 int apus_blas_packed_gemm(const apus_blas_kernels *kernels, const float *packed, long rows, long firstRow,
                           long rowCount, long k, long n, const float *b, long ldb, float *c, long ldc);
 
+/// A read-ahead stream: a region of memory a later step will read (a classifier's weights,
+/// megabytes that a matrix-vector product would otherwise stream from DRAM), fetched into the
+/// cache by the packed GEMM kernel while it computes an earlier, compute-bound step. The kernel
+/// claims a share of the region per block of `k` (two 64-byte lines per step of `k`) and issues
+/// the prefetches between its fused multiply-adds. A stream is opaque memory of
+/// `apus_prefetch_stream_size()` bytes, 64-byte aligned; prefetching never faults and never
+/// changes a result.
+size_t apus_prefetch_stream_size(void);
+
+/// Starts `stream` over `byteCount` bytes from `base` (nothing claimed yet).
+void apus_prefetch_stream_start(void *stream, const void *base, long byteCount);
+
+/// Makes `stream` (NULL: none) the one the calling thread's kernel calls read ahead on.
+void apus_prefetch_stream_use(void *stream);
+
+/// The calling thread's stream, or NULL.
+void *apus_prefetch_stream_current(void);
+
+/// Bytes of `stream` handed out to kernel calls so far (at most its length).
+long apus_prefetch_stream_claimed(const void *stream);
+
 #endif
