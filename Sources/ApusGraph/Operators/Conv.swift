@@ -266,6 +266,14 @@ struct Conv: Operator {
     }
 
     func run(_ inputs: [Tensor?], outputs: [Tensor], context: ComputeContext) throws(OperatorError) {
+        try run(inputs, output: outputs[0], planeMeans: nil, context: context)
+    }
+
+    /// Computes the output into `output` and, with `planeMeans` (N × M × 1 × 1), the mean of each
+    /// of its planes (``ConvGlobalPool``).
+    func run(_ inputs: [Tensor?], output: Tensor, planeMeans: Tensor?, context: ComputeContext)
+        throws(OperatorError)
+    {
         let x = try inputs.required(0)
         let w = try inputs.required(1)
         let plan: Conv2DPlan
@@ -280,12 +288,41 @@ struct Conv: Operator {
             throw .invalidShape(
                 "convolution needs \(needed) workspace bytes, the plan gave \(context.workspaceByteCount)")
         }
-        if outputs[0].elementCount == 0 { return }
+        if output.elementCount == 0 {
+            // Means of empty planes are NaN, as the separate pooling gives them.
+            planeMeans.map { $0.pointer(as: Float.self).update(repeating: .nan, count: $0.elementCount) }
+            return
+        }
         plan.run(
             input: x.pointer(as: Float.self), weights: w.pointer(as: Float.self),
             bias: inputs.optional(2).map { UnsafePointer($0.pointer(as: Float.self)) },
             residual: inputs.optional(3).map { UnsafePointer($0.pointer(as: Float.self)) },
-            output: outputs[0].pointer(as: Float.self), activation: activation, context: context)
+            output: output.pointer(as: Float.self), activation: activation, context: context,
+            planeMeans: planeMeans?.pointer(as: Float.self))
+    }
+}
+
+/// A convolution and the `GlobalAveragePool` of its output, joined by the planner into one step
+/// with both outputs (a squeeze-and-excitation block starts so: EfficientNet's depthwise layers).
+/// The depthwise kernel averages each task's planes right after computing them, in cache and on
+/// the convolution's threads, where the separate pooling read the whole map back on one thread
+/// (``Conv2DPlan/run(input:weights:bias:residual:output:activation:context:planeMeans:)``); the
+/// same bits. The step's inputs are the convolution's.
+struct ConvGlobalPool: Operator {
+    let conv: Conv
+
+    func outputFacts(_ inputs: [ValueFact?]) throws(OperatorError) -> [ValueFact] {
+        let output = try conv.outputFacts(inputs)[0]
+        let dims = [output.shape[0], output.shape[1]] + Array(repeating: 1, count: output.shape.rank - 2)
+        return [output, ValueFact(dtype: .float32, shape: Shape(dims))]
+    }
+
+    func workspaceByteCount(for inputs: [ValueFact?], threadCount: Int) -> Int {
+        conv.workspaceByteCount(for: inputs, threadCount: threadCount)
+    }
+
+    func run(_ inputs: [Tensor?], outputs: [Tensor], context: ComputeContext) throws(OperatorError) {
+        try conv.run(inputs, output: outputs[0], planeMeans: outputs[1], context: context)
     }
 }
 

@@ -35,13 +35,19 @@ public struct PlanOptions: Sendable {
     /// few steps later into the cache while it computes (``ReadAhead``, ``Planner/assignReadAheads(_:)``;
     /// prefetches only, the same bits). On unless the environment sets `APUS_READ_AHEAD=0`.
     public var readsAhead: Bool
+    /// Whether a depthwise convolution on the AVX-512 kernel and the `GlobalAveragePool` of its
+    /// output right after it run as one step that averages each task's planes while they are in
+    /// cache (``ConvGlobalPool``; the same bits). On unless the environment sets
+    /// `APUS_JOIN_GLOBAL_POOL=0`.
+    public var joinsGlobalPools: Bool
 
     public init(
         threadCount: Int = 1, memoryBudget: Int = 16 << 30, maxConcurrentRuns: Int = 4,
         joinsExpansions: Bool = ExpandDepthwise.isEnabledByDefault,
         joinsScaledInputs: Bool = PlanOptions.scaledInputsByDefault,
         joinsStemPools: Bool = PlanOptions.stemPoolsByDefault,
-        readsAhead: Bool = ReadAhead.isEnabledByDefault
+        readsAhead: Bool = ReadAhead.isEnabledByDefault,
+        joinsGlobalPools: Bool = PlanOptions.globalPoolsByDefault
     ) {
         self.threadCount = max(1, threadCount)
         self.memoryBudget = memoryBudget
@@ -50,7 +56,11 @@ public struct PlanOptions: Sendable {
         self.joinsScaledInputs = joinsScaledInputs
         self.joinsStemPools = joinsStemPools
         self.readsAhead = readsAhead
+        self.joinsGlobalPools = joinsGlobalPools
     }
+
+    /// `APUS_JOIN_GLOBAL_POOL=0` turns ``joinsGlobalPools`` off by default.
+    public static let globalPoolsByDefault = !EnvironmentSwitch.isOff("APUS_JOIN_GLOBAL_POOL")
 
     /// `APUS_JOIN_STEM_POOL=0` turns ``joinsStemPools`` off by default.
     public static let stemPoolsByDefault = !EnvironmentSwitch.isOff("APUS_JOIN_STEM_POOL")
@@ -102,6 +112,7 @@ public enum Planner {
         if options.joinsScaledInputs {
             pending = joinScaledInputs(pending, facts: state.facts, graphOutputs: Set(graph.outputs.map(\.name)))
         }
+        if options.joinsGlobalPools { pending = joinGlobalPools(pending) }
         // Liveness: the last step reading each runtime value; graph outputs live to the end.
         var lastUse: [String: Int] = [:]
         for (stepIndex, step) in pending.enumerated() {
@@ -209,6 +220,34 @@ public enum Planner {
                 let joined = join(first, pending[index + 1])
             {
                 result.append(joined)
+                index += 2
+                continue
+            }
+            result.append(first)
+            index += 1
+        }
+        return result
+    }
+
+    /// Joins each convolution whose planes its kernel can average in cache
+    /// (``Conv2DPlan/poolsPlanesInCache``) with the `GlobalAveragePool` of its output that comes
+    /// right after it into one ``ConvGlobalPool`` step named `conv+pool`, with both outputs (the
+    /// map keeps its other readers).
+    static func joinGlobalPools(_ pending: [PendingStep]) -> [PendingStep] {
+        var result: [PendingStep] = []
+        var index = 0
+        while index < pending.count {
+            let first = pending[index]
+            if index + 1 < pending.count, let conv = first.op as? Conv, conv.plan?.poolsPlanesInCache == true,
+                first.node.outputs.count == 1, let map = first.node.outputs.first, !map.isEmpty,
+                case let second = pending[index + 1], second.node.domain.isEmpty,
+                second.node.opType == "GlobalAveragePool", let pool = second.op as? GlobalPool, !pool.max,
+                second.node.inputs == [map], second.node.outputs.count == 1
+            {
+                let node = Node(
+                    name: first.node.name + "+" + second.node.name, opType: "ConvGlobalPool", domain: Node.apusDomain,
+                    inputs: first.node.inputs, outputs: [map] + second.node.outputs)
+                result.append((node, ConvGlobalPool(conv: conv)))
                 index += 2
                 continue
             }

@@ -55,6 +55,10 @@ public struct Conv2DPlan: Sendable {
     }
     /// Whether the plan reads prepacked weights in place (`prepacked` was given and fits).
     public let usesPrepackedWeights: Bool
+    /// Whether ``run(input:weights:bias:residual:output:activation:context:planeMeans:)`` averages
+    /// the output planes as it computes them (the depthwise path on the AVX-512 kernel), rather
+    /// than by reading the output again.
+    public var poolsPlanesInCache: Bool { algorithm == .depthwise && vectorKernel != nil }
     /// Whether a run spends its time in the AVX-512 packed GEMM kernel (the sgemm, taps and
     /// Winograd paths with packed weights), whose calls read ahead on the thread's ``ReadAhead``
     /// stream.
@@ -599,18 +603,34 @@ public struct Conv2DPlan: Sendable {
     ///   - output: N × M × outH × outW.
     ///   - context: threads, and a workspace of at least ``workspaceByteCount(threadCount:)`` for
     ///     one thread.
+    ///   - planeMeans: where to write the mean of every output plane (N × M values, the global
+    ///     average pooling of the output, ``Pool2D/average(_:count:)``'s bits), or `nil`. The
+    ///     depthwise path on the AVX-512 kernel takes each task's planes right after computing
+    ///     them, while they are in cache; the others read the output again at the end.
     public func run(
         input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
-        context: ComputeContext
+        context: ComputeContext, planeMeans: UnsafeMutablePointer<Float>? = nil
     ) {
+        let plane = geometry.outputHeight * geometry.outputWidth
+        if let planeMeans, algorithm != .depthwise || vectorKernel == nil {
+            defer {
+                Pool2D.global(
+                    max: false, planes: geometry.batch * geometry.outputChannels, planeSize: plane,
+                    input: output, output: planeMeans, context: context)
+            }
+            run(
+                input: input, weights: weights, bias: bias, residual: residual, output: output, activation: activation,
+                context: context)
+            return
+        }
         let tasks = taskCount
-        if tasks == 0 || geometry.outputHeight * geometry.outputWidth == 0 { return }
+        if tasks == 0 || plane == 0 { return }
         switch algorithm {
         case .depthwise:
             runDepthwise(
                 input: input, weights: weights, bias: bias, residual: residual, output: output, activation: activation,
-                context: context)
+                context: context, planeMeans: planeMeans)
         case .direct:
             runDirect(
                 input: input, weights: weights, bias: bias, residual: residual, output: output, activation: activation,
@@ -980,7 +1000,7 @@ public struct Conv2DPlan: Sendable {
     private func runDepthwise(
         input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
-        context: ComputeContext
+        context: ComputeContext, planeMeans: UnsafeMutablePointer<Float>? = nil
     ) {
         let tasks = taskCount
         let operands = ConvOperands(
@@ -995,17 +1015,27 @@ public struct Conv2DPlan: Sendable {
                 let kernel: DirectConvKernel
                 let channels: Int
                 let operands: ConvOperands
+                let planeSize: Int
+                let means: UnsafeMutablePointer<Float>?
 
                 func run(_ planes: Range<Int>) {
                     let o = operands
                     kernel.runDepthwise(
                         channels: channels, tasks: planes, input: o.input, weights: o.weights, bias: o.bias,
                         residual: o.residual, output: o.output, activation: o.activation)
+                    // The planes' means while they are still in cache.
+                    if let means {
+                        for plane in planes {
+                            means[plane] = Pool2D.average(o.output + plane * planeSize, count: planeSize)
+                        }
+                    }
                 }
             }
             context.parallelFor(
                 tasks, blockSize: perTask,
-                Planes(kernel: vectorKernel, channels: geometry.outputChannels, operands: operands))
+                Planes(
+                    kernel: vectorKernel, channels: geometry.outputChannels, operands: operands,
+                    planeSize: geometry.outputHeight * geometry.outputWidth, means: planeMeans))
             return
         }
         struct Workers: ParallelSlotRanges {
