@@ -156,7 +156,7 @@ TARGET void apus_logistic_avx512(float *x, long n, int silu) {
 TARGET static inline __attribute__((always_inline)) void kernel_8xnv(
     const int NV, const int ACT, const int TAIL, long kc, const float *a, const float *b, long ldb, float *c, long ldc,
     long rows, const __mmask16 *mask, int accumulate, const apus_gemm_epilogue *epi, const float *bias,
-    const float *residual, const float *bNext) {
+    const float *residual, const float *bNext, const char *ahead, long aheadStride) {
     __m512 acc[MR][3];
     // `TAIL` (up to 4; `strip` instantiates 0 and 1, with more the accumulators spill) more
     // columns right after the 16·NV, computed down the rows: the panel's eight values at one k are
@@ -192,19 +192,13 @@ TARGET static inline __attribute__((always_inline)) void kernel_8xnv(
             }
         }
     }
-    // This block's share of the thread's read-ahead stream (apus_prefetch_stream_use): two lines
-    // per step of k, into L2, among the block's multiply-adds.
-    const char *ahead = 0;
-    long aheadLines = apus_prefetch_claim(kc * 128, &ahead);
     for (long kk = 0; kk < kc; kk++) {
         // The packed weights stream from memory once per block; fetch ahead of the loads.
         _mm_prefetch((const char *)(a + PREFETCH), _MM_HINT_T0);
-        if (aheadLines > 0) {
-            _mm_prefetch(ahead, _MM_HINT_T1);
-            _mm_prefetch(ahead + 64, _MM_HINT_T1);
-            ahead += 128;
-            aheadLines -= 2;
-        }
+        // The block's share of the thread's read-ahead stream, two lines per step into L2 (with no
+        // stream, `aheadStride` is 0 and the one line is the panel's, already in L1).
+        _mm_prefetch(ahead + kk * aheadStride, _MM_HINT_T1);
+        _mm_prefetch(ahead + kk * aheadStride + 64, _MM_HINT_T1);
         if (bNext) {
             // The next strip of b: its kc rows are ldb apart, too many streams for the hardware
             // prefetcher, so the first panel over this strip fetches them.
@@ -368,12 +362,14 @@ TARGETVL static void kernel_columns(
 TARGET static inline long strip(
     long kc, const float *aPanel, const float *bStrip, long ldb, float *cBlock, long ldc, long rows, long columns,
     long tail, int accumulate, const apus_gemm_epilogue *epi, const float *bias, const float *residual,
-    const float *bNext) {
+    const float *bNext, const char *ahead, long aheadStride) {
     const __mmask16 mask[3] = {mask_for(columns), mask_for(columns - 16), mask_for(columns - 32)};
     const int nv = columns > 32 ? 3 : (columns > 16 ? 2 : 1);
     // One kernel per vector count, tail and activation, each with its constants propagated.
 #define KERNEL(NV, TAIL, ACT)                                                                                          \
-    kernel_8xnv(NV, ACT, TAIL, kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask, accumulate, epi, bias, residual, bNext)
+    kernel_8xnv(                                                                                                       \
+        NV, ACT, TAIL, kc, aPanel, bStrip, ldb, cBlock, ldc, rows, mask, accumulate, epi, bias, residual, bNext, ahead, \
+        aheadStride)
 #define BY_ACTIVATION(NV, TAIL)                                                                                        \
     switch (epi ? epi->activation : APUS_GEMM_NONE) {                                                                  \
     case APUS_GEMM_RELU: KERNEL(NV, TAIL, APUS_GEMM_RELU); break;                                                      \
@@ -444,6 +440,18 @@ TARGET void apus_gemm_packed_avx512(
         tailEpilogue = *epilogue;
         if (tailEpilogue.residual) tailEpilogue.residual += wide;
     }
+    // Each strip's share of the thread's read-ahead stream (apus_prefetch_stream_use), claimed
+    // here: two lines per step of k from `ahead` (the stream's last, shorter share runs past its
+    // end by less than one block: prefetches never fault), or, with no stream or none left,
+    // `aheadStride` 0 and the panel's first line again. Claimed inside the kernel, or with a
+    // test for the stream in its loop, the kernel ran 2.4 times slower (its accumulators no
+    // longer stayed in registers, it seems); an unconditional prefetch of a line in L1 costs
+    // nothing measurable.
+    const int readsAhead = apus_prefetch_current_stream != 0;
+#define READ_AHEAD(panel)                                                                                              \
+    const char *ahead = (const char *)(panel);                                                                         \
+    long aheadStride = 0;                                                                                              \
+    if (readsAhead && apus_prefetch_claim(kc * 128, &ahead) > 0) aheadStride = 128;
     for (long k0 = 0; k0 < k; k0 += KC) {
         long kc = k - k0 < KC ? k - k0 : KC;
         int continues = accumulate || k0 > 0;
@@ -463,9 +471,11 @@ TARGET void apus_gemm_packed_avx512(
                 for (long n0 = 0; n0 < wide;) {
                     EPILOGUE_ARGS(p, n0)
                     const float *bNext = p == 0 && n0 + 48 < wide ? b + k0 * ldb + n0 + 48 : 0;
+                    READ_AHEAD(aPanel)
                     n0 += strip(
                         kc, aPanel, b + k0 * ldb + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0,
-                        n0 + 48 == wide ? stripTail : 0, continues, epi, bias, residual, bNext);
+                        n0 + 48 == wide ? stripTail : 0, continues, epi, bias, residual, bNext, ahead,
+                        aheadStride);
                 }
             }
         } else {
@@ -475,9 +485,11 @@ TARGET void apus_gemm_packed_avx512(
                     long rows = m - p * MR < MR ? m - p * MR : MR;
                     EPILOGUE_ARGS(p, n0)
                     const float *bNext = p == 0 && n0 + 48 < wide ? b + k0 * ldb + n0 + 48 : 0;
+                    READ_AHEAD(block + p * MR * kc)
                     done = strip(
                         kc, block + p * MR * kc, b + k0 * ldb + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0,
-                        n0 + 48 == wide ? stripTail : 0, continues, epi, bias, residual, bNext);
+                        n0 + 48 == wide ? stripTail : 0, continues, epi, bias, residual, bNext, ahead,
+                        aheadStride);
                 }
                 n0 += done;
             }
@@ -488,6 +500,7 @@ TARGET void apus_gemm_packed_avx512(
                 epi ? &tailEpilogue : 0);
         }
     }
+#undef READ_AHEAD
 }
 
 #else
