@@ -73,11 +73,17 @@ struct ReadAheadPlanTests {
         }
     }
 
-    @Test func smallClassifiersAndBatchesAreLeftAlone() throws {
+    @Test func smallAndLargeClassifiersAreNotReadAhead() throws {
         // 512 × 256 floats (512 KB) is under the 1 MiB where reading ahead starts.
         let small = try Self.run(classes: 512, threads: 1, readsAhead: true)
         #expect(Self.readers(small.plan).isEmpty)
         let step = try #require(small.plan.steps.first { $0.nodeName == "classifier" })
         #expect((step.op as? Gemm)?.streamedB == nil)
+        // 8400 × 256 floats (8.6 MB) with the convolution's weights pass the 8 MiB a host may
+        // stream: still a copy on huge pages, but nothing fetches it ahead.
+        let large = try Self.run(classes: 8400, threads: 1, readsAhead: true)
+        #expect(Self.readers(large.plan).isEmpty)
+        let largeStep = try #require(large.plan.steps.first { $0.nodeName == "classifier" })
+        #expect((largeStep.op as? Gemm)?.streamedB != nil)
     }
 }

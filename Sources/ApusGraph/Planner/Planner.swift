@@ -503,9 +503,16 @@ extension Planner {
     /// the reshape come before the classifier).
     static let readAheadReach = 4
 
+    /// The most a read-ahead host's packed weights and the weights it fetches may add up to:
+    /// 8 MiB. Both stream through L2 into L3 while the host runs, and what was fetched must still
+    /// be there when the product reads it: mobilenet_v2's 1.6 + 5.1 MB did (classifier 0.33 →
+    /// 0.24 ms), resnet50's 4 + 8 MB did not (classifier unchanged, its host 1.06 → 1.16 ms).
+    static let readAheadTrafficBytes = 8 << 20
+
     /// Gives the nearest step within ``readAheadReach`` before each product with streamed
     /// weights (``Gemm/streamedB``) that computes on the packed GEMM kernel the job of fetching
-    /// those weights into the cache (``Step/readAhead``). mobilenet_v2's classifier, 1000 × 1280,
+    /// those weights into the cache (``Step/readAhead``), unless the two together pass
+    /// ``readAheadTrafficBytes``. mobilenet_v2's classifier, 1000 × 1280,
     /// read 0.28 ms per run from DRAM; its last 1 × 1 convolution (0.38 ms of multiply-adds)
     /// now brings the weights in meanwhile (Docs/performance.md).
     static func assignReadAheads(_ steps: [Step]) -> [Step] {
@@ -513,9 +520,10 @@ extension Planner {
         for index in steps.indices {
             guard let gemm = steps[index].op as? Gemm, let weights = gemm.streamedB else { continue }
             for host in stride(from: index - 1, through: max(0, index - readAheadReach), by: -1) {
-                guard steps[host].readAhead == nil, let conv = steps[host].op as? Conv,
-                    conv.plan?.computesOnPackedKernel == true
+                guard steps[host].readAhead == nil, let conv = steps[host].op as? Conv, let plan = conv.plan,
+                    plan.computesOnPackedKernel
                 else { continue }
+                if plan.packedWeightFloatCount * 4 + weights.byteCount > readAheadTrafficBytes { break }
                 steps[host].readAhead = weights
                 break
             }
