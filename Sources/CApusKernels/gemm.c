@@ -444,9 +444,9 @@ TARGET void apus_gemm_packed_avx512(
     // here: two lines per step of k from `ahead` (the stream's last, shorter share runs past its
     // end by less than one block: prefetches never fault), or, with no stream or none left,
     // `aheadStride` 0 and the panel's first line again. Claimed inside the kernel, or with a
-    // test for the stream in its loop, the kernel ran 2.4 times slower (its accumulators no
-    // longer stayed in registers, it seems); an unconditional prefetch of a line in L1 costs
-    // nothing measurable.
+    // test for the stream in its loop, the kernel ran 2.4 times slower (why was not found: the
+    // compiled strips had a fifth more stack accesses); an unconditional prefetch of a line in
+    // L1 costs nothing measurable.
     const int readsAhead = apus_prefetch_current_stream != 0;
 #define READ_AHEAD(panel)                                                                                              \
     const char *ahead = (const char *)(panel);                                                                         \

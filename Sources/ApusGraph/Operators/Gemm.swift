@@ -13,15 +13,19 @@ struct Gemm: Operator {
     /// A constant `B` of at least ``streamedBytes`` in a product of at most ``streamedRows`` rows
     /// (a classifier at small batch): read from memory on every run at about one multiply-add
     /// per float, so memory bound. Read instead of input 1, and fetched ahead by an earlier step
-    /// (``ReadAhead``). From ``TensorStorage/hugePageBytes`` on it is a copy, whose huge pages
-    /// cost no TLB walk per 4 KiB (mobilenet_v2's 5 MB: 0.29 → 0.19 ms to read from DRAM;
-    /// Docs/performance.md); smaller, it is the constant as loaded.
+    /// (``ReadAhead``). From ``TensorStorage/hugePageBytes`` to ``streamedCopyMaxBytes`` it is a
+    /// copy, whose huge pages cost no TLB walk per 4 KiB (mobilenet_v2's 5 MB: 0.29 → 0.19 ms to
+    /// read from DRAM; Docs/performance.md); otherwise the constant as loaded.
     var streamedB: Tensor?
 
     /// The largest number of rows of a product whose constant `B` is ``streamedB``.
     static let streamedRows = 8
     /// The smallest constant `B` that is ``streamedB``: 1 MiB.
     static let streamedBytes = 1 << 20
+    /// The largest `B` copied onto huge pages: 64 MiB (a classifier is a few megabytes; a
+    /// fully-connected layer of hundreds, as VGG's first, is read where it was loaded rather than
+    /// copied at plan time).
+    static let streamedCopyMaxBytes = 64 << 20
 
     init(node: Node, fused: Bool = false) throws(OperatorError) {
         alpha = try node.float("alpha", default: 1)
@@ -87,7 +91,9 @@ struct Gemm: Operator {
         }
         var copy = self
         copy.streamedB = b
-        if b.byteCount >= TensorStorage.hugePageBytes, let resident = try? b.copy() {
+        if b.byteCount >= TensorStorage.hugePageBytes, b.byteCount <= Self.streamedCopyMaxBytes,
+            let resident = try? b.copy()
+        {
             copy.streamedB = resident
             // The plan reads the copy from now on: a mapped file's pages of the original can go.
             b.releaseResidentPages()
