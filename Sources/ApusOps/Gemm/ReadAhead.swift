@@ -7,9 +7,10 @@ import CApusKernels
 /// mobilenet_v2's 1000 × 1280 layer reads 5 MB per run from DRAM, the last time it was touched
 /// being one inference ago. The compute-bound convolution a few steps before it has time and
 /// bandwidth to spare, so its kernel calls prefetch those weights into L2 (and, as L2 overflows,
-/// into L3) between their multiply-adds: each block of `k` claims two 64-byte lines per step from
-/// a shared cursor, so the threads of a run split the region between them. Prefetches never
-/// fault and never change a result.
+/// into L3) between their multiply-adds: each strip of the kernel (an 8-row panel by up to 48
+/// columns over one block of `k`) claims two 64-byte lines per step of `k` from a shared cursor,
+/// so the threads of a run split the region between them. Prefetches never fault and never
+/// change a result.
 public enum ReadAhead {
     /// Bytes of one stream's state (a multiple of 64).
     public static let streamByteCount = apus_prefetch_stream_size()
