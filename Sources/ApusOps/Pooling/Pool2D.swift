@@ -411,9 +411,9 @@ public enum Pool2D {
     }
 
     /// The mean of `count` floats from `values` (NaN when `count` is 0): 32 running sums (two
-    /// vectors of sixteen, so that the adds of one do not wait for the other's; with one, a
-    /// 14 × 14 plane took twice as long), added together, then four lanes at a time, the last
-    /// values in order, and divided by the count. The global average pooling's value for one
+    /// vectors of sixteen, so that the adds of one do not wait for the other's; with one,
+    /// efficientnet_b0's 17 poolings took 0.274 instead of 0.215 ms), added together, then four
+    /// lanes at a time, the last values in order, and divided by the count. The global average pooling's value for one
     /// plane, whether ``global(max:planes:planeSize:input:output:context:)`` or a convolution
     /// that pools its own planes (``Conv2DPlan``'s `planeMeans`) computes it.
     @inline(__always)
