@@ -112,7 +112,9 @@ public enum Planner {
         if options.joinsScaledInputs {
             pending = joinScaledInputs(pending, facts: state.facts, graphOutputs: Set(graph.outputs.map(\.name)))
         }
-        if options.joinsGlobalPools { pending = joinGlobalPools(pending) }
+        if options.joinsGlobalPools {
+            pending = joinGlobalPools(pending, graphOutputs: Set(graph.outputs.map(\.name)))
+        }
         // Liveness: the last step reading each runtime value; graph outputs live to the end.
         var lastUse: [String: Int] = [:]
         for (stepIndex, step) in pending.enumerated() {
@@ -203,9 +205,12 @@ public enum Planner {
 
     /// Replaces each pair of adjacent steps whose second alone reads the first's only output (as
     /// its first input; not a graph output) by what `join` makes of them, keeping the pair when
-    /// it returns `nil`. The planner's joins differ only in what they accept.
+    /// it returns `nil`. With `soleReader` false the second need only read that output first (a
+    /// join that keeps the output for its other readers). The planner's joins differ only in
+    /// what they accept.
     static func joinPairs(
-        _ pending: [PendingStep], graphOutputs: Set<String>, _ join: (PendingStep, PendingStep) -> PendingStep?
+        _ pending: [PendingStep], graphOutputs: Set<String>, soleReader: Bool = true,
+        _ join: (PendingStep, PendingStep) -> PendingStep?
     ) -> [PendingStep] {
         var readers: [String: Int] = [:]
         for entry in pending {
@@ -216,8 +221,8 @@ public enum Planner {
         while index < pending.count {
             let first = pending[index]
             if index + 1 < pending.count, first.node.outputs.count == 1, let value = first.node.outputs.first,
-                readers[value] == 1, !graphOutputs.contains(value), pending[index + 1].node.inputs.first == value,
-                let joined = join(first, pending[index + 1])
+                !value.isEmpty, !soleReader || (readers[value] == 1 && !graphOutputs.contains(value)),
+                pending[index + 1].node.inputs.first == value, let joined = join(first, pending[index + 1])
             {
                 result.append(joined)
                 index += 2
@@ -233,28 +238,17 @@ public enum Planner {
     /// (``Conv2DPlan/poolsPlanesInCache``) with the `GlobalAveragePool` of its output that comes
     /// right after it into one ``ConvGlobalPool`` step named `conv+pool`, with both outputs (the
     /// map keeps its other readers).
-    static func joinGlobalPools(_ pending: [PendingStep]) -> [PendingStep] {
-        var result: [PendingStep] = []
-        var index = 0
-        while index < pending.count {
-            let first = pending[index]
-            if index + 1 < pending.count, let conv = first.op as? Conv, conv.plan?.poolsPlanesInCache == true,
-                first.node.outputs.count == 1, let map = first.node.outputs.first, !map.isEmpty,
-                case let second = pending[index + 1], second.node.domain.isEmpty,
+    static func joinGlobalPools(_ pending: [PendingStep], graphOutputs: Set<String>) -> [PendingStep] {
+        joinPairs(pending, graphOutputs: graphOutputs, soleReader: false) { first, second in
+            guard let conv = first.op as? Conv, conv.plan?.poolsPlanesInCache == true, second.node.domain.isEmpty,
                 second.node.opType == "GlobalAveragePool", let pool = second.op as? GlobalPool, !pool.max,
-                second.node.inputs == [map], second.node.outputs.count == 1
-            {
-                let node = Node(
-                    name: first.node.name + "+" + second.node.name, opType: "ConvGlobalPool", domain: Node.apusDomain,
-                    inputs: first.node.inputs, outputs: [map] + second.node.outputs)
-                result.append((node, ConvGlobalPool(conv: conv)))
-                index += 2
-                continue
-            }
-            result.append(first)
-            index += 1
+                second.node.inputs.count == 1, second.node.outputs.count == 1
+            else { return nil }
+            let node = Node(
+                name: first.node.name + "+" + second.node.name, opType: "ConvGlobalPool", domain: Node.apusDomain,
+                inputs: first.node.inputs, outputs: first.node.outputs + second.node.outputs)
+            return (node, ConvGlobalPool(conv: conv))
         }
-        return result
     }
 
     /// The input `index` of `node`, `""` when absent.

@@ -613,7 +613,7 @@ public struct Conv2DPlan: Sendable {
         context: ComputeContext, planeMeans: UnsafeMutablePointer<Float>? = nil
     ) {
         let plane = geometry.outputHeight * geometry.outputWidth
-        if let planeMeans, algorithm != .depthwise || vectorKernel == nil {
+        if let planeMeans, !poolsPlanesInCache {
             defer {
                 Pool2D.global(
                     max: false, planes: geometry.batch * geometry.outputChannels, planeSize: plane,

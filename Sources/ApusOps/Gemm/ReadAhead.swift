@@ -21,7 +21,7 @@ public enum ReadAhead {
 
     /// Bytes the packed kernel can fetch while computing `m` × `n` × `k` (two lines per step of
     /// `k` of every 8-row panel and 48-column strip).
-    public static func capacity(m: Int, n: Int, k: Int) -> Int {
+    static func capacity(m: Int, n: Int, k: Int) -> Int {
         let panels = (m + 7) / 8
         let strips = max(1, n / 48)
         return panels * strips * k * 128
@@ -49,7 +49,7 @@ public enum ReadAhead {
     static func stop() { apus_prefetch_stream_use(nil) }
 
     /// Bytes of `stream`'s region handed out to kernel calls so far.
-    public static func claimedBytes(_ stream: UnsafeRawPointer) -> Int { apus_prefetch_stream_claimed(stream) }
+    static func claimedBytes(_ stream: UnsafeRawPointer) -> Int { apus_prefetch_stream_claimed(stream) }
 
     /// The calling thread's stream, for the thread pool to hand to its workers.
     static var current: UnsafeMutableRawPointer? { apus_prefetch_stream_current() }
