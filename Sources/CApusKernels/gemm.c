@@ -305,7 +305,15 @@ TARGETVL static inline __attribute__((always_inline)) void kernel_columns_n(
                     : _mm256_setzero_ps();
             }
         }
+        // The four panels two groups ahead, two lines per step (what this group reads per step):
+        // with one to four columns there are few multiply-adds per weight, so a matrix-vector
+        // product (a squeeze-and-excitation layer on a 1 × 1 map) waits for its weights, and the
+        // hardware prefetcher stops at every 4 KiB page. Past the last panel the lines fetched
+        // are unused, and prefetches never fault.
+        const char *ahead = (const char *)(block + (p0 + 8) * MR * kc);
         for (long kk = 0; kk < kc; kk++) {
+            _mm_prefetch(ahead + kk * 128, _MM_HINT_T0);
+            _mm_prefetch(ahead + kk * 128 + 64, _MM_HINT_T0);
             const float *bRow = b + kk * ldb;
             __m256 v[4] = {_mm256_loadu_ps(a0 + kk * MR), _mm256_loadu_ps(a1 + kk * MR), _mm256_loadu_ps(a2 + kk * MR),
                 _mm256_loadu_ps(a3 + kk * MR)};

@@ -6,5 +6,5 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 "${CC:-$(command -v clang || echo cc)}" -O2 -I"$root/Sources/CApusKernels/include" \
-    "$root/scripts/perf/direct_conv_kernels.c" "$root/Sources/CApusKernels/direct_conv.c" "$root/Sources/CApusKernels/gemm.c" -o "$out/direct_conv_kernels"
+    "$root/scripts/perf/direct_conv_kernels.c" "$root/Sources/CApusKernels/direct_conv.c" "$root/Sources/CApusKernels/gemm.c" "$root/Sources/CApusKernels/prefetch_stream.c" -o "$out/direct_conv_kernels"
 "$out/direct_conv_kernels"

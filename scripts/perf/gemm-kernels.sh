@@ -6,5 +6,5 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 "${CC:-$(command -v clang || echo cc)}" -O2 -I"$root/Sources/CApusKernels/include" "$root/scripts/perf/gemm_kernels.c" \
-    "$root/Sources/CApusKernels/gemm.c" -o "$out/gemm_kernels" -lopenblas
+    "$root/Sources/CApusKernels/gemm.c" "$root/Sources/CApusKernels/prefetch_stream.c" -o "$out/gemm_kernels" -lopenblas
 OPENBLAS_CORETYPE="${APUS_BENCH_CORETYPE:-SKYLAKEX}" OPENBLAS_NUM_THREADS=1 "$out/gemm_kernels"

@@ -40,6 +40,11 @@ public struct PlanOptions: Sendable {
     /// cache (``ConvGlobalPool``; the same bits). On unless the environment sets
     /// `APUS_JOIN_GLOBAL_POOL=0`.
     public var joinsGlobalPools: Bool
+    /// Whether the packed weights of the convolutions that stream them once per run
+    /// (``Conv2DPlan/streamsWeights``: squeeze-and-excitation products) are copied side by side
+    /// onto huge pages (``Planner/placeStreamedWeights(_:)``; the same bits). On unless the
+    /// environment sets `APUS_COPY_STREAMED_WEIGHTS=0`.
+    public var copiesStreamedWeights: Bool
 
     public init(
         threadCount: Int = 1, memoryBudget: Int = 16 << 30, maxConcurrentRuns: Int = 4,
@@ -47,7 +52,8 @@ public struct PlanOptions: Sendable {
         joinsScaledInputs: Bool = PlanOptions.scaledInputsByDefault,
         joinsStemPools: Bool = PlanOptions.stemPoolsByDefault,
         readsAhead: Bool = ReadAhead.isEnabledByDefault,
-        joinsGlobalPools: Bool = PlanOptions.globalPoolsByDefault
+        joinsGlobalPools: Bool = PlanOptions.globalPoolsByDefault,
+        copiesStreamedWeights: Bool = PlanOptions.streamedWeightsCopiedByDefault
     ) {
         self.threadCount = max(1, threadCount)
         self.memoryBudget = memoryBudget
@@ -57,7 +63,11 @@ public struct PlanOptions: Sendable {
         self.joinsStemPools = joinsStemPools
         self.readsAhead = readsAhead
         self.joinsGlobalPools = joinsGlobalPools
+        self.copiesStreamedWeights = copiesStreamedWeights
     }
+
+    /// `APUS_COPY_STREAMED_WEIGHTS=0` turns ``copiesStreamedWeights`` off by default.
+    public static let streamedWeightsCopiedByDefault = !EnvironmentSwitch.isOff("APUS_COPY_STREAMED_WEIGHTS")
 
     /// `APUS_JOIN_GLOBAL_POOL=0` turns ``joinsGlobalPools`` off by default.
     public static let globalPoolsByDefault = !EnvironmentSwitch.isOff("APUS_JOIN_GLOBAL_POOL")
@@ -173,6 +183,7 @@ public enum Planner {
                 }
             }
         }
+        if options.copiesStreamedWeights { steps = placeStreamedWeights(steps) }
         if options.readsAhead { steps = assignReadAheads(steps) }
         let needed = allocator.highWater + workspace
         guard needed <= options.memoryBudget - state.foldedBytes else {
@@ -521,6 +532,46 @@ extension Planner {
                 steps[host].readAhead = weights
                 break
             }
+        }
+        return steps
+    }
+}
+
+extension Planner {
+    /// The smallest packed weights ``placeStreamedWeights(_:)`` moves: 16 KiB (fewer pages than
+    /// that cost little to walk).
+    static let streamedWeightsMinimumBytes = 16 << 10
+
+    /// The least that ``placeStreamedWeights(_:)`` copies: 1 MiB (the copy takes at least one
+    /// 2 MiB huge page).
+    static let streamedWeightsCopyMinimumBytes = 1 << 20
+
+    /// Copies the packed weights of the convolutions that stream them (``Conv2DPlan/streamsWeights``,
+    /// from ``streamedWeightsMinimumBytes``) side by side into one allocation on huge pages (of
+    /// at least ``TensorStorage/hugePageBytes``), when they add up to
+    /// ``streamedWeightsCopyMinimumBytes``. Each such product reads its 16–220 KB once per run
+    /// from memory, and from an artifact's mapping or a heap block of its own on 4 KiB pages that
+    /// is a page walk per 4 KiB and a hardware prefetcher that starts over at every page
+    /// (efficientnet_b0: 2.5 MB in 20 products; Docs/performance.md). Same values, same bits.
+    static func placeStreamedWeights(_ steps: [Step]) -> [Step] {
+        var steps = steps
+        var placed: [(index: Int, offset: Int)] = []
+        var total = 0
+        for index in steps.indices {
+            guard let conv = steps[index].op as? Conv, let plan = conv.plan, plan.streamsWeights else { continue }
+            let bytes = plan.packedWeightFloatCount * MemoryLayout<Float>.stride
+            guard bytes >= streamedWeightsMinimumBytes else { continue }
+            placed.append((index, total))
+            total += (bytes + 63) / 64 * 64
+        }
+        guard total >= streamedWeightsCopyMinimumBytes,
+            let storage = try? TensorStorage(byteCount: max(total, TensorStorage.hugePageBytes))
+        else { return steps }
+        for (index, offset) in placed {
+            guard var conv = steps[index].op as? Conv, let plan = conv.plan else { continue }
+            let destination = (storage.baseAddress + offset).assumingMemoryBound(to: Float.self)
+            conv.plan = plan.movingPackedWeights(to: destination, owner: storage)
+            steps[index].op = conv
         }
         return steps
     }

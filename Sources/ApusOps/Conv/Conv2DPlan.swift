@@ -66,6 +66,29 @@ public struct Conv2DPlan: Sendable {
         packedWeights != nil && PackedGemm.hasAVX512 && algorithm != .depthwise && algorithm != .direct
     }
 
+    /// This plan reading its packed weights from `destination` (room for
+    /// ``packedWeightFloatCount`` floats, 64-byte aligned), where they are copied now; `owner`
+    /// keeps that memory alive. The kernels read the same values, so the results are the same
+    /// bits. A plan without packed weights is returned as it is.
+    public func movingPackedWeights(to destination: UnsafeMutablePointer<Float>, owner: AnyObject) -> Conv2DPlan {
+        guard let packed = packedWeights, let values = packed.packedValues.baseAddress else { return self }
+        destination.update(from: values, count: packed.packedValues.count)
+        var copy = self
+        copy.packedWeights = PackedMatrix(
+            wrapping: destination, rows: packed.rows, columns: packed.columns, matrixCount: packed.matrixCount,
+            owner: owner)
+        return copy
+    }
+
+    /// Whether a run is bound by reading its packed weights: a pointwise layer with packed weights,
+    /// one output position per image and a batch of at most 8 (the squeeze-and-excitation
+    /// products on a 1 × 1 map), a few multiply-adds per weight, each read once per run. A
+    /// planner places such weights together on huge pages (``movingPackedWeights(to:owner:)``).
+    public var streamsWeights: Bool {
+        let g = geometry
+        return algorithm == .pointwise && packedWeights != nil && g.outputHeight * g.outputWidth == 1 && g.batch <= 8
+    }
+
     /// Whether each im2col tile copies its own columns right before multiplying them (all rows of
     /// a group per tile), instead of the whole column matrix being copied first.
     let tilesFillColumns: Bool
@@ -76,7 +99,7 @@ public struct Conv2DPlan: Sendable {
     let batchesColumns: Bool
     /// The weights packed for the AVX-512 kernel (sgemm paths, or the 36 Winograd matrices), when
     /// they were known at plan time and the CPU has AVX-512; otherwise OpenBLAS multiplies.
-    let packedWeights: PackedMatrix?
+    var packedWeights: PackedMatrix?
     /// The weights packed for OpenBLAS's own kernel (``BLASPackedMatrix``): the sgemm paths of an
     /// ungrouped layer whose weights were known at plan time when the packed kernels do not
     /// take it (no AVX-512), instead of `cblas_sgemm` packing them on every call.
