@@ -1,0 +1,71 @@
+// The packed kernel's matrix-vector path (one column: a squeeze-and-excitation product on a 1 × 1
+// map) on weights read from memory, as in a model run: 256 packed copies of each matrix (more
+// than L3 holds), taken in a scattered order, on 4 KiB pages (heap blocks off the page grid, as
+// in an artifact's mapping) or side by side on 2 MiB pages (one madvise(MADV_HUGEPAGE) pool, as
+// Planner.placeStreamedWeights lays them out), alternated call by call. Prints the median of
+// 1000 calls of each.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "apus_kernels.h"
+
+#define COPIES 256
+#define CALLS 1000
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int compare(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static char *pool;
+static size_t used;
+
+static void run(long m, long k) {
+    float *small[COPIES], *huge[COPIES];
+    float *a = malloc(sizeof(float) * m * k);
+    for (long i = 0; i < m * k; i++) a[i] = (i % 7) * 0.1f - 0.3f;
+    size_t bytes = (sizeof(float) * apus_gemm_packed_count(m, k) + 63) / 64 * 64;
+    for (int q = 0; q < COPIES; q++) {
+        small[q] = malloc(bytes + 64 * (q % 8));
+        apus_gemm_pack(a, k, m, k, small[q]);
+        huge[q] = (float *)(pool + used);
+        used += bytes;
+        apus_gemm_pack(a, k, m, k, huge[q]);
+    }
+    float b[4096], c[4096];
+    for (long i = 0; i < k; i++) b[i] = (i % 5) * 0.1f;
+    static double t[2][CALLS];
+    for (int r = 0; r < 2 * CALLS; r++) {
+        int q = (r / 2 * 37) % COPIES, onHuge = r % 2;
+        double t0 = now();
+        apus_gemm_packed_avx512(onHuge ? huge[q] : small[q], m, 0, k, m, 1, b, 1, c, 1, 0, 0);
+        t[onHuge][r / 2] = now() - t0;
+    }
+    qsort(t[0], CALLS, sizeof(double), compare);
+    qsort(t[1], CALLS, sizeof(double), compare);
+    printf("| %ld × %ld | %ld KB | %.1f | %.1f |\n", m, k, (long)bytes / 1024, t[0][CALLS / 2] * 1e6,
+           t[1][CALLS / 2] * 1e6);
+    for (int q = 0; q < COPIES; q++) free(small[q]);
+    free(a);
+}
+
+int main(void) {
+    size_t size = 4L << 30;
+    char *raw = mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return 1;
+    pool = (char *)(((size_t)raw + (2 << 20) - 1) & ~((size_t)(2 << 20) - 1));
+    madvise(pool, size - (4 << 20), 14);  // MADV_HUGEPAGE
+    printf("| weights (rows × k) | packed | 4 KiB pages µs | 2 MiB pages µs |\n|---|---|---|---|\n");
+    long shapes[][2] = {{1152, 48}, {48, 1152}, {672, 28}, {28, 672}, {480, 20}, {20, 480}};
+    for (unsigned i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run(shapes[i][0], shapes[i][1]);
+    return 0;
+}
