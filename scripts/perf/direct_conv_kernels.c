@@ -6,12 +6,7 @@
 #include <time.h>
 
 #include "apus_kernels.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
+#include "timing.h"
 
 /// `inputs` = 0: depthwise over `outputs` channels; otherwise the stem kernel.
 static void run(long inputs, long outputs, long size, long kernel, long stride) {

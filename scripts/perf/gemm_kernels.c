@@ -9,20 +9,10 @@
 #include <time.h>
 
 #include "apus_kernels.h"
+#include "timing.h"
 
 #define COPIES 8
 #define CALLS 80
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int compare(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void run(const char *name, long m, long n, long k) {
     float *a[COPIES], *packed[COPIES];

@@ -6,12 +6,7 @@
 #include <stdio.h>
 #include <sys/mman.h>
 #include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
+#include "timing.h"
 
 /// Nanoseconds per masked load of `p` with `mask`, over ten million dependent loads.
 __attribute__((target("avx512f"))) static double per_load(const float *p, __mmask16 mask) {

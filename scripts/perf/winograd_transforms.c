@@ -10,12 +10,7 @@
 #include <time.h>
 
 #include "apus_kernels.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
+#include "timing.h"
 
 int main(int argc, char **argv) {
     long size = argc > 1 ? atol(argv[1]) : 56, channels = argc > 2 ? atol(argv[2]) : 64;
