@@ -552,7 +552,9 @@ extension Planner {
     /// ``streamedWeightsCopyMinimumBytes``. Each such product reads its 16–220 KB once per run
     /// from memory, and from an artifact's mapping or a heap block of its own on 4 KiB pages that
     /// is a page walk per 4 KiB and a hardware prefetcher that starts over at every page
-    /// (efficientnet_b0: 2.5 MB in 20 products; Docs/performance.md). Same values, same bits.
+    /// (efficientnet_b0: 2.5 MB in 20 products; Docs/performance.md). Same values, same bits. The
+    /// pages of prepacked originals in a mapped artifact are released, as ``Conv`` does for
+    /// weights its plan copied.
     static func placeStreamedWeights(_ steps: [Step]) -> [Step] {
         var steps = steps
         var placed: [(index: Int, offset: Int)] = []
@@ -572,6 +574,13 @@ extension Planner {
             let destination = (storage.baseAddress + offset).assumingMemoryBound(to: Float.self)
             conv.plan = plan.movingPackedWeights(to: destination, owner: storage)
             steps[index].op = conv
+            // The plan reads the copy from now on: a mapped file's pages of prepacked weights can go.
+            let prepacked = PrepackWeights.inputIndex
+            if plan.usesPrepackedWeights, prepacked < steps[index].inputs.count,
+                case .constant(let original) = steps[index].inputs[prepacked]
+            {
+                original.releaseResidentPages()
+            }
         }
         return steps
     }
