@@ -557,20 +557,20 @@ extension Planner {
     /// weights its plan copied.
     static func placeStreamedWeights(_ steps: [Step]) -> [Step] {
         var steps = steps
-        var placed: [(index: Int, offset: Int)] = []
+        var placed: [(index: Int, conv: Conv, plan: Conv2DPlan, offset: Int)] = []
         var total = 0
         for index in steps.indices {
             guard let conv = steps[index].op as? Conv, let plan = conv.plan, plan.streamsWeights else { continue }
             let bytes = plan.packedWeightFloatCount * MemoryLayout<Float>.stride
             guard bytes >= streamedWeightsMinimumBytes else { continue }
-            placed.append((index, total))
+            placed.append((index, conv, plan, total))
             total += (bytes + 63) / 64 * 64
         }
         guard total >= streamedWeightsCopyMinimumBytes,
             let storage = try? TensorStorage(byteCount: max(total, TensorStorage.hugePageBytes))
         else { return steps }
-        for (index, offset) in placed {
-            guard var conv = steps[index].op as? Conv, let plan = conv.plan else { continue }
+        for (index, conv, plan, offset) in placed {
+            var conv = conv
             let destination = (storage.baseAddress + offset).assumingMemoryBound(to: Float.self)
             conv.plan = plan.movingPackedWeights(to: destination, owner: storage)
             steps[index].op = conv
