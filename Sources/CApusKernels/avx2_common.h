@@ -25,7 +25,8 @@ TARGET_AVX2_NO_FMA static ALWAYS_INLINE __m256i lanes_inside(long first, long wi
     return _mm256_andnot_si256(beforeLow, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)high), lanes));
 }
 
-/// exp(x) on eight lanes: the reduction and polynomial of `exp16` (avx512_common.h); 2ⁿ is built
+/// exp(x) on eight lanes: ln 2 in two parts and the polynomial of `exp_negated16` (avx512_common.h,
+/// which reduces with ln 2 in one float and writes the polynomial in −r); 2ⁿ is built
 /// in the exponent bits as two factors 2^(n/2) · 2^(n − n/2), so that n in [-150, 128] (the
 /// clamped range) gives subnormals and +inf as a single scaling would. NaN stays NaN.
 TARGET_AVX2 static ALWAYS_INLINE __m256 exp8(__m256 x) {
