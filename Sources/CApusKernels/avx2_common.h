@@ -25,23 +25,21 @@ TARGET_AVX2_NO_FMA static ALWAYS_INLINE __m256i lanes_inside(long first, long wi
     return _mm256_andnot_si256(beforeLow, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)high), lanes));
 }
 
-/// exp(x) on eight lanes: ln 2 in two parts and the polynomial of `exp_negated16` (avx512_common.h,
-/// which reduces with ln 2 in one float and writes the polynomial in −r); 2ⁿ is built
-/// in the exponent bits as two factors 2^(n/2) · 2^(n − n/2), so that n in [-150, 128] (the
-/// clamped range) gives subnormals and +inf as a single scaling would. NaN stays NaN.
-TARGET_AVX2 static ALWAYS_INLINE __m256 exp8(__m256 x) {
-    __m256 v = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);
-    v = _mm256_min_ps(_mm256_set1_ps(89.0f), v);
+/// e^(-x) on eight lanes: the clamp, reduction and polynomial of `exp_negated16` (avx512_common.h);
+/// 2ⁿ is built in the exponent bits as two factors 2^(n/2) · 2^(n − n/2), so that n in
+/// [-129, 129] (the clamped range) gives subnormals and +inf as a single scaling would. NaN stays
+/// NaN.
+TARGET_AVX2 static ALWAYS_INLINE __m256 exp_negated8(__m256 x) {
+    __m256 v = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-89.0f), x));
     __m256 n = _mm256_round_ps(
-        _mm256_mul_ps(v, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), v);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(0x1.0F9F9Cp-7f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0x1.573A1Ap-5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0x1.555A80p-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0x1.FFFDC6p-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0x1.FFFFF6p-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+        _mm256_mul_ps(v, _mm256_set1_ps(-1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 s = _mm256_fmadd_ps(n, _mm256_set1_ps(0.693147180559945f), v);
+    __m256 p = _mm256_set1_ps(-0x1.0F9F9Cp-7f);
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(0x1.573A1Ap-5f));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-0x1.555A80p-3f));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(0x1.FFFDC6p-2f));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-0x1.FFFFF6p-1f));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(1.0f));
     __m256i ni = _mm256_cvtps_epi32(n);
     __m256i half = _mm256_srai_epi32(ni, 1);
     __m256i rest = _mm256_sub_epi32(ni, half);
@@ -59,7 +57,7 @@ TARGET_AVX2 static ALWAYS_INLINE __m256 activate8(int ACT, __m256 v, __m256 low,
     case APUS_GEMM_CLIP: return _mm256_min_ps(high, _mm256_max_ps(low, v));
     case APUS_GEMM_SIGMOID:
     case APUS_GEMM_SILU: {
-        __m256 denominator = _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), v)));
+        __m256 denominator = _mm256_add_ps(_mm256_set1_ps(1.0f), exp_negated8(v));
         return _mm256_div_ps(ACT == APUS_GEMM_SILU ? v : _mm256_set1_ps(1.0f), denominator);
     }
     default: return v;

@@ -1,13 +1,16 @@
-// The packed AVX-512 GEMM kernel with a bias + activation epilogue at the shapes of
-// efficientnet_b0's expansions (SiLU) and the logistic pass alone, one thread: median and minimum
-// over repeated calls on warm operands. The SiLU rows against the ReLU rows show what the
+// The packed GEMM kernel (AVX-512, or with `avx2` as argument the AVX2 one) with a bias +
+// activation epilogue at the shapes of efficientnet_b0's expansions (SiLU) and the logistic pass
+// alone, one thread: median and minimum over repeated calls on warm operands. The SiLU rows against the ReLU rows show what the
 // logistic costs inside the epilogue; scripts/perf/activation-epilogue.sh builds this file against
 // two source trees to compare a change.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "apus_kernels.h"
 #include "timing.h"
+
+static int avx2;
 
 static void run(long m, long n, long k, int activation, const char *name, int calls) {
     float *a = malloc(sizeof(float) * m * k), *bias = malloc(sizeof(float) * m);
@@ -21,7 +24,7 @@ static void run(long m, long n, long k, int activation, const char *name, int ca
     double *t = malloc(sizeof(double) * calls);
     for (int r = 0; r < calls; r++) {
         double start = now();
-        apus_gemm_packed_avx512(packed, m, 0, k, m, n, b, n, c, n, 0, &epilogue);
+        (avx2 ? apus_gemm_packed_avx2 : apus_gemm_packed_avx512)(packed, m, 0, k, m, n, b, n, c, n, 0, &epilogue);
         t[r] = now() - start;
     }
     qsort(t, calls, sizeof(double), compare);
@@ -36,7 +39,11 @@ static void logistic(int silu, int calls) {
     for (int r = 0; r < calls; r++) {
         for (long i = 0; i < n; i++) x[i] = (i % 200) * 0.1f - 10;
         double start = now();
-        apus_logistic_avx512(x, n, silu);
+        if (avx2) {
+            apus_epilogue_avx2(x, 1, n, n, 0, 0, 0, silu ? APUS_GEMM_SILU : APUS_GEMM_SIGMOID, 0, 0);
+        } else {
+            apus_logistic_avx512(x, n, silu);
+        }
         double t = now() - start;
         if (t < best) best = t;
     }
@@ -45,7 +52,9 @@ static void logistic(int silu, int calls) {
     free(x);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    avx2 = argc > 1 && strcmp(argv[1], "avx2") == 0;
+    printf("%s kernels\n", avx2 ? "AVX2" : "AVX-512");
     printf("| GEMM M × N × K | epilogue | median µs | min µs |\n|---|---|---|---|\n");
     const long shapes[][3] = {{144, 3136, 24}, {96, 12544, 16}, {240, 784, 40}, {672, 196, 112}, {1152, 49, 192}};
     for (int s = 0; s < 5; s++) {
