@@ -130,6 +130,25 @@ public struct BroadcastLayout: Sendable, Equatable {
         let stride0 = innerStrides[0]
         let stride1 = operandCount > 1 ? innerStrides[1] : 0
         let stride2 = operandCount > 2 ? innerStrides[2] : 0
+        if outerRank == 1 {
+            // One outer axis (a per-channel scale over [C, H·W], a bias over rows): the offsets
+            // are the row times each operand's stride, without the odometer's nested array reads
+            // (efficientnet_b0's squeeze-and-excitation scales, 1152 rows of 49 values: 0.015–0.017
+            // → 0.012–0.013 ms each).
+            let outer0 = outerStrides[0][0]
+            let outer1 = operandCount > 1 ? outerStrides[1][0] : 0
+            let outer2 = operandCount > 2 ? outerStrides[2][0] : 0
+            for row in rows {
+                body(
+                    row * innerCount + innerStart,
+                    (
+                        row * outer0 + innerStart * stride0, row * outer1 + innerStart * stride1,
+                        row * outer2 + innerStart * stride2
+                    ),
+                    innerEnd - innerStart)
+            }
+            return
+        }
         withUnsafeTemporaryAllocation(of: Int.self, capacity: max(outerRank, 1)) { index in
             // Decompose the first row into a multi-index, then step it like an odometer.
             var remainder = rows.lowerBound
