@@ -27,7 +27,7 @@ TARGET_AVX2_NO_FMA static ALWAYS_INLINE __m256i lanes_inside(long first, long wi
 
 /// e^(-x) on eight lanes: the clamp, reduction and polynomial of `exp_negated16` (avx512_common.h);
 /// 2ⁿ is built in the exponent bits as two factors 2^(n/2) · 2^(n − n/2), so that n in
-/// [-129, 129] (the clamped range) gives subnormals and +inf as a single scaling would. NaN stays
+/// [-128, 128] (the clamped range) gives subnormals and +inf as a single scaling would. NaN stays
 /// NaN.
 TARGET_AVX2 static ALWAYS_INLINE __m256 exp_negated8(__m256 x) {
     __m256 v = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-89.0f), x));
