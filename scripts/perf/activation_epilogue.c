@@ -1,8 +1,9 @@
 // The packed GEMM kernel (AVX-512, or with `avx2` as argument the AVX2 one) with a bias +
 // activation epilogue at the shapes of efficientnet_b0's expansions (SiLU) and the logistic pass
-// alone, one thread: median and minimum over repeated calls on warm operands. The SiLU rows against the ReLU rows show what the
-// logistic costs inside the epilogue; scripts/perf/activation-epilogue.sh builds this file against
-// two source trees to compare a change.
+// alone, one thread: median and minimum over repeated calls on warm operands. The SiLU rows
+// against the ReLU rows show what the logistic costs inside the epilogue;
+// scripts/perf/activation-epilogue.sh builds this file against two source trees to compare a
+// change.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
