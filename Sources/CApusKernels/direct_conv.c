@@ -585,6 +585,99 @@ TARGET static inline __attribute__((always_inline)) void s2_plane(
     }
 }
 
+/// Whether the stride-2 pair kernel takes `g`: 3 × 3, stride 2, onto output maps at most 8 × 8
+/// from input rows at most 16 wide (MobileNetV2's 576 planes of 14² → 7²; `APUS_DEPTHWISE_PAIRS=0`
+/// turns it off, to compare). 5 × 5 (EfficientNet's 672 planes of 14² → 7²) stays on the channel
+/// kernel: 25 permutes per pair of rows there, and it ran 53 → 60 µs.
+static int s2_pairs_apply(const apus_depthwise_geometry *g) {
+    static int enabled = -1;
+    if (enabled < 0) enabled = !switched_off("APUS_DEPTHWISE_PAIRS");
+    return enabled && g->stride == 2 && g->kernel == 3 && g->output_width <= 8 && g->output_height <= 8 &&
+        g->input_width <= 16;
+}
+
+/// What the pair kernel's permutes take from a pair of input rows, per kernel column.
+typedef struct {
+    /// Lane `h · output_width + x` (output row `2p + h`, column `x`) takes input column
+    /// `2x + kx − pad_left` of the first row (h = 0) or of the second (h = 1: index + 16).
+    __m512i index[3];
+    /// The lanes whose column exists (the others are padding: zero).
+    __mmask16 columns[3];
+} pairs_layout;
+
+TARGET static void pairs_layout_of(const apus_depthwise_geometry *g, pairs_layout *p) {
+    const long outW = g->output_width, W = g->input_width;
+    for (long kx = 0; kx < g->kernel; kx++) {
+        int32_t index[16] = {0};
+        unsigned mask = 0;
+        for (long lane = 0; lane < 2 * outW; lane++) {
+            const long h = lane / outW, x = lane % outW, ix = 2 * x + kx - g->pad_left;
+            if (ix < 0 || ix >= W) continue;
+            index[lane] = (int32_t)(16 * h + ix);
+            mask |= 1u << lane;
+        }
+        p->index[kx] = _mm512_loadu_si512(index);
+        p->columns[kx] = (__mmask16)mask;
+    }
+}
+
+/// One plane through the stride-2 pair kernel. On a 7-wide output map a row is under half a
+/// vector, and the channel kernel (sixteen planes transposed in, sixteen out) spends more on its
+/// input transposes than on the taps (at stride 2 the input has four times the output's
+/// positions); here two output rows share a vector: for each kernel row, the two input rows they
+/// read (one vector each) go through one two-source permute per kernel column (`vpermt2ps`,
+/// padding lanes zeroed), and the pairs of the plane (at most four) are independent chains of
+/// fused multiply-adds. Each output sums bias, then taps in (ky, kx) order, padding as zero
+/// products: the table-driven kernel's order, so the same bits.
+TARGET static inline __attribute__((always_inline)) void s2_pairs_plane(
+    const int ACT, const apus_depthwise_geometry *g, const pairs_layout *layout, const float *in,
+    const float *wt, float bias, float *out, const float *residual, float low, float high) {
+    const int K = 3;
+    const long W = g->input_width, H = g->input_height, outW = g->output_width, outH = g->output_height;
+    const long pairs = (outH + 1) / 2;
+    const __mmask16 rowLanes = (__mmask16)((1u << W) - 1u);
+    __m512 acc[4];
+#pragma clang loop unroll(full)
+    for (int p = 0; p < 4; p++) acc[p] = _mm512_set1_ps(bias);
+#pragma clang loop unroll(full)
+    for (int ky = 0; ky < K; ky++) {
+#pragma clang loop unroll(full)
+        for (int p = 0; p < 4; p++) {
+            if (p >= pairs) break;
+            const long first = 4 * p + ky - g->pad_top, second = first + 2;
+            const __m512 a = first >= 0 && first < H ? _mm512_maskz_loadu_ps(rowLanes, in + first * W)
+                                                     : _mm512_setzero_ps();
+            const __m512 b = second >= 0 && second < H ? _mm512_maskz_loadu_ps(rowLanes, in + second * W)
+                                                       : _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+            for (int kx = 0; kx < K; kx++) {
+                const __m512 v = _mm512_maskz_permutex2var_ps(layout->columns[kx], a, layout->index[kx], b);
+                acc[p] = _mm512_fmadd_ps(_mm512_set1_ps(wt[ky * K + kx]), v, acc[p]);
+            }
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int p = 0; p < 4; p++) {
+        if (p >= pairs) break;
+        const long rows = outH - 2 * p < 2 ? 1 : 2;
+        const __mmask16 mask = (__mmask16)((1u << (rows * outW)) - 1u);
+        const long at = 2 * p * outW;
+        store(ACT, acc[p], out + at, residual ? residual + at : 0, low, high, mask);
+    }
+}
+
+/// `s2_pairs_plane` with the activation fixed, as a function of its own (as `PLANE_FUNCTION` does
+/// for the row kernels).
+#define PAIRS_FUNCTION(NAME, ACT)                                                                                      \
+    TARGET static __attribute__((noinline)) void NAME(                                                                 \
+        const apus_depthwise_geometry *g, const pairs_layout *layout, const float *in, const float *wt, float bias,    \
+        float *out, const float *residual, float low, float high) {                                                    \
+        s2_pairs_plane(ACT, g, layout, in, wt, bias, out, residual, low, high);                                        \
+    }
+PAIRS_FUNCTION(s2_pairs_none, APUS_GEMM_NONE)
+PAIRS_FUNCTION(s2_pairs_relu, APUS_GEMM_RELU)
+PAIRS_FUNCTION(s2_pairs_clip, APUS_GEMM_CLIP)
+
 /// The stride-1 3 × 3 row kernel with one column of padding on each side (output rows as wide as
 /// input rows): MobileNetV2's and EfficientNet's 3 × 3 layers on 112², 56², 28² and 14² maps. The
 /// table-driven kernel reads a mask from the table for each of the nine taps of a vector (a flat
@@ -758,6 +851,16 @@ PLANE_FUNCTION(s2_plane, s2_plane_clip, APUS_GEMM_CLIP)
 /// The function of `PLANE` (`s1_plane` or `s2_plane`) for the constant activation `ACT`.
 #define PLANE_OF(PLANE, ACT)                                                                                           \
     (ACT == APUS_GEMM_RELU ? PLANE##_relu : ACT == APUS_GEMM_CLIP ? PLANE##_clip : PLANE##_none)
+
+/// The planes of one call through the stride-2 pair kernel.
+#define S2_PAIRS(ACT, LOGISTIC)                                                                                        \
+    for (long t = first; t < first + count; t++) {                                                                     \
+        long channel = t % channels;                                                                                   \
+        (ACT == APUS_GEMM_RELU ? s2_pairs_relu : ACT == APUS_GEMM_CLIP ? s2_pairs_clip : s2_pairs_none)(              \
+            g, &pairsLayout, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f,               \
+            output + t * outPlane, residual ? residual + t * outPlane : 0, low, high);                                 \
+        if (LOGISTIC) apus_logistic_avx512(output + t * outPlane, outPlane, activation == APUS_GEMM_SILU);             \
+    }
 
 /// The planes of one call through the stride-1 row kernel.
 #define S1_ROWS(ACT, LOGISTIC)                                                                                         \
@@ -1008,6 +1111,14 @@ TARGET static void depthwise(
         // The row kernels beat the channel kernel on maps 14 outputs wide (3 × 3: 480 planes of
         // 14², 24.6 → 17 µs; 192 planes of 28² → 14², 21.3 → 19.0 µs), not on 7 × 7 ones (960
         // planes of 7²: 13.4 against 19 µs; 576 planes of 14² → 7²: 17 against 33 µs).
+        // 3 × 3 stride 2 onto maps at most 8 wide: the pair kernel (576 planes of 14² → 7²: 25.5 µs
+        // on the channel kernel, 17.4 here).
+        if (s2_pairs_apply(g)) {
+            pairs_layout pairsLayout;
+            pairs_layout_of(g, &pairsLayout);
+            BY_ACTIVATION_LOGISTIC_AFTER(S2_PAIRS)
+            return;
+        }
         const int rows = s1_rows_apply(g) || s2_rows_apply(g);
         channel_layout layout;
         if (!(rows && g->output_width > 8) && count >= 16 && channels >= 16 && channel_layout_of(g, &layout)) {

@@ -241,12 +241,12 @@ import Testing
         }
     }
 
-    /// The specialised kernels (stride-1 and stride-2 rows, 5 × 5 bands, channel groups) give the
-    /// bits of the table-driven kernel on every geometry they take: widths around one and two
-    /// vectors and the model widths, heights around the row kernels' groups of rows, asymmetric
-    /// padding, residual and every activation the kernels apply. Inputs have NaN and infinities in
-    /// a few places and zeros of both signs, so that a padded tap left out (instead of added as a
-    /// zero product) or a reordered sum shows.
+    /// The specialised kernels (stride-1 and stride-2 rows, stride-2 row pairs on maps at most 8
+    /// wide, 5 × 5 bands, channel groups) give the bits of the table-driven kernel on every
+    /// geometry they take: widths around one and two vectors and the model widths, heights around
+    /// the row kernels' groups of rows, asymmetric padding, residual and every activation the
+    /// kernels apply. Inputs have NaN and infinities in a few places and zeros of both signs, so
+    /// that a padded tap left out (instead of added as a zero product) or a reordered sum shows.
     @Test(
         .enabled(if: PackedGemm.hasAVX512),
         arguments: [(3, 1), (3, 2), (5, 1), (5, 2)])
