@@ -277,18 +277,57 @@ static inline __mmask16 mask_for(long columns) {
 
 #define TARGETVL __attribute__((target("avx512f,avx512vl,avx2,fma")))
 
+/// Columns `0 ..< COLS` (at most 4) of rows `r < rows` of `c` (rows `ldc` apart) as four vectors
+/// down the rows: lane r of `v[j]` is row r, column j (zero for the rows and columns left out).
+/// Eight short row loads and a 4 × 8 transpose in registers, where a gather per column costs
+/// several times as much.
+TARGETVL static inline __attribute__((always_inline)) void load_columns(
+    const int COLS, const float *c, long ldc, long rows, __m256 v[4]) {
+    const __mmask8 columns = (__mmask8)((1u << COLS) - 1u);
+    __m128 r[8];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm_maskz_loadu_ps(columns, c + i * ldc) : _mm_setzero_ps();
+    const __m256 u0 = _mm256_insertf128_ps(_mm256_castps128_ps256(r[0]), r[4], 1);
+    const __m256 u1 = _mm256_insertf128_ps(_mm256_castps128_ps256(r[1]), r[5], 1);
+    const __m256 u2 = _mm256_insertf128_ps(_mm256_castps128_ps256(r[2]), r[6], 1);
+    const __m256 u3 = _mm256_insertf128_ps(_mm256_castps128_ps256(r[3]), r[7], 1);
+    const __m256 t0 = _mm256_unpacklo_ps(u0, u1), t1 = _mm256_unpackhi_ps(u0, u1);
+    const __m256 t2 = _mm256_unpacklo_ps(u2, u3), t3 = _mm256_unpackhi_ps(u2, u3);
+    v[0] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    v[1] = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    v[2] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    v[3] = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+}
+
+/// The inverse of `load_columns`: stores columns `0 ..< COLS` of rows `r < rows` from four vectors
+/// down the rows.
+TARGETVL static inline __attribute__((always_inline)) void store_columns(
+    const int COLS, float *c, long ldc, long rows, const __m256 v[4]) {
+    const __mmask8 columns = (__mmask8)((1u << COLS) - 1u);
+    const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    // u[i], 128-bit half h: row i + 4h, columns 0–3.
+    const __m256 u[4] = {_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+        _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)), _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+        _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2))};
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++) {
+        if (i >= rows) break;
+        const __m128 row = i < 4 ? _mm256_castps256_ps128(u[i]) : _mm256_extractf128_ps(u[i - 4], 1);
+        _mm_mask_storeu_ps(c + i * ldc, columns, row);
+    }
+}
+
 /// The last `columns` (1 to 4) columns for up to four row panels at once, vectorized down the
 /// rows: a panel's eight values at one k are contiguous in the packed layout. Each element's sum
 /// is the same ascending chain of fused multiply-adds as in the wide kernels. Columns of `c` are
-/// read and written by gather and scatter.
+/// read and written through 4 × 8 transposes (`load_columns`, `store_columns`; with a gather and a
+/// scatter per column, the 4-column tail of the 14 × 14 layers ran about twice the time of the same
+/// multiply-adds in the strips).
 TARGETVL static inline __attribute__((always_inline)) void kernel_columns_n(
     const int COLS, long kc, const float *block, long panelCount, long m, const float *b, long ldb, float *c, long ldc,
     int accumulate, const apus_gemm_epilogue *epi) {
     const long columns = COLS;
-    const __m256i rowsOfC = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)ldc));
-    const __m256i rowsOfResidual = epi && epi->residual
-        ? _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)epi->residual_stride))
-        : _mm256_setzero_si256();
     for (long p0 = 0; p0 < panelCount; p0 += 4) {
         long panels = panelCount - p0 < 4 ? panelCount - p0 : 4;
         // Missing panels and columns repeat the first one; their sums are never stored.
@@ -298,15 +337,15 @@ TARGETVL static inline __attribute__((always_inline)) void kernel_columns_n(
         const float *a3 = panels > 3 ? block + (p0 + 3) * MR * kc : a0;
         long j1 = columns > 1 ? 1 : 0, j2 = columns > 2 ? 2 : 0, j3 = columns > 3 ? 3 : 0;
         __m256 acc[4][4];
-        __mmask8 rowMask[4];
+        long rowsOf[4];
+#pragma clang loop unroll(full)
         for (int p = 0; p < 4; p++) {
             long rows = m - (p0 + p) * MR;
-            rowMask[p] = p < panels ? (rows >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << rows) - 1u)) : 0;
-            for (int j = 0; j < 4; j++) {
-                acc[p][j] = accumulate && j < columns
-                    ? _mm256_mmask_i32gather_ps(
-                          _mm256_setzero_ps(), rowMask[p], rowsOfC, c + (p0 + p) * MR * ldc + j, 4)
-                    : _mm256_setzero_ps();
+            rowsOf[p] = p < panels ? (rows >= 8 ? 8 : rows) : 0;
+            if (accumulate) {
+                load_columns(COLS, c + (p0 + p) * MR * ldc, ldc, rowsOf[p], acc[p]);
+            } else {
+                for (int j = 0; j < 4; j++) acc[p][j] = _mm256_setzero_ps();
             }
         }
         // The four panels two groups ahead, two lines per step (what this group reads per step):
@@ -328,19 +367,24 @@ TARGETVL static inline __attribute__((always_inline)) void kernel_columns_n(
                 for (int j = 0; j < COLS; j++) acc[p][j] = _mm256_fmadd_ps(v[p], w[j], acc[p][j]);
             }
         }
+#pragma clang loop unroll(full)
         for (int p = 0; p < 4; p++) {
-            if (!rowMask[p]) continue;
+            if (!rowsOf[p]) continue;
             long row0 = (p0 + p) * MR;
-            for (int j = 0; j < columns; j++) {
-                __m256 v = acc[p][j];
-                if (epi) {
-                    if (epi->bias) v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(rowMask[p], epi->bias + row0));
-                    if (epi->residual) {
-                        v = _mm256_add_ps(
-                            v, _mm256_mmask_i32gather_ps(
-                                   _mm256_setzero_ps(), rowMask[p], rowsOfResidual,
-                                   epi->residual + row0 * epi->residual_stride + j, 4));
-                    }
+            __m256 out[4];
+            if (epi) {
+                const __mmask8 rowMask = (__mmask8)((1u << rowsOf[p]) - 1u);
+                const __m256 bias = epi->bias ? _mm256_maskz_loadu_ps(rowMask, epi->bias + row0) : _mm256_setzero_ps();
+                __m256 residual[4];
+                if (epi->residual) {
+                    load_columns(
+                        COLS, epi->residual + row0 * epi->residual_stride, epi->residual_stride, rowsOf[p], residual);
+                }
+#pragma clang loop unroll(full)
+                for (int j = 0; j < 4; j++) {
+                    __m256 v = acc[p][j];
+                    if (epi->bias) v = _mm256_add_ps(v, bias);
+                    if (epi->residual) v = _mm256_add_ps(v, residual[j]);
                     if (epi->activation == APUS_GEMM_RELU) {
                         v = _mm256_max_ps(_mm256_setzero_ps(), v);
                     } else if (epi->activation == APUS_GEMM_CLIP) {
@@ -350,9 +394,13 @@ TARGETVL static inline __attribute__((always_inline)) void kernel_columns_n(
                         v = _mm512_castps512_ps256(
                             logistic16(_mm512_castps256_ps512(v), epi->activation == APUS_GEMM_SILU));
                     }
+                    out[j] = v;
                 }
-                _mm256_mask_i32scatter_ps(c + row0 * ldc + j, rowMask[p], rowsOfC, v, 4);
+            } else {
+#pragma clang loop unroll(full)
+                for (int j = 0; j < 4; j++) out[j] = acc[p][j];
             }
+            store_columns(COLS, c + row0 * ldc, ldc, rowsOf[p], out);
         }
     }
 }
@@ -440,13 +488,13 @@ TARGET void apus_gemm_packed_avx512(
     // Columns past the last whole 48-wide strip, when there are at most four, go down the rows
     // instead of through a mostly empty 16-lane strip: a single one in the last strip's pass (its
     // `tail`: 512 × 49 × 4608, a 7 × 7 map, 232 → 245 GFLOP/s against 258 for 48 columns), more on
-    // their own (kernel_columns; in the strip's pass, their accumulators would spill). Their
-    // gathers need strides that fit in 32 bits.
+    // their own (kernel_columns; in the strip's pass, their accumulators would spill). The strip's
+    // gathers and scatters need strides that fit in 32 bits.
     long tail = n % 48;
     long wide = n;
     long residualStride = epilogue && epilogue->residual ? epilogue->residual_stride : 0;
-    if (tail >= 1 && tail <= 4 && ldc <= (1L << 27) && residualStride <= (1L << 27)) wide = n - tail;
-    long stripTail = wide >= 48 && n - wide == 1 ? 1 : 0;
+    if (tail >= 1 && tail <= 4) wide = n - tail;
+    long stripTail = wide >= 48 && n - wide == 1 && ldc <= (1L << 27) && residualStride <= (1L << 27) ? 1 : 0;
     apus_gemm_epilogue tailEpilogue;
     if (epilogue) {
         tailEpilogue = *epilogue;
