@@ -1,0 +1,134 @@
+// Two builds of the AVX-512 kernels in one process, alternated call by call: the GEMM kernel
+// (gemm.c) and the depthwise kernels (direct_conv.c) of the current tree against those of another
+// revision, whose exported symbols kernel-ab.sh renames to `old_…`. On a host whose speed moves
+// by 10–50 % between processes (Docs/performance.md), alternating within one process is what
+// resolves a few percent. Prints, per shape, the median of each build over the calls, their ratio,
+// and whether both wrote the same bits.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apus_kernels.h"
+#include "timing.h"
+
+void old_apus_gemm_packed_avx512(
+    const float *packed, long packedRows, long firstRow, long k, long m, long n, const float *b, long ldb, float *c,
+    long ldc, int accumulate, const apus_gemm_epilogue *epilogue);
+void old_apus_depthwise_avx512(
+    const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
+    long first, long count, float *output, const apus_gemm_epilogue *epilogue);
+
+/// Packed weights cycle through this many copies (more than L2 holds for the larger layers), as
+/// they come from L3 in a model run.
+#define COPIES 8
+
+static void report(const char *what, double *old, double *now_, long calls, int same) {
+    qsort(old, calls, sizeof(double), compare);
+    qsort(now_, calls, sizeof(double), compare);
+    printf("| %s | %.2f | %.2f | %.3f | %s |\n", what, old[calls / 2] * 1e6, now_[calls / 2] * 1e6,
+        now_[calls / 2] / old[calls / 2], same ? "same" : "DIFFERENT");
+}
+
+static const char *activation_name(int activation) {
+    static const char *names[] = {"none", "ReLU", "Clip", "Sigmoid", "SiLU"};
+    return activation >= 0 && activation <= 4 ? names[activation] : "?";
+}
+
+static void gemm(long m, long n, long k, int activation, int residual, long calls) {
+    float *packed[COPIES];
+    for (int c = 0; c < COPIES; c++) {
+        float *a = aligned_alloc(64, sizeof(float) * m * k);
+        for (long i = 0; i < m * k; i++) a[i] = ((i * 7 + c) % 13) * 0.1f - 0.6f;
+        packed[c] = aligned_alloc(64, sizeof(float) * apus_gemm_packed_count(m, k));
+        apus_gemm_pack(a, k, m, k, packed[c]);
+        free(a);
+    }
+    float *b = aligned_alloc(64, sizeof(float) * k * n), *bias = aligned_alloc(64, sizeof(float) * m);
+    float *r = aligned_alloc(64, sizeof(float) * m * n);
+    float *out[2] = {aligned_alloc(64, sizeof(float) * m * n), aligned_alloc(64, sizeof(float) * m * n)};
+    for (long i = 0; i < k * n; i++) b[i] = (i % 5) * 0.1f - 0.2f;
+    for (long i = 0; i < m; i++) bias[i] = 0.1f * (i % 3) - 0.1f;
+    for (long i = 0; i < m * n; i++) r[i] = (i % 3) * 0.1f - 0.05f;
+    apus_gemm_epilogue e = {bias, residual ? r : 0, n, activation, 0, 6};
+    double *t[2] = {malloc(sizeof(double) * calls), malloc(sizeof(double) * calls)};
+    for (long q = 0; q < calls; q++) {
+        for (int i = 0; i < 2; i++) {
+            int v = (int)((i + q) & 1);
+            double start = now();
+            if (v) {
+                apus_gemm_packed_avx512(packed[q % COPIES], m, 0, k, m, n, b, n, out[1], n, 0, &e);
+            } else {
+                old_apus_gemm_packed_avx512(packed[q % COPIES], m, 0, k, m, n, b, n, out[0], n, 0, &e);
+            }
+            t[v][q] = now() - start;
+        }
+    }
+    char what[96];
+    snprintf(what, sizeof what, "GEMM %ld × %ld × %ld, %s%s", m, n, k, activation_name(activation),
+        residual ? " + residual" : "");
+    report(what, t[0], t[1], calls, memcmp(out[0], out[1], sizeof(float) * m * n) == 0);
+    for (int c = 0; c < COPIES; c++) free(packed[c]);
+    free(b); free(bias); free(r); free(out[0]); free(out[1]); free(t[0]); free(t[1]);
+}
+
+static void depthwise(long channels, long size, long kernel, long stride, int activation, long calls) {
+    long pad = kernel / 2, outSize = (size + 2 * pad - kernel) / stride + 1;
+    apus_depthwise_geometry g = {size, size, outSize, outSize, kernel, stride, pad, pad};
+    long outCount = channels * outSize * outSize;
+    float *in = aligned_alloc(64, sizeof(float) * (channels * size * size + 64));
+    float *out[2] = {aligned_alloc(64, sizeof(float) * (outCount + 64)), aligned_alloc(64, sizeof(float) * (outCount + 64))};
+    float *w = malloc(sizeof(float) * channels * kernel * kernel), *b = malloc(sizeof(float) * channels);
+    for (long i = 0; i < channels * size * size; i++) in[i] = (i % 17) * 0.1f - 0.8f;
+    for (long i = 0; i < channels * kernel * kernel; i++) w[i] = (i % 7) * 0.01f - 0.02f;
+    for (long i = 0; i < channels; i++) b[i] = 0.5f;
+    apus_gemm_epilogue e = {b, 0, 0, activation, 0, 6};
+    void *table = aligned_alloc(64, (apus_depthwise_table_size(&g) + 63) / 64 * 64);
+    apus_depthwise_prepare(&g, table);
+    double *t[2] = {malloc(sizeof(double) * calls), malloc(sizeof(double) * calls)};
+    for (long q = 0; q < calls; q++) {
+        for (int i = 0; i < 2; i++) {
+            int v = (int)((i + q) & 1);
+            double start = now();
+            if (v) {
+                apus_depthwise_avx512(&g, table, in, w, channels, 0, channels, out[1], &e);
+            } else {
+                old_apus_depthwise_avx512(&g, table, in, w, channels, 0, channels, out[0], &e);
+            }
+            t[v][q] = now() - start;
+        }
+    }
+    char what[96];
+    snprintf(what, sizeof what, "depthwise %ld × %ld², %ld × %ld stride %ld, %s", channels, size, kernel, kernel, stride,
+        activation_name(activation));
+    report(what, t[0], t[1], calls, memcmp(out[0], out[1], sizeof(float) * outCount) == 0);
+    free(in); free(out[0]); free(out[1]); free(w); free(b); free(table); free(t[0]); free(t[1]);
+}
+
+int main(int argc, char **argv) {
+    long calls = argc > 1 ? atol(argv[1]) : 300;
+    printf("| kernel and shape | old µs | new µs | new ÷ old | bits |\n|---|---|---|---|---|\n");
+    // MobileNetV2's and EfficientNet-B0's expansions, projections and squeeze-and-excitation products.
+    gemm(96, 1008, 16, APUS_GEMM_CLIP, 0, calls);
+    gemm(96, 1008, 16, APUS_GEMM_SILU, 0, calls);
+    gemm(144, 3136, 24, APUS_GEMM_CLIP, 0, calls);
+    gemm(24, 3136, 144, APUS_GEMM_NONE, 1, calls);
+    gemm(576, 196, 96, APUS_GEMM_CLIP, 0, calls);
+    gemm(96, 196, 576, APUS_GEMM_NONE, 1, calls);
+    gemm(672, 196, 112, APUS_GEMM_SILU, 0, calls);
+    gemm(1152, 49, 192, APUS_GEMM_SILU, 0, calls);
+    gemm(192, 49, 1152, APUS_GEMM_NONE, 1, calls);
+    gemm(48, 1, 1152, APUS_GEMM_SILU, 0, calls);
+    gemm(1152, 1, 48, APUS_GEMM_SIGMOID, 0, calls);
+    gemm(256, 196, 2304, APUS_GEMM_RELU, 1, calls / 4);
+    // Their depthwise layers on 7² to 28² maps.
+    depthwise(1152, 7, 5, 1, APUS_GEMM_SILU, calls);
+    depthwise(1152, 7, 3, 1, APUS_GEMM_SILU, calls);
+    depthwise(960, 7, 3, 1, APUS_GEMM_CLIP, calls);
+    depthwise(672, 14, 5, 2, APUS_GEMM_SILU, calls);
+    depthwise(576, 14, 3, 2, APUS_GEMM_CLIP, calls);
+    depthwise(672, 14, 5, 1, APUS_GEMM_SILU, calls);
+    depthwise(480, 14, 3, 1, APUS_GEMM_SILU, calls);
+    depthwise(240, 28, 5, 1, APUS_GEMM_SILU, calls);
+    depthwise(240, 28, 3, 2, APUS_GEMM_SILU, calls);
+    return 0;
+}
