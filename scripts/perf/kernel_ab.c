@@ -29,9 +29,37 @@ static void report(const char *what, double *old, double *now_, long calls, int 
         now_[calls / 2] / old[calls / 2], same ? "same" : "DIFFERENT");
 }
 
+/// Calls `run(context, 0)` (the old build) and `run(context, 1)` (the new one) `calls` times each,
+/// which of the two goes first alternating, and times each call into `t[0]` and `t[1]`.
+static void alternate(long calls, void (*run)(void *, int), void *context, double *t[2]) {
+    for (long q = 0; q < calls; q++) {
+        for (int i = 0; i < 2; i++) {
+            int v = (int)((i + q) & 1);
+            double start = now();
+            run(context, v);
+            t[v][q] = now() - start;
+        }
+    }
+}
+
 static const char *activation_name(int activation) {
     static const char *names[] = {"none", "ReLU", "Clip", "Sigmoid", "SiLU"};
     return activation >= 0 && activation <= 4 ? names[activation] : "?";
+}
+
+struct gemm_call {
+    float **packed;
+    long copy, m, n, k;
+    const float *b;
+    float *out[2];
+    apus_gemm_epilogue epilogue;
+};
+
+static void run_gemm(void *context, int current) {
+    struct gemm_call *c = context;
+    const float *packed = c->packed[c->copy++ / 2 % COPIES];
+    (current ? apus_gemm_packed_avx512 : old_apus_gemm_packed_avx512)(
+        packed, c->m, 0, c->k, c->m, c->n, c->b, c->n, c->out[current], c->n, 0, &c->epilogue);
 }
 
 static void gemm(long m, long n, long k, int activation, int residual, long calls) {
@@ -49,26 +77,30 @@ static void gemm(long m, long n, long k, int activation, int residual, long call
     for (long i = 0; i < k * n; i++) b[i] = (i % 5) * 0.1f - 0.2f;
     for (long i = 0; i < m; i++) bias[i] = 0.1f * (i % 3) - 0.1f;
     for (long i = 0; i < m * n; i++) r[i] = (i % 3) * 0.1f - 0.05f;
-    apus_gemm_epilogue e = {bias, residual ? r : 0, n, activation, 0, 6};
+    struct gemm_call call = {packed, 0, m, n, k, b, {out[0], out[1]}, {bias, residual ? r : 0, n, activation, 0, 6}};
     double *t[2] = {malloc(sizeof(double) * calls), malloc(sizeof(double) * calls)};
-    for (long q = 0; q < calls; q++) {
-        for (int i = 0; i < 2; i++) {
-            int v = (int)((i + q) & 1);
-            double start = now();
-            if (v) {
-                apus_gemm_packed_avx512(packed[q % COPIES], m, 0, k, m, n, b, n, out[1], n, 0, &e);
-            } else {
-                old_apus_gemm_packed_avx512(packed[q % COPIES], m, 0, k, m, n, b, n, out[0], n, 0, &e);
-            }
-            t[v][q] = now() - start;
-        }
-    }
+    alternate(calls, run_gemm, &call, t);
     char what[96];
     snprintf(what, sizeof what, "GEMM %ld × %ld × %ld, %s%s", m, n, k, activation_name(activation),
         residual ? " + residual" : "");
     report(what, t[0], t[1], calls, memcmp(out[0], out[1], sizeof(float) * m * n) == 0);
     for (int c = 0; c < COPIES; c++) free(packed[c]);
     free(b); free(bias); free(r); free(out[0]); free(out[1]); free(t[0]); free(t[1]);
+}
+
+struct depthwise_call {
+    const apus_depthwise_geometry *g;
+    const void *table;
+    const float *in, *w;
+    long channels;
+    float *out[2];
+    apus_gemm_epilogue epilogue;
+};
+
+static void run_depthwise(void *context, int current) {
+    struct depthwise_call *c = context;
+    (current ? apus_depthwise_avx512 : old_apus_depthwise_avx512)(
+        c->g, c->table, c->in, c->w, c->channels, 0, c->channels, c->out[current], &c->epilogue);
 }
 
 static void depthwise(long channels, long size, long kernel, long stride, int activation, long calls) {
@@ -81,22 +113,11 @@ static void depthwise(long channels, long size, long kernel, long stride, int ac
     for (long i = 0; i < channels * size * size; i++) in[i] = (i % 17) * 0.1f - 0.8f;
     for (long i = 0; i < channels * kernel * kernel; i++) w[i] = (i % 7) * 0.01f - 0.02f;
     for (long i = 0; i < channels; i++) b[i] = 0.5f;
-    apus_gemm_epilogue e = {b, 0, 0, activation, 0, 6};
     void *table = aligned_alloc(64, (apus_depthwise_table_size(&g) + 63) / 64 * 64);
     apus_depthwise_prepare(&g, table);
+    struct depthwise_call call = {&g, table, in, w, channels, {out[0], out[1]}, {b, 0, 0, activation, 0, 6}};
     double *t[2] = {malloc(sizeof(double) * calls), malloc(sizeof(double) * calls)};
-    for (long q = 0; q < calls; q++) {
-        for (int i = 0; i < 2; i++) {
-            int v = (int)((i + q) & 1);
-            double start = now();
-            if (v) {
-                apus_depthwise_avx512(&g, table, in, w, channels, 0, channels, out[1], &e);
-            } else {
-                old_apus_depthwise_avx512(&g, table, in, w, channels, 0, channels, out[0], &e);
-            }
-            t[v][q] = now() - start;
-        }
-    }
+    alternate(calls, run_depthwise, &call, t);
     char what[96];
     snprintf(what, sizeof what, "depthwise %ld × %ld², %ld × %ld stride %ld, %s", channels, size, kernel, kernel, stride,
         activation_name(activation));
