@@ -1123,9 +1123,13 @@ TARGET static void depthwise(
         channel_layout layout;
         if (!(rows && g->output_width > 8) && count >= 16 && channels >= 16 && channel_layout_of(g, &layout)) {
             float scratch[CHANNEL_FLOATS] __attribute__((aligned(64)));
-            // Zeroed once: the padding sits at the same places for every group; and where each input
-            // position goes in the padded map.
-            memset(scratch, 0, sizeof(float) * (size_t)(16 * layout.rows * layout.columns));
+            // Zeroed once: the padding sits at the same places for every group (and the sums and
+            // the slack after them, which outputs past a row's end read, hold numbers from the
+            // start); and where each input position goes in the padded map.
+            memset(
+                scratch, 0,
+                sizeof(float)
+                    * (size_t)(16 * (layout.rows * layout.columns + g->output_height * g->output_width + 14)));
             int offsets[CHANNEL_FLOATS / 16];
             for (long s = 0; s < inPlane; s++) {
                 long y = s / g->input_width + g->pad_top, x = s % g->input_width + g->pad_left;
