@@ -848,7 +848,7 @@ PLANE_FUNCTION(s2_plane, s2_plane_none, APUS_GEMM_NONE)
 PLANE_FUNCTION(s2_plane, s2_plane_relu, APUS_GEMM_RELU)
 PLANE_FUNCTION(s2_plane, s2_plane_clip, APUS_GEMM_CLIP)
 
-/// The function of `PLANE` (`s1_plane` or `s2_plane`) for the constant activation `ACT`.
+/// The function of `PLANE` (`s1_plane`, `s2_plane` or `s2_pairs`) for the constant activation `ACT`.
 #define PLANE_OF(PLANE, ACT)                                                                                           \
     (ACT == APUS_GEMM_RELU ? PLANE##_relu : ACT == APUS_GEMM_CLIP ? PLANE##_clip : PLANE##_none)
 
@@ -856,7 +856,7 @@ PLANE_FUNCTION(s2_plane, s2_plane_clip, APUS_GEMM_CLIP)
 #define S2_PAIRS(ACT, LOGISTIC)                                                                                        \
     for (long t = first; t < first + count; t++) {                                                                     \
         long channel = t % channels;                                                                                   \
-        (ACT == APUS_GEMM_RELU ? s2_pairs_relu : ACT == APUS_GEMM_CLIP ? s2_pairs_clip : s2_pairs_none)(              \
+        PLANE_OF(s2_pairs, ACT)(                                                                                       \
             g, &pairsLayout, input + t * inPlane, weights + channel * taps, bias ? bias[channel] : 0.0f,               \
             output + t * outPlane, residual ? residual + t * outPlane : 0, low, high);                                 \
         if (LOGISTIC) apus_logistic_avx512(output + t * outPlane, outPlane, activation == APUS_GEMM_SILU);             \

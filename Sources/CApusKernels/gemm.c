@@ -379,8 +379,11 @@ TARGETVL static inline __attribute__((always_inline)) void kernel_columns_n(
                     load_columns(
                         COLS, epi->residual + row0 * epi->residual_stride, epi->residual_stride, rowsOf[p], residual);
                 }
+                // Only the columns that exist (the others are not stored).
 #pragma clang loop unroll(full)
-                for (int j = 0; j < 4; j++) {
+                for (int j = 0; j < 4; j++) out[j] = _mm256_setzero_ps();
+#pragma clang loop unroll(full)
+                for (int j = 0; j < COLS; j++) {
                     __m256 v = acc[p][j];
                     if (epi->bias) v = _mm256_add_ps(v, bias);
                     if (epi->residual) v = _mm256_add_ps(v, residual[j]);
