@@ -89,6 +89,42 @@ TARGET void apus_winograd_input_avx512(
             }
         }
         float *destination = v + channel * g->tile_stride;
+        if (tileColumns == 4 || tileColumns == 8) {
+            // Narrow maps (14 × 14: four tiles a row): 16 / tileColumns whole tile rows side by side
+            // in one vector, each group of lanes loaded from its own rows, instead of a vector per
+            // tile row with most lanes wasted. Each lane's arithmetic is the same, so are the bits;
+            // each (position, channel) row gets one 16-float store, past the last tile only into
+            // the row's padding (`tile_stride` ≥ the tiles + 15).
+            const long group = 16 / tileColumns;
+            for (long tileRow0 = 0; tileRow0 < tileRows; tileRow0 += group) {
+                const long rowsHere = tileRows - tileRow0 < group ? tileRows - tileRow0 : group;
+                __m512 columns[6][6];
+                for (int j = 0; j < 6; j++) {
+                    __m512 d[6];
+                    for (int r = 0; r < 6; r++) {
+                        __m512 lanes = _mm512_setzero_ps();
+                        for (long s = 0; s < rowsHere; s++) {
+                            // Lanes s · tileColumns ..< (s + 1) · tileColumns: tile row tileRow0 + s.
+                            const float *top = scratch + (j & 3) * phaseStride +
+                                ((tileRow0 + s) * 4 + r) * rowStride + (j >> 2) - s * tileColumns;
+                            const __mmask16 mask = (__mmask16)(((1u << tileColumns) - 1) << (s * tileColumns));
+                            lanes = _mm512_mask_loadu_ps(lanes, mask, top);
+                        }
+                        d[r] = lanes;
+                    }
+                    input_rows(d, columns[j]);
+                }
+                float *base = destination + tileRow0 * tileColumns;
+                for (int r = 0; r < 6; r++) {
+                    __m512 d[6] = {columns[0][r], columns[1][r], columns[2][r], columns[3][r], columns[4][r],
+                        columns[5][r]};
+                    __m512 out[6];
+                    input_rows(d, out);
+                    for (int i = 0; i < 6; i++) _mm512_storeu_ps(base + (r * 6 + i) * positionStride, out[i]);
+                }
+            }
+            continue;
+        }
         for (long tileRow = 0; tileRow < tileRows; tileRow++) {
             const long y0 = tileRow * 4;
             for (long q0 = 0; q0 < tileColumns; q0 += 16) {
@@ -131,6 +167,52 @@ TARGET void apus_winograd_output_avx512(
         float *plane = output + channel * outH * outW;
         const __m512 b = _mm512_set1_ps(bias ? bias[channel] : 0.0f);
         const float *source = m + channel * g->tile_stride;
+        if (tileColumns == 4 || tileColumns == 8) {
+            // Narrow maps, as in the input transform: 16 / tileColumns tile rows per vector, one
+            // load per row of M; tile row s of the vector is 4 · tileColumns floats of the chunks.
+            const long group = 16 / tileColumns;
+            for (long tileRow0 = 0; tileRow0 < tileRows; tileRow0 += group) {
+                const float *first = source + tileRow0 * tileColumns;
+                __m512 o[6][4];
+                for (int i = 0; i < 6; i++) {
+                    __m512 row[6];
+                    for (int p = 0; p < 6; p++) row[p] = _mm512_loadu_ps(first + (i * 6 + p) * positionStride);
+                    output_rows(row, o[i]);
+                }
+                __m512 y[4][4];
+                for (int a = 0; a < 4; a++) {
+                    __m512 column[6] = {o[0][a], o[1][a], o[2][a], o[3][a], o[4][a], o[5][a]};
+                    __m512 out[4];
+                    output_rows(column, out);
+                    for (int r = 0; r < 4; r++) y[r][a] = _mm512_add_ps(out[r], b);
+                }
+                const long rowsHere = tileRows - tileRow0 < group ? tileRows - tileRow0 : group;
+                const long columns = 4 * tileColumns < outW ? 4 * tileColumns : outW;
+                const long chunksPerRow = tileColumns / 4;
+                for (long r = 0; r < 4; r++) {
+                    __m512 low01 = _mm512_permutex2var_ps(y[r][0], pairLow, y[r][1]);
+                    __m512 high01 = _mm512_permutex2var_ps(y[r][0], pairHigh, y[r][1]);
+                    __m512 low23 = _mm512_permutex2var_ps(y[r][2], pairLow, y[r][3]);
+                    __m512 high23 = _mm512_permutex2var_ps(y[r][2], pairHigh, y[r][3]);
+                    __m512 chunk[4] = {
+                        _mm512_permutex2var_ps(low01, quadLow, low23), _mm512_permutex2var_ps(low01, quadHigh, low23),
+                        _mm512_permutex2var_ps(high01, quadLow, high23),
+                        _mm512_permutex2var_ps(high01, quadHigh, high23)};
+                    for (long s = 0; s < rowsHere; s++) {
+                        const long oy = (tileRow0 + s) * 4 + r;
+                        if (oy >= outH) continue;
+                        float *destination = plane + oy * outW;
+                        for (long c = 0; c < chunksPerRow; c++) {
+                            long left = columns - 16 * c;
+                            if (left <= 0) break;
+                            _mm512_mask_storeu_ps(
+                                destination + 16 * c, (__mmask16)range_mask(0, left), chunk[s * chunksPerRow + c]);
+                        }
+                    }
+                }
+            }
+            continue;
+        }
         for (long tileRow = 0; tileRow < tileRows; tileRow++) {
             for (long q0 = 0; q0 < tileColumns; q0 += 16) {
                 const float *first = source + tileRow * tileColumns + q0;
