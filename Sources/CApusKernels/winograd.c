@@ -89,12 +89,12 @@ TARGET void apus_winograd_input_avx512(
             }
         }
         float *destination = v + channel * g->tile_stride;
-        if (tileColumns == 4 || tileColumns == 8) {
-            // Narrow maps (14 × 14: four tiles a row): 16 / tileColumns whole tile rows side by side
+        if (tileColumns == 4) {
+            // Maps four tiles wide (13 to 16 columns: ResNet's 14 × 14): four tile rows side by side
             // in one vector, each group of lanes loaded from its own rows, instead of a vector per
-            // tile row with most lanes wasted. Each lane's arithmetic is the same, so are the bits;
-            // each (position, channel) row gets one 16-float store, past the last tile only into
-            // the row's padding (`tile_stride` ≥ the tiles + 15).
+            // tile row with three quarters of the lanes idle. Each lane's arithmetic is the same, so
+            // are the bits; each (position, channel) row gets one 16-float store. (Seven and eight
+            // tiles a row, two tile rows per vector, gained nothing: Docs/performance.md.)
             const long group = 16 / tileColumns;
             for (long tileRow0 = 0; tileRow0 < tileRows; tileRow0 += group) {
                 const long rowsHere = tileRows - tileRow0 < group ? tileRows - tileRow0 : group;
@@ -167,9 +167,9 @@ TARGET void apus_winograd_output_avx512(
         float *plane = output + channel * outH * outW;
         const __m512 b = _mm512_set1_ps(bias ? bias[channel] : 0.0f);
         const float *source = m + channel * g->tile_stride;
-        if (tileColumns == 4 || tileColumns == 8) {
-            // Narrow maps, as in the input transform: 16 / tileColumns tile rows per vector, one
-            // load per row of M; tile row s of the vector is 4 · tileColumns floats of the chunks.
+        if (tileColumns == 4) {
+            // Maps four tiles wide, as in the input transform: four tile rows per vector, one load
+            // per row of M; tile row s of the vector is chunk s.
             const long group = 16 / tileColumns;
             for (long tileRow0 = 0; tileRow0 < tileRows; tileRow0 += group) {
                 const float *first = source + tileRow0 * tileColumns;

@@ -72,8 +72,8 @@ let winogradCases: [ConvCase] = [
     /// padding past the last tile is the transforms' own scratch, which they fill differently:
     /// the AVX-512 kernel puts several tile rows of a narrow map in one vector) and nothing outside
     /// the rows, and every output value, for odd sizes, pads, partial groups of 8 and 16 tiles,
-    /// maps four and eight tiles wide with a partial last group of tile rows, and a channel range
-    /// that does not start at 0.
+    /// maps four tiles wide (whose tile rows the AVX-512 kernel takes four at a time, here also a
+    /// partial last group) and eight, and a channel range that does not start at 0.
     @Test(
         .enabled(if: PackedGemm.hasAVX512 || PackedGemm.cpuHasAVX2, "needs AVX-512 or AVX2"),
         arguments: [

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds scripts/perf/kernel_ab.c against the AVX-512 GEMM and depthwise kernels of this tree and
+# Builds scripts/perf/kernel_ab.c against the AVX-512 GEMM, depthwise and Winograd transform kernels of this tree and
 # of revision REV (default HEAD~1), REV's global symbols renamed `old_…`, and runs it: the two
 # builds alternated call by call in one process, medians per shape (Docs/performance.md, "Zen 4,
 # thirteenth session").
@@ -12,7 +12,7 @@ calls="${2:-300}"
 cc="${CC:-$(command -v clang || echo cc)}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-kernels=(gemm direct_conv prefetch_stream)
+kernels=(gemm direct_conv prefetch_stream winograd)
 
 mkdir -p "$out/old"
 git -C "$root" archive "$rev" Sources/CApusKernels | tar -x -C "$out/old"

@@ -14,6 +14,12 @@
 void old_apus_gemm_packed_avx512(
     const float *packed, long packedRows, long firstRow, long k, long m, long n, const float *b, long ldb, float *c,
     long ldc, int accumulate, const apus_gemm_epilogue *epilogue);
+void old_apus_winograd_input_avx512(
+    const apus_winograd_geometry *g, const float *input, long firstChannel, long channelCount, float *v,
+    float *scratch);
+void old_apus_winograd_output_avx512(
+    const apus_winograd_geometry *g, const float *m, long firstChannel, long channelCount, const float *bias,
+    float *output);
 void old_apus_depthwise_avx512(
     const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
     long first, long count, float *output, const apus_gemm_epilogue *epilogue);
@@ -125,6 +131,67 @@ static void depthwise(long channels, long size, long kernel, long stride, int ac
     free(in); free(out[0]); free(out[1]); free(w); free(b); free(table); free(t[0]); free(t[1]);
 }
 
+struct winograd_call {
+    apus_winograd_geometry g;
+    long channels;
+    const float *in, *bias;
+    float *v[2], *out[2], *scratch;
+    int output;
+};
+
+static void run_winograd(void *context, int current) {
+    struct winograd_call *c = context;
+    if (c->output) {
+        (current ? apus_winograd_output_avx512 : old_apus_winograd_output_avx512)(
+            &c->g, c->in, 0, c->channels, c->bias, c->out[current]);
+    } else {
+        (current ? apus_winograd_input_avx512 : old_apus_winograd_input_avx512)(
+            &c->g, c->in, 0, c->channels, c->v[current], c->scratch);
+    }
+}
+
+/// The Winograd F(4×4, 3×3) input or output transform of `channels` planes of `size`², pad 1, in
+/// the layout `WinogradConv2D` gives them (tile stride, position stride, phase plane).
+static void winograd(long channels, long size, int output, long calls) {
+    long tiles = (size + 3) / 4, count = tiles * tiles, tileStride = (count + 30) / 16 * 16;
+    long positionStride = channels * tileStride;
+    if ((positionStride / 16) % 2 == 0) positionStride += 16;
+    long rows = tiles * 4 + 2, rowStride = (tiles + 1 + 31) / 16 * 16, line = (tiles * 4 + 2 + 15) / 16 * 16;
+    struct winograd_call call = {{size, size, size, size, 1, 1, tiles, tiles, tileStride, positionStride, rows,
+                                     rowStride, line},
+        channels, 0, 0, {0, 0}, {0, 0}, 0, output};
+    long inCount = output ? 36 * positionStride : channels * size * size;
+    float *in = aligned_alloc(64, sizeof(float) * (inCount + 64)), *bias = malloc(sizeof(float) * channels);
+    for (long i = 0; i < inCount + 64; i++) in[i] = (i % 13) * 0.1f - 0.6f;
+    for (long i = 0; i < channels; i++) bias[i] = 0.1f;
+    long outCount = output ? channels * size * size : 36 * positionStride + 64;
+    for (int i = 0; i < 2; i++) {
+        call.v[i] = aligned_alloc(64, sizeof(float) * outCount);
+        call.out[i] = call.v[i];
+        memset(call.v[i], 0, sizeof(float) * outCount);
+    }
+    call.scratch = aligned_alloc(64, sizeof(float) * (4 * rows * rowStride + line + 640));
+    call.in = in;
+    call.bias = bias;
+    double *t[2] = {malloc(sizeof(double) * calls), malloc(sizeof(double) * calls)};
+    alternate(calls, run_winograd, &call, t);
+    // Input transform: V's tiles only (a row's padding past the last tile is scratch).
+    int same = 1;
+    if (output) {
+        same = memcmp(call.v[0], call.v[1], sizeof(float) * outCount) == 0;
+    } else {
+        for (long p = 0; p < 36 && same; p++)
+            for (long c = 0; c < channels && same; c++) {
+                long at = p * positionStride + c * tileStride;
+                same = memcmp(call.v[0] + at, call.v[1] + at, sizeof(float) * count) == 0;
+            }
+    }
+    char what[96];
+    snprintf(what, sizeof what, "Winograd %s transform %ld × %ld²", output ? "output" : "input", channels, size);
+    report(what, t[0], t[1], calls, same);
+    free(in); free(bias); free(call.v[0]); free(call.v[1]); free(call.scratch); free(t[0]); free(t[1]);
+}
+
 int main(int argc, char **argv) {
     long calls = argc > 1 ? atol(argv[1]) : 300;
     printf("| kernel and shape | old µs | new µs | new ÷ old | bits |\n|---|---|---|---|---|\n");
@@ -151,5 +218,11 @@ int main(int argc, char **argv) {
     depthwise(480, 14, 3, 1, APUS_GEMM_SILU, calls);
     depthwise(240, 28, 5, 1, APUS_GEMM_SILU, calls);
     depthwise(240, 28, 3, 2, APUS_GEMM_SILU, calls);
+    // ResNet's Winograd layers: 56², 28² and 14² maps (14, 7 and 4 tiles a row).
+    for (int output = 0; output < 2; output++) {
+        winograd(64, 56, output, calls / 2);
+        winograd(128, 28, output, calls / 2);
+        winograd(256, 14, output, calls / 2);
+    }
     return 0;
 }
