@@ -41,6 +41,54 @@ TARGET static inline __attribute__((always_inline)) void output_rows(const __m51
 /// A permutation of two vectors (`_mm512_permutex2var_ps` index `i` < 16 from `a`, else `b`).
 #define INDEX(...) _mm512_setr_epi32(__VA_ARGS__)
 
+/// `Bᵀ` along each row of the six transformed columns (`columns[j]`: Bᵀ down column j of every
+/// lane's tile) and the 36 results stored at `base`, one vector per position: V[ξr][ξc].
+TARGET static inline __attribute__((always_inline)) void input_columns_store(
+    __m512 columns[6][6], float *base, long positionStride) {
+    for (int r = 0; r < 6; r++) {
+        __m512 d[6] = {columns[0][r], columns[1][r], columns[2][r], columns[3][r], columns[4][r], columns[5][r]};
+        __m512 out[6];
+        input_rows(d, out);
+        for (int i = 0; i < 6; i++) _mm512_storeu_ps(base + (r * 6 + i) * positionStride, out[i]);
+    }
+}
+
+/// The output tiles of the sixteen lanes of M at `first` (one vector per position): `Aᵀ` along
+/// each row of M, then down the columns, plus `b`; then each output row's four columns of the
+/// sixteen tiles interleaved into 64 floats, tile by tile: `chunk[r][c]` holds tiles 4c ..< 4c + 4
+/// of output row r.
+TARGET static inline __attribute__((always_inline)) void output_chunks(
+    const float *first, long positionStride, __m512 b, __m512 chunk[4][4]) {
+    // First pairs (a0 a1 | a2 a3) of tiles 0–7 and 8–15, then pairs of pairs.
+    const __m512i pairLow = INDEX(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i pairHigh = INDEX(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512i quadLow = INDEX(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+    const __m512i quadHigh = INDEX(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+    __m512 o[6][4];
+    for (int i = 0; i < 6; i++) {
+        __m512 row[6];
+        for (int p = 0; p < 6; p++) row[p] = _mm512_loadu_ps(first + (i * 6 + p) * positionStride);
+        output_rows(row, o[i]);
+    }
+    __m512 y[4][4];
+    for (int a = 0; a < 4; a++) {
+        __m512 column[6] = {o[0][a], o[1][a], o[2][a], o[3][a], o[4][a], o[5][a]};
+        __m512 out[4];
+        output_rows(column, out);
+        for (int r = 0; r < 4; r++) y[r][a] = _mm512_add_ps(out[r], b);
+    }
+    for (int r = 0; r < 4; r++) {
+        __m512 low01 = _mm512_permutex2var_ps(y[r][0], pairLow, y[r][1]);
+        __m512 high01 = _mm512_permutex2var_ps(y[r][0], pairHigh, y[r][1]);
+        __m512 low23 = _mm512_permutex2var_ps(y[r][2], pairLow, y[r][3]);
+        __m512 high23 = _mm512_permutex2var_ps(y[r][2], pairHigh, y[r][3]);
+        chunk[r][0] = _mm512_permutex2var_ps(low01, quadLow, low23);
+        chunk[r][1] = _mm512_permutex2var_ps(low01, quadHigh, low23);
+        chunk[r][2] = _mm512_permutex2var_ps(high01, quadLow, high23);
+        chunk[r][3] = _mm512_permutex2var_ps(high01, quadHigh, high23);
+    }
+}
+
 TARGET void apus_winograd_input_avx512(
     const apus_winograd_geometry *g, const float *input, long firstChannel, long channelCount, float *v,
     float *scratch) {
@@ -95,33 +143,25 @@ TARGET void apus_winograd_input_avx512(
             // tile row with three quarters of the lanes idle. Each lane's arithmetic is the same, so
             // are the bits; each (position, channel) row gets one 16-float store. (Seven and eight
             // tiles a row, two tile rows per vector, gained nothing: Docs/performance.md.)
-            const long group = 16 / tileColumns;
-            for (long tileRow0 = 0; tileRow0 < tileRows; tileRow0 += group) {
-                const long rowsHere = tileRows - tileRow0 < group ? tileRows - tileRow0 : group;
+            for (long tileRow0 = 0; tileRow0 < tileRows; tileRow0 += 4) {
+                const long rowsHere = tileRows - tileRow0 < 4 ? tileRows - tileRow0 : 4;
                 __m512 columns[6][6];
                 for (int j = 0; j < 6; j++) {
                     __m512 d[6];
                     for (int r = 0; r < 6; r++) {
                         __m512 lanes = _mm512_setzero_ps();
                         for (long s = 0; s < rowsHere; s++) {
-                            // Lanes s · tileColumns ..< (s + 1) · tileColumns: tile row tileRow0 + s.
-                            const float *top = scratch + (j & 3) * phaseStride +
-                                ((tileRow0 + s) * 4 + r) * rowStride + (j >> 2) - s * tileColumns;
-                            const __mmask16 mask = (__mmask16)(((1u << tileColumns) - 1) << (s * tileColumns));
+                            // Lanes 4s ..< 4s + 4: tile row tileRow0 + s.
+                            const float *top = scratch + (j & 3) * phaseStride + ((tileRow0 + s) * 4 + r) * rowStride +
+                                (j >> 2) - 4 * s;
+                            const __mmask16 mask = (__mmask16)(0xF << (4 * s));
                             lanes = _mm512_mask_loadu_ps(lanes, mask, top);
                         }
                         d[r] = lanes;
                     }
                     input_rows(d, columns[j]);
                 }
-                float *base = destination + tileRow0 * tileColumns;
-                for (int r = 0; r < 6; r++) {
-                    __m512 d[6] = {columns[0][r], columns[1][r], columns[2][r], columns[3][r], columns[4][r],
-                        columns[5][r]};
-                    __m512 out[6];
-                    input_rows(d, out);
-                    for (int i = 0; i < 6; i++) _mm512_storeu_ps(base + (r * 6 + i) * positionStride, out[i]);
-                }
+                input_columns_store(columns, destination + tileRow0 * tileColumns, positionStride);
             }
             continue;
         }
@@ -136,16 +176,9 @@ TARGET void apus_winograd_input_avx512(
                     for (int r = 0; r < 6; r++) d[r] = _mm512_loadu_ps(top + r * rowStride);
                     input_rows(d, columns[j]);
                 }
-                // Bᵀ along each transformed row: V[ξr][ξc], stored in the Swift order (lanes past
-                // a tile row's end are overwritten by the next row's stores).
-                float *base = destination + tileRow * tileColumns + q0;
-                for (int r = 0; r < 6; r++) {
-                    __m512 d[6] = {columns[0][r], columns[1][r], columns[2][r], columns[3][r], columns[4][r],
-                        columns[5][r]};
-                    __m512 out[6];
-                    input_rows(d, out);
-                    for (int i = 0; i < 6; i++) _mm512_storeu_ps(base + (r * 6 + i) * positionStride, out[i]);
-                }
+                // Stored in the Swift order (lanes past a tile row's end are overwritten by the next
+                // row's stores).
+                input_columns_store(columns, destination + tileRow * tileColumns + q0, positionStride);
             }
         }
     }
@@ -157,57 +190,23 @@ TARGET void apus_winograd_output_avx512(
     const long outH = g->output_height, outW = g->output_width;
     const long tileRows = g->tile_rows, tileColumns = g->tile_columns;
     const long positionStride = g->position_stride;
-    // Four vectors (columns a of sixteen tiles) into 64 floats, tile by tile: first pairs
-    // (a0 a1 | a2 a3) of tiles 0–7 and 8–15, then pairs of pairs.
-    const __m512i pairLow = INDEX(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512i pairHigh = INDEX(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    const __m512i quadLow = INDEX(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
-    const __m512i quadHigh = INDEX(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
     for (long channel = firstChannel; channel < firstChannel + channelCount; channel++) {
         float *plane = output + channel * outH * outW;
         const __m512 b = _mm512_set1_ps(bias ? bias[channel] : 0.0f);
         const float *source = m + channel * g->tile_stride;
         if (tileColumns == 4) {
             // Maps four tiles wide, as in the input transform: four tile rows per vector, one load
-            // per row of M; tile row s of the vector is chunk s.
-            const long group = 16 / tileColumns;
-            for (long tileRow0 = 0; tileRow0 < tileRows; tileRow0 += group) {
-                const float *first = source + tileRow0 * tileColumns;
-                __m512 o[6][4];
-                for (int i = 0; i < 6; i++) {
-                    __m512 row[6];
-                    for (int p = 0; p < 6; p++) row[p] = _mm512_loadu_ps(first + (i * 6 + p) * positionStride);
-                    output_rows(row, o[i]);
-                }
-                __m512 y[4][4];
-                for (int a = 0; a < 4; a++) {
-                    __m512 column[6] = {o[0][a], o[1][a], o[2][a], o[3][a], o[4][a], o[5][a]};
-                    __m512 out[4];
-                    output_rows(column, out);
-                    for (int r = 0; r < 4; r++) y[r][a] = _mm512_add_ps(out[r], b);
-                }
-                const long rowsHere = tileRows - tileRow0 < group ? tileRows - tileRow0 : group;
-                const long columns = 4 * tileColumns < outW ? 4 * tileColumns : outW;
-                const long chunksPerRow = tileColumns / 4;
-                for (long r = 0; r < 4; r++) {
-                    __m512 low01 = _mm512_permutex2var_ps(y[r][0], pairLow, y[r][1]);
-                    __m512 high01 = _mm512_permutex2var_ps(y[r][0], pairHigh, y[r][1]);
-                    __m512 low23 = _mm512_permutex2var_ps(y[r][2], pairLow, y[r][3]);
-                    __m512 high23 = _mm512_permutex2var_ps(y[r][2], pairHigh, y[r][3]);
-                    __m512 chunk[4] = {
-                        _mm512_permutex2var_ps(low01, quadLow, low23), _mm512_permutex2var_ps(low01, quadHigh, low23),
-                        _mm512_permutex2var_ps(high01, quadLow, high23),
-                        _mm512_permutex2var_ps(high01, quadHigh, high23)};
-                    for (long s = 0; s < rowsHere; s++) {
+            // per row of M; tile row s of the vector is chunk s of each output row.
+            const long columns = 16 < outW ? 16 : outW;
+            for (long tileRow0 = 0; tileRow0 < tileRows; tileRow0 += 4) {
+                __m512 chunk[4][4];
+                output_chunks(source + tileRow0 * 4, positionStride, b, chunk);
+                const long rowsHere = tileRows - tileRow0 < 4 ? tileRows - tileRow0 : 4;
+                for (long s = 0; s < rowsHere; s++) {
+                    for (long r = 0; r < 4; r++) {
                         const long oy = (tileRow0 + s) * 4 + r;
-                        if (oy >= outH) continue;
-                        float *destination = plane + oy * outW;
-                        for (long c = 0; c < chunksPerRow; c++) {
-                            long left = columns - 16 * c;
-                            if (left <= 0) break;
-                            _mm512_mask_storeu_ps(
-                                destination + 16 * c, (__mmask16)range_mask(0, left), chunk[s * chunksPerRow + c]);
-                        }
+                        if (oy >= outH) break;
+                        _mm512_mask_storeu_ps(plane + oy * outW, (__mmask16)range_mask(0, columns), chunk[r][s]);
                     }
                 }
             }
@@ -215,41 +214,19 @@ TARGET void apus_winograd_output_avx512(
         }
         for (long tileRow = 0; tileRow < tileRows; tileRow++) {
             for (long q0 = 0; q0 < tileColumns; q0 += 16) {
-                const float *first = source + tileRow * tileColumns + q0;
-                // Aᵀ along each row of M: o[ξr][a], then down the columns: y[b][a] (+ bias).
-                __m512 o[6][4];
-                for (int i = 0; i < 6; i++) {
-                    __m512 row[6];
-                    for (int p = 0; p < 6; p++) row[p] = _mm512_loadu_ps(first + (i * 6 + p) * positionStride);
-                    output_rows(row, o[i]);
-                }
-                __m512 y[4][4];
-                for (int a = 0; a < 4; a++) {
-                    __m512 column[6] = {o[0][a], o[1][a], o[2][a], o[3][a], o[4][a], o[5][a]};
-                    __m512 out[4];
-                    output_rows(column, out);
-                    for (int r = 0; r < 4; r++) y[r][a] = _mm512_add_ps(out[r], b);
-                }
-                // Interleave the four columns of each output row of the sixteen tiles; only the
-                // tiles that exist and the columns inside the map are written.
+                __m512 chunk[4][4];
+                output_chunks(source + tileRow * tileColumns + q0, positionStride, b, chunk);
+                // Only the tiles that exist and the columns inside the map are written.
                 const long count = tileColumns - q0 < 16 ? tileColumns - q0 : 16;
                 const long oy = tileRow * 4, ox = q0 * 4;
                 const long outputRows = outH - oy < 4 ? outH - oy : 4;
                 const long columns = count * 4 < outW - ox ? count * 4 : outW - ox;
                 for (long r = 0; r < outputRows; r++) {
-                    __m512 low01 = _mm512_permutex2var_ps(y[r][0], pairLow, y[r][1]);
-                    __m512 high01 = _mm512_permutex2var_ps(y[r][0], pairHigh, y[r][1]);
-                    __m512 low23 = _mm512_permutex2var_ps(y[r][2], pairLow, y[r][3]);
-                    __m512 high23 = _mm512_permutex2var_ps(y[r][2], pairHigh, y[r][3]);
-                    __m512 chunk[4] = {
-                        _mm512_permutex2var_ps(low01, quadLow, low23), _mm512_permutex2var_ps(low01, quadHigh, low23),
-                        _mm512_permutex2var_ps(high01, quadLow, high23),
-                        _mm512_permutex2var_ps(high01, quadHigh, high23)};
                     float *destination = plane + (oy + r) * outW + ox;
                     for (int c = 0; c < 4; c++) {
                         long left = columns - 16 * c;
                         if (left <= 0) break;
-                        _mm512_mask_storeu_ps(destination + 16 * c, (__mmask16)range_mask(0, left), chunk[c]);
+                        _mm512_mask_storeu_ps(destination + 16 * c, (__mmask16)range_mask(0, left), chunk[r][c]);
                     }
                 }
             }
