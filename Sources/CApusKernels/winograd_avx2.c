@@ -94,9 +94,9 @@ TARGET_AVX2_NO_FMA void apus_winograd_input_avx2(
         float *destination = v + channel * g->tile_stride;
         for (long tileRow = 0; tileRow < tileRows; tileRow++) {
             const long y0 = tileRow * 4;
-            // Eight tile columns per vector, in pairs: the sixteen columns the other transforms
-            // write at a time, spilling into the same slack.
-            for (long q0 = 0; q0 < (tileColumns + 15) / 16 * 16; q0 += 8) {
+            // Eight tile columns per vector, as many vectors as the tile row needs (lanes past its
+            // end spill into the next row, which overwrites them, or into the row's padding).
+            for (long q0 = 0; q0 < tileColumns; q0 += 8) {
                 // Column j of every tile: phase j % 4, shifted by j / 4; Bᵀ down the six rows.
                 __m256 columns[6][6];
                 for (int j = 0; j < 6; j++) {
