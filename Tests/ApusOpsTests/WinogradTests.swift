@@ -93,10 +93,9 @@ let winogradCases: [ConvCase] = [
         var random = TestRandom(seed: UInt64(g.inputWidth * 100 + g.inputHeight))
         var input = random.array(g.inputChannels * g.inputHeight * g.inputWidth)
         input[0] = -0.0
-        let (_, _, _, tileStride) = WinogradConv2D.tiles(g)
-        let vCount =
-            WinogradConv2D.positions
-            * WinogradConv2D.positionStride(channels: g.inputChannels, tileStride: tileStride) + 64
+        let (_, _, tileCount, tileStride) = WinogradConv2D.tiles(g)
+        let positionStride = WinogradConv2D.positionStride(channels: g.inputChannels, tileStride: tileStride)
+        let vCount = WinogradConv2D.positions * positionStride + 64
         let mCount =
             WinogradConv2D.positions
             * WinogradConv2D.positionStride(channels: g.outputChannels, tileStride: tileStride) + 64
@@ -130,8 +129,6 @@ let winogradCases: [ConvCase] = [
             }
             return (v.map(\.bitPattern), output.map(\.bitPattern))
         }
-        let (_, _, tileCount, _) = WinogradConv2D.tiles(g)
-        let positionStride = WinogradConv2D.positionStride(channels: g.inputChannels, tileStride: tileStride)
         /// V's floats of real tiles, and a NaN (never written) everywhere outside the rows.
         func tilesOfV(_ v: [UInt32]) -> [UInt32] {
             var kept: [UInt32] = []
