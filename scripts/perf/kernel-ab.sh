@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds scripts/perf/kernel_ab.c against the AVX-512 GEMM, depthwise and Winograd transform kernels of this tree and
-# of revision REV (default HEAD~1), REV's global symbols renamed `old_…`, and runs it: the two
-# builds alternated call by call in one process, medians per shape (Docs/performance.md, "Zen 4,
-# thirteenth session").
+# Builds scripts/perf/kernel_ab.c against the AVX-512 GEMM, depthwise and Winograd transform
+# kernels of this tree and of revision REV (default HEAD~1), REV's global symbols renamed `old_…`,
+# and runs it: the two builds alternated call by call in one process, medians per shape
+# (Docs/performance.md, "Zen 4, thirteenth session").
 #
 #   bash scripts/perf/kernel-ab.sh [REV] [CALLS]
 set -euo pipefail

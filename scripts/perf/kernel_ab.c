@@ -1,6 +1,6 @@
 // Two builds of the AVX-512 kernels in one process, alternated call by call: the GEMM kernel
-// (gemm.c) and the depthwise kernels (direct_conv.c) of the current tree against those of another
-// revision, whose exported symbols kernel-ab.sh renames to `old_…`. On a host whose speed moves
+// (gemm.c), the depthwise kernels (direct_conv.c) and the Winograd transforms (winograd.c) of the
+// current tree against those of another revision, whose exported symbols kernel-ab.sh renames to `old_…`. On a host whose speed moves
 // by 10–50 % between processes (Docs/performance.md), alternating within one process is what
 // resolves a few percent. Prints, per shape, the median of each build over the calls, their ratio,
 // and whether both wrote the same bits.
@@ -135,7 +135,8 @@ struct winograd_call {
     apus_winograd_geometry g;
     long channels;
     const float *in, *bias;
-    float *v[2], *out[2], *scratch;
+    /// Each build's V (input transform) or output planes (output transform).
+    float *written[2], *scratch;
     int output;
 };
 
@@ -143,10 +144,10 @@ static void run_winograd(void *context, int current) {
     struct winograd_call *c = context;
     if (c->output) {
         (current ? apus_winograd_output_avx512 : old_apus_winograd_output_avx512)(
-            &c->g, c->in, 0, c->channels, c->bias, c->out[current]);
+            &c->g, c->in, 0, c->channels, c->bias, c->written[current]);
     } else {
         (current ? apus_winograd_input_avx512 : old_apus_winograd_input_avx512)(
-            &c->g, c->in, 0, c->channels, c->v[current], c->scratch);
+            &c->g, c->in, 0, c->channels, c->written[current], c->scratch);
     }
 }
 
@@ -159,16 +160,15 @@ static void winograd(long channels, long size, int output, long calls) {
     long rows = tiles * 4 + 2, rowStride = (tiles + 1 + 31) / 16 * 16, line = (tiles * 4 + 2 + 15) / 16 * 16;
     struct winograd_call call = {{size, size, size, size, 1, 1, tiles, tiles, tileStride, positionStride, rows,
                                      rowStride, line},
-        channels, 0, 0, {0, 0}, {0, 0}, 0, output};
+        channels, 0, 0, {0, 0}, 0, output};
     long inCount = output ? 36 * positionStride : channels * size * size;
     float *in = aligned_alloc(64, sizeof(float) * (inCount + 64)), *bias = malloc(sizeof(float) * channels);
     for (long i = 0; i < inCount + 64; i++) in[i] = (i % 13) * 0.1f - 0.6f;
     for (long i = 0; i < channels; i++) bias[i] = 0.1f;
     long outCount = output ? channels * size * size : 36 * positionStride + 64;
     for (int i = 0; i < 2; i++) {
-        call.v[i] = aligned_alloc(64, sizeof(float) * outCount);
-        call.out[i] = call.v[i];
-        memset(call.v[i], 0, sizeof(float) * outCount);
+        call.written[i] = aligned_alloc(64, sizeof(float) * outCount);
+        memset(call.written[i], 0, sizeof(float) * outCount);
     }
     call.scratch = aligned_alloc(64, sizeof(float) * (4 * rows * rowStride + line + 640));
     call.in = in;
@@ -178,18 +178,18 @@ static void winograd(long channels, long size, int output, long calls) {
     // Input transform: V's tiles only (a row's padding past the last tile is scratch).
     int same = 1;
     if (output) {
-        same = memcmp(call.v[0], call.v[1], sizeof(float) * outCount) == 0;
+        same = memcmp(call.written[0], call.written[1], sizeof(float) * outCount) == 0;
     } else {
         for (long p = 0; p < 36 && same; p++)
             for (long c = 0; c < channels && same; c++) {
                 long at = p * positionStride + c * tileStride;
-                same = memcmp(call.v[0] + at, call.v[1] + at, sizeof(float) * count) == 0;
+                same = memcmp(call.written[0] + at, call.written[1] + at, sizeof(float) * count) == 0;
             }
     }
     char what[96];
     snprintf(what, sizeof what, "Winograd %s transform %ld × %ld²", output ? "output" : "input", channels, size);
     report(what, t[0], t[1], calls, same);
-    free(in); free(bias); free(call.v[0]); free(call.v[1]); free(call.scratch); free(t[0]); free(t[1]);
+    free(in); free(bias); free(call.written[0]); free(call.written[1]); free(call.scratch); free(t[0]); free(t[1]);
 }
 
 int main(int argc, char **argv) {
