@@ -324,16 +324,16 @@ TARGETVL static inline __attribute__((always_inline)) void store_columns(
 /// scatter per column instead, a squeeze-and-excitation product of 1152 × 48 weights on a 1 × 1
 /// map took 5.8 instead of 4.6 µs (the 196-wide layers' 4-column tails did not change measurably).
 TARGETVL static inline __attribute__((always_inline)) void kernel_columns_n(
-    const int COLS, long kc, const float *block, long panelCount, long m, const float *b, long ldb, float *c, long ldc,
-    int accumulate, const apus_gemm_epilogue *epi) {
+    const int COLS, long kc, const float *block, long panelStride, long panelCount, long m, const float *b, long ldb,
+    float *c, long ldc, int accumulate, const apus_gemm_epilogue *epi) {
     const long columns = COLS;
     for (long p0 = 0; p0 < panelCount; p0 += 4) {
         long panels = panelCount - p0 < 4 ? panelCount - p0 : 4;
         // Missing panels and columns repeat the first one; their sums are never stored.
-        const float *a0 = block + (p0 + 0) * MR * kc;
-        const float *a1 = panels > 1 ? block + (p0 + 1) * MR * kc : a0;
-        const float *a2 = panels > 2 ? block + (p0 + 2) * MR * kc : a0;
-        const float *a3 = panels > 3 ? block + (p0 + 3) * MR * kc : a0;
+        const float *a0 = block + (p0 + 0) * panelStride;
+        const float *a1 = panels > 1 ? block + (p0 + 1) * panelStride : a0;
+        const float *a2 = panels > 2 ? block + (p0 + 2) * panelStride : a0;
+        const float *a3 = panels > 3 ? block + (p0 + 3) * panelStride : a0;
         long j1 = columns > 1 ? 1 : 0, j2 = columns > 2 ? 2 : 0, j3 = columns > 3 ? 3 : 0;
         __m256 acc[4][4];
         long rowsOf[4];
@@ -352,7 +352,7 @@ TARGETVL static inline __attribute__((always_inline)) void kernel_columns_n(
         // product (a squeeze-and-excitation layer on a 1 × 1 map) waits for its weights, and the
         // hardware prefetcher stops at every 4 KiB page. Past the last panel the lines fetched
         // are unused, and prefetches never fault.
-        const char *ahead = (const char *)(block + (p0 + 8) * MR * kc);
+        const char *ahead = (const char *)(block + (p0 + 8) * panelStride);
         for (long kk = 0; kk < kc; kk++) {
             _mm_prefetch(ahead + kk * 128, _MM_HINT_T0);
             _mm_prefetch(ahead + kk * 128 + 64, _MM_HINT_T0);
@@ -409,13 +409,13 @@ TARGETVL static inline __attribute__((always_inline)) void kernel_columns_n(
 
 /// `kernel_columns_n` for `columns` (1 to 4) known at compile time.
 TARGETVL static void kernel_columns(
-    long kc, const float *block, long panelCount, long m, const float *b, long ldb, float *c, long ldc, long columns,
-    int accumulate, const apus_gemm_epilogue *epi) {
+    long kc, const float *block, long panelStride, long panelCount, long m, const float *b, long ldb, float *c, long ldc,
+    long columns, int accumulate, const apus_gemm_epilogue *epi) {
     switch (columns) {
-    case 1: kernel_columns_n(1, kc, block, panelCount, m, b, ldb, c, ldc, accumulate, epi); break;
-    case 2: kernel_columns_n(2, kc, block, panelCount, m, b, ldb, c, ldc, accumulate, epi); break;
-    case 3: kernel_columns_n(3, kc, block, panelCount, m, b, ldb, c, ldc, accumulate, epi); break;
-    default: kernel_columns_n(4, kc, block, panelCount, m, b, ldb, c, ldc, accumulate, epi); break;
+    case 1: kernel_columns_n(1, kc, block, panelStride, panelCount, m, b, ldb, c, ldc, accumulate, epi); break;
+    case 2: kernel_columns_n(2, kc, block, panelStride, panelCount, m, b, ldb, c, ldc, accumulate, epi); break;
+    case 3: kernel_columns_n(3, kc, block, panelStride, panelCount, m, b, ldb, c, ldc, accumulate, epi); break;
+    default: kernel_columns_n(4, kc, block, panelStride, panelCount, m, b, ldb, c, ldc, accumulate, epi); break;
     }
 }
 
@@ -461,8 +461,16 @@ TARGET static inline long strip(
 TARGET void apus_gemm_packed_avx512(
     const float *packed, long packedRows, long firstRow, long k, long m, long n, const float *b, long ldb, float *c,
     long ldc, int accumulate, const apus_gemm_epilogue *epilogue) {
+    apus_gemm_packed_range_avx512(packed, packedRows, firstRow, k, 0, k, m, n, b, ldb, c, ldc, accumulate, epilogue);
+}
+
+TARGET void apus_gemm_packed_range_avx512(
+    const float *packed, long packedRows, long firstRow, long k, long kBegin, long kEnd, long m, long n, const float *b,
+    long ldb, float *c, long ldc, int accumulate, const apus_gemm_epilogue *epilogue) {
     if (m <= 0 || n <= 0) return;
-    if (k <= 0) {
+    if (kBegin < 0) kBegin = 0;
+    if (kEnd > k) kEnd = k;
+    if (kEnd <= kBegin) {
         if (!accumulate) {
             for (long r = 0; r < m; r++) memset(c + r * ldc, 0, (size_t)n * sizeof(float));
         }
@@ -514,28 +522,34 @@ TARGET void apus_gemm_packed_avx512(
     const char *ahead = (const char *)(panel);                                                                         \
     long aheadStride = 0;                                                                                              \
     if (readsAhead && apus_prefetch_claim(kc * 128, &ahead) > 0) aheadStride = 128;
-    for (long k0 = 0; k0 < k; k0 += KC) {
-        long kc = k - k0 < KC ? k - k0 : KC;
-        int continues = accumulate || k0 > 0;
+    // The packed blocks of KC steps the range [kBegin, kEnd) touches: in each, the steps [lo, hi)
+    // of its `width`, the panels `width · MR` floats apart (the whole product: lo = k0, hi = k0 +
+    // width). `b` holds the range's rows from row 0.
+    for (long k0 = kBegin / KC * KC; k0 < kEnd; k0 += KC) {
+        const long width = k - k0 < KC ? k - k0 : KC;
+        const long lo = k0 > kBegin ? k0 : kBegin, hi = k0 + width < kEnd ? k0 + width : kEnd;
+        const long kc = hi - lo, panelStride = width * MR;
+        const float *bBlock = b + (lo - kBegin) * ldb;
+        int continues = accumulate || lo > kBegin;
         // The epilogue runs when the last block stores its sums.
-        const apus_gemm_epilogue *epi = k0 + kc >= k ? epilogue : 0;
+        const apus_gemm_epilogue *epi = hi >= kEnd ? epilogue : 0;
 #define EPILOGUE_ARGS(p, n0)                                                                                           \
     const float *bias = epi && epi->bias ? epi->bias + (p) * MR : 0;                                                   \
     const float *residual = epi && epi->residual ? epi->residual + (p) * MR * epi->residual_stride + (n0) : 0;
-        const float *block = packed + k0 * paddedRows + firstRow * kc;
+        const float *block = packed + k0 * paddedRows + firstRow * width + (lo - k0) * MR;
         // When the block of b (kc × n) fits in L2, walk the row panels outside so each panel of A
         // is read once per block (A is the large operand for late layers: megabytes of weights);
         // otherwise keep one strip of b in L1 while every row panel passes over it.
         if (kc * n * (long)sizeof(float) <= 256 * 1024) {
             for (long p = 0; p < panels; p++) {
                 long rows = m - p * MR < MR ? m - p * MR : MR;
-                const float *aPanel = block + p * MR * kc;
+                const float *aPanel = block + p * panelStride;
                 for (long n0 = 0; n0 < wide;) {
                     EPILOGUE_ARGS(p, n0)
-                    const float *bNext = p == 0 && n0 + 48 < wide ? b + k0 * ldb + n0 + 48 : 0;
+                    const float *bNext = p == 0 && n0 + 48 < wide ? bBlock + n0 + 48 : 0;
                     READ_AHEAD(aPanel)
                     n0 += strip(
-                        kc, aPanel, b + k0 * ldb + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0,
+                        kc, aPanel, bBlock + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0,
                         n0 + 48 == wide ? stripTail : 0, continues, epi, bias, residual, bNext, ahead,
                         aheadStride);
                 }
@@ -546,10 +560,10 @@ TARGET void apus_gemm_packed_avx512(
                 for (long p = 0; p < panels; p++) {
                     long rows = m - p * MR < MR ? m - p * MR : MR;
                     EPILOGUE_ARGS(p, n0)
-                    const float *bNext = p == 0 && n0 + 48 < wide ? b + k0 * ldb + n0 + 48 : 0;
-                    READ_AHEAD(block + p * MR * kc)
+                    const float *bNext = p == 0 && n0 + 48 < wide ? bBlock + n0 + 48 : 0;
+                    READ_AHEAD(block + p * panelStride)
                     done = strip(
-                        kc, block + p * MR * kc, b + k0 * ldb + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0,
+                        kc, block + p * panelStride, bBlock + n0, ldb, c + p * MR * ldc + n0, ldc, rows, wide - n0,
                         n0 + 48 == wide ? stripTail : 0, continues, epi, bias, residual, bNext, ahead,
                         aheadStride);
                 }
@@ -558,7 +572,7 @@ TARGET void apus_gemm_packed_avx512(
         }
         if (wide < n && stripTail == 0) {
             kernel_columns(
-                kc, block, panels, m, b + k0 * ldb + wide, ldb, c + wide, ldc, n - wide, continues,
+                kc, block, panelStride, panels, m, bBlock + wide, ldb, c + wide, ldc, n - wide, continues,
                 epi ? &tailEpilogue : 0);
         }
     }
@@ -569,6 +583,13 @@ TARGET void apus_gemm_packed_avx512(
 
 void apus_logistic_avx512(float *x, long n, int silu) {
     (void)x; (void)n; (void)silu;
+}
+
+void apus_gemm_packed_range_avx512(
+    const float *packed, long packedRows, long firstRow, long k, long kBegin, long kEnd, long m, long n, const float *b,
+    long ldb, float *c, long ldc, int accumulate, const apus_gemm_epilogue *epilogue) {
+    (void)packed; (void)packedRows; (void)firstRow; (void)k; (void)kBegin; (void)kEnd; (void)m; (void)n; (void)b;
+    (void)ldb; (void)c; (void)ldc; (void)accumulate; (void)epilogue;
 }
 
 void apus_gemm_packed_avx512(

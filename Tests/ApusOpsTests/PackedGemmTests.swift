@@ -77,6 +77,59 @@ struct PackedGemmTests {
         #expect(partsMismatches == 0, "two calls: \(partsMismatches) elements differ")
     }
 
+    /// A reduction range of a matrix packed whole (`reduction:`, AVX-512): each sum is the range's
+    /// ascending chain of fused multiply-adds, bitwise, for ranges that start and end inside the
+    /// kernel's 128-step blocks, span several or sit in one, on a row range too; and consecutive
+    /// ranges continued with `accumulate` give the whole product's bits.
+    @Test(
+        .enabled(if: PackedGemm.hasAVX512, "needs AVX-512"),
+        arguments: [(0, 300), (0, 130), (130, 300), (5, 120), (128, 256), (200, 201), (127, 129), (288, 300)])
+    func reductionRangeSumsItsOwnChain(lower: Int, upper: Int) {
+        let (m, n, k) = (27, 50, 300)
+        var random = TestRandom(seed: UInt64(lower * 1000 + upper))
+        let a = random.array(m * k)
+        let b = random.array(k * n)
+        let packed = a.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: m, columns: k, rowStride: k) }
+        var range = [Float](repeating: 0, count: m * n)
+        var rows = [Float](repeating: 0, count: m * n)
+        var chained = [Float](repeating: 0, count: m * n)
+        b.withUnsafeBufferPointer { bp in
+            let b = bp.baseAddress!
+            range.withUnsafeMutableBufferPointer { cp in
+                PackedGemm.multiply(
+                    packed, firstRow: 0, rowCount: m, n: n, b: b + lower * n, ldb: n, c: cp.baseAddress!, ldc: n,
+                    reduction: lower..<upper)
+            }
+            rows.withUnsafeMutableBufferPointer { cp in
+                PackedGemm.multiply(
+                    packed, firstRow: 8, rowCount: 13, n: n, b: b + lower * n, ldb: n, c: cp.baseAddress! + 8 * n,
+                    ldc: n, reduction: lower..<upper)
+            }
+            chained.withUnsafeMutableBufferPointer { cp in
+                for (index, part) in [0..<lower, lower..<upper, upper..<k].enumerated() {
+                    PackedGemm.multiply(
+                        packed, firstRow: 0, rowCount: m, n: n, b: b + part.lowerBound * n, ldb: n,
+                        c: cp.baseAddress!, ldc: n, accumulate: index > 0, reduction: part)
+                }
+            }
+        }
+        var (rangeMismatches, rowMismatches, chainMismatches) = (0, 0, 0)
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum: Float = 0
+                for kk in lower..<upper { sum = sum.addingProduct(a[i * k + kk], b[kk * n + j]) }
+                if range[i * n + j].bitPattern != sum.bitPattern { rangeMismatches += 1 }
+                if (8..<21).contains(i) && rows[i * n + j].bitPattern != sum.bitPattern { rowMismatches += 1 }
+                var whole: Float = 0
+                for kk in 0..<k { whole = whole.addingProduct(a[i * k + kk], b[kk * n + j]) }
+                if chained[i * n + j].bitPattern != whole.bitPattern { chainMismatches += 1 }
+            }
+        }
+        #expect(rangeMismatches == 0, "range \(lower)..<\(upper): \(rangeMismatches) elements differ")
+        #expect(rowMismatches == 0, "rows 8..<21: \(rowMismatches) elements differ")
+        #expect(chainMismatches == 0, "three ranges accumulated: \(chainMismatches) elements differ")
+    }
+
     @Test(arguments: shapes)
     func bitwiseEqualToOrderedFusedSums(_ s: Shape) {
         checkOrderedFusedSums(s, avx2: false)

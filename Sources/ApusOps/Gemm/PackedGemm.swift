@@ -144,28 +144,38 @@ public enum PackedGemm {
     /// continue from `c`'s values (`c += A · B`, then the epilogue), so a product over several
     /// calls along K sums its terms in call order. `values` replaces the packed floats by others
     /// in the same layout (the weights scaled per run, ``Conv2DPlan/runScaledInput(input:scale:scaleStride:bias:residual:output:activation:context:)``).
+    /// `reduction` (AVX-512 only) multiplies the columns of `A` in that range alone, `b` then
+    /// holding the range's rows from its row 0: ranges summed one after another with
+    /// `accumulate` give the bits of the whole product.
     @inline(__always)
     public static func multiply(
         _ packed: PackedMatrix, matrix: Int = 0, firstRow: Int, rowCount: Int, n: Int, b: UnsafePointer<Float>,
         ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
         residual: UnsafePointer<Float>? = nil, residualStride: Int = 0, activation: FusedActivation = .none,
-        accumulate: Bool = false, values replacement: UnsafePointer<Float>? = nil
+        accumulate: Bool = false, values replacement: UnsafePointer<Float>? = nil, reduction: Range<Int>? = nil
     ) {
         precondition(isAvailable, "the packed GEMM kernel needs AVX-512 or AVX2 and FMA")
         precondition(firstRow % panelRows == 0 && firstRow + rowCount <= packed.rows, "row range off the panels")
+        precondition(
+            reduction.map { hasAVX512 && $0.lowerBound >= 0 && $0.upperBound <= packed.columns } ?? true,
+            "reduction range off the matrix, or no AVX-512")
         let values = (replacement ?? UnsafePointer(packed.values)) + matrix * packed.stride
         let (inKernel, low, high, rest) = kernelActivation(activation)
-        let kernel = hasAVX512 ? apus_gemm_packed_avx512 : apus_gemm_packed_avx2
-        if bias == nil && residual == nil && inKernel == Int32(APUS_GEMM_NONE) {
-            kernel(values, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc, accumulate ? 1 : 0, nil)
-        } else {
-            var epilogue = apus_gemm_epilogue(
-                bias: bias, residual: residual, residual_stride: residualStride, activation: inKernel, low: low,
-                high: high)
-            kernel(
-                values, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc, accumulate ? 1 : 0,
-                &epilogue)
+        let range = reduction ?? 0..<packed.columns
+        var epilogue = apus_gemm_epilogue(
+            bias: bias, residual: residual, residual_stride: residualStride, activation: inKernel, low: low, high: high)
+        let plain = bias == nil && residual == nil && inKernel == Int32(APUS_GEMM_NONE)
+        withUnsafePointer(to: &epilogue) { epiloguePointer in
+            let e = plain ? nil : epiloguePointer
+            if hasAVX512 {
+                apus_gemm_packed_range_avx512(
+                    values, packed.rows, firstRow, packed.columns, range.lowerBound, range.upperBound, rowCount, n, b,
+                    ldb, c, ldc, accumulate ? 1 : 0, e)
+            } else {
+                apus_gemm_packed_avx2(
+                    values, packed.rows, firstRow, packed.columns, rowCount, n, b, ldb, c, ldc, accumulate ? 1 : 0, e)
+            }
         }
         if rest != .none {
             Epilogue.apply(

@@ -56,6 +56,15 @@ void apus_gemm_packed_avx512(
     const float *packed, long packedRows, long firstRow, long k, long m, long n, const float *b, long ldb, float *c,
     long ldc, int accumulate, const apus_gemm_epilogue *epilogue);
 
+/// `apus_gemm_packed_avx512` over the reduction steps `kBegin ..< kEnd` of the packed `A` only
+/// (`packedRows` × `k`, packed whole): `c = A[rows][kBegin ..< kEnd] · b` with `b` holding those
+/// `kEnd − kBegin` rows from its row 0, each sum the ascending chain of that range, then
+/// `epilogue`. With `accumulate`, a product cut into consecutive ranges sums as one call over all
+/// of them does. AVX-512F only.
+void apus_gemm_packed_range_avx512(
+    const float *packed, long packedRows, long firstRow, long k, long kBegin, long kEnd, long m, long n, const float *b,
+    long ldb, float *c, long ldc, int accumulate, const apus_gemm_epilogue *epilogue);
+
 /// `apus_gemm_packed_avx512` with AVX2 and FMA only (the same arguments, layout and bits), for
 /// CPUs without AVX-512: call only when the CPU and OS support AVX2 and FMA.
 void apus_gemm_packed_avx2(
