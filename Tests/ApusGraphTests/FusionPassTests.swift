@@ -51,6 +51,71 @@ import Testing
         }
     }
 
+    /// x → 1 × 1 expansion → depthwise 3 × 3 → 1 × 1 projection ("proj"), plus a 1 × 1 layer
+    /// reading the expansion ("side") and a grouped 1 × 1 layer reading the depthwise output
+    /// ("grouped").
+    func invertedResidualGraph() -> Graph {
+        var random = UInt64(7)
+        func values(_ count: Int) -> [Float] {
+            (0..<count).map { _ in
+                random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return Float(Int(random >> 40) % 2001 - 1000) / 4000
+            }
+        }
+        let nodes = [
+            Node(name: "expand", opType: "Conv", inputs: ["x", "we"], outputs: ["e"]),
+            Node(
+                name: "dw", opType: "Conv", inputs: ["e", "wd", "bd"], outputs: ["d"],
+                attributes: ["group": .int(256), "pads": .ints([1, 1, 1, 1])]),
+            Node(name: "proj", opType: "Conv", inputs: ["d", "wp", "bp"], outputs: ["y"]),
+            Node(name: "side", opType: "Conv", inputs: ["e", "wp"], outputs: ["s"]),
+            Node(name: "grouped", opType: "Conv", inputs: ["d", "wg"], outputs: ["g"], attributes: ["group": .int(2)]),
+        ]
+        return Graph(
+            inputs: [
+                ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(1), .fixed(8), .fixed(14), .fixed(14)])
+            ],
+            outputs: ["y", "s", "g"].map { ValueInfo(name: $0, dtype: .float32, dimensions: nil) }, nodes: nodes,
+            initializers: [
+                "we": Tensor(shape: [256, 8, 1, 1], scalars: values(2048)),
+                "wd": Tensor(shape: [256, 1, 3, 3], scalars: values(2304)),
+                "bd": Tensor(shape: [256], scalars: values(256)),
+                "wp": Tensor(shape: [64, 256, 1, 1], scalars: values(16384)),
+                "bp": Tensor(shape: [64], scalars: values(64)),
+                "wg": Tensor(shape: [64, 128, 1, 1], scalars: values(8192)),
+            ], opsetImports: ["": 18])
+    }
+
+    /// Only the projection reading the depthwise output is marked for a split reduction; the
+    /// optimized graph computes what the plain one does, within rounding, and the same bits at 1
+    /// and 2 threads.
+    @Test func marksProjectionsAfterDepthwiseLayers() throws {
+        let graph = invertedResidualGraph()
+        let optimized = try Optimizer.optimize(graph)
+        func node(_ name: String) throws -> Node { try #require(optimized.nodes.first { $0.name == name }) }
+        #expect(try node("proj").opType == "FusedConv")
+        #expect(try node("proj").int(MarkReductionSplits.attribute, default: 0) == 1)
+        for name in ["expand", "dw", "side", "grouped"] {
+            #expect(try node(name).attributes[MarkReductionSplits.attribute] == nil, "\(name)")
+        }
+        let x = Tensor(shape: [1, 8, 14, 14], scalars: (0..<1568).map { Float($0 % 23) / 8 - 1.4 })
+        let plain = try GraphRunner(graph: graph, options: .init(optimize: false)).run(["x": x])
+        var results: [[String: Tensor]] = []
+        for threads in [1, 2] {
+            results.append(
+                try GraphRunner(graph: graph, options: .init(plan: .init(threadCount: threads))).run(["x": x]))
+        }
+        for name in ["y", "s", "g"] {
+            let a = try #require(plain[name]).scalars(as: Float.self)
+            let one = try #require(results[0][name]).scalars(as: Float.self)
+            let two = try #require(results[1][name]).scalars(as: Float.self)
+            #expect(one.count == a.count && !a.isEmpty, "\(name)")
+            let scale = max(1, a.map { abs($0) }.max() ?? 1)
+            for (u, v) in zip(a, one) { #expect(abs(u - v) <= 1e-5 * 16 * scale, "\(name)") }
+            #expect(one.map(\.bitPattern) == two.map(\.bitPattern), "\(name) at 1 and 2 threads")
+        }
+    }
+
     @Test func leavesOtherPatternsAlone() throws {
         // Mul of y with itself is not SiLU; keepdims 0 and a non-spatial axis are not a global pool.
         let square = try Optimizer.optimize(siluGraph(mulInputs: ["y", "y"]))

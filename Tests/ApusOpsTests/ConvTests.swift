@@ -60,7 +60,8 @@ struct ConvCase: CustomStringConvertible, Sendable {
 /// weights packed ahead of time, made from the weights.
 func runConv(
     _ c: ConvCase, algorithm: Conv2DPlan.Algorithm? = nil, threads: Int = 1, seed: UInt64 = 1,
-    planWithWeights: Bool = false, prepacked: (UnsafePointer<Float>) -> PrepackedWeights? = { _ in nil }
+    planWithWeights: Bool = false, splitsReduction: Bool = false,
+    prepacked: (UnsafePointer<Float>) -> PrepackedWeights? = { _ in nil }
 ) -> (fast: [Float], reference: [Float], plan: Conv2DPlan) {
     let g = c.geometry
     var random = TestRandom(seed: seed)
@@ -75,7 +76,8 @@ func runConv(
         planWithWeights
         ? weights.withUnsafeBufferPointer {
             Conv2DPlan(
-                geometry: g, algorithm: algorithm, weights: $0.baseAddress, prepacked: prepacked($0.baseAddress!))
+                geometry: g, algorithm: algorithm, weights: $0.baseAddress, prepacked: prepacked($0.baseAddress!),
+                splitsReduction: splitsReduction)
         }
         : Conv2DPlan(geometry: g, algorithm: algorithm)
     let biasPointer = c.bias ? bias.withUnsafeBufferPointer { $0.baseAddress } : nil
@@ -219,6 +221,49 @@ let convCases: [ConvCase] = [
             #expect(one.fast.withUnsafeBytes { a in two.fast.withUnsafeBytes { b in a.elementsEqual(b) } }, "\(c)")
             #expect(one.plan.taskCount > 1, "\(c) should split into several tasks")
             expectClose(two.fast, two.reference, reduction: c.geometry.reductionLength, "\(c)")
+        }
+    }
+
+    /// Pointwise layers marked for a split reduction (``Conv2DPlan/reductionSplit(_:algorithm:batchesColumns:packed:)``:
+    /// the projections of inverted residual blocks) multiply the two halves of their input
+    /// channels apart and add them: close to the reference, the same bits at 1, 2 and 3 threads,
+    /// and the same bits from weights prepacked whole (read in place, range by range). Unmarked or
+    /// ineligible layers keep the whole reduction.
+    @Test(.enabled(if: PackedGemm.hasAVX512, "the split runs on the AVX-512 kernel"))
+    func splitReductionMatchesReference() {
+        var keep: [PrepackedWeightsTests.Storage] = []
+        let cases = [
+            ConvCase(geometry: geometry(c: 576, h: 14, w: 14, m: 96, k: (1, 1)), residual: true),
+            ConvCase(geometry: geometry(c: 384, h: 14, w: 14, m: 64, k: (1, 1)), bias: false),
+            ConvCase(geometry: geometry(c: 960, h: 7, w: 7, m: 160, k: (1, 1)), activation: .clip(min: 0, max: 6)),
+            // A split at 96 of 200 channels, inside the kernel's first 128-step block; 99 positions.
+            ConvCase(geometry: geometry(c: 200, h: 9, w: 11, m: 36, k: (1, 1)), residual: true, activation: .relu),
+        ]
+        for c in cases {
+            let runs = [1, 2, 3].map { runConv(c, threads: $0, planWithWeights: true, splitsReduction: true) }
+            #expect(runs[0].plan.reductionSplit == (c.geometry.inputChannels / 2 + 8) / 16 * 16, "\(c)")
+            for run in runs.dropFirst() {
+                #expect(run.fast.withUnsafeBytes { a in runs[0].fast.withUnsafeBytes { a.elementsEqual($0) } }, "\(c)")
+            }
+            expectClose(runs[0].fast, runs[0].reference, reduction: c.geometry.reductionLength, "\(c)")
+            let whole = runConv(c, planWithWeights: true)
+            #expect(whole.plan.reductionSplit == nil, "\(c) unmarked")
+            #expect(whole.fast != runs[0].fast, "\(c): the split should sum in another order")
+            let prepacked = runConv(c, threads: 2, planWithWeights: true, splitsReduction: true) { weights in
+                PrepackedWeightsTests.prepacked(c.geometry, weights, keep: &keep)
+            }
+            #expect(prepacked.plan.usesPrepackedWeights && prepacked.plan.reductionSplit != nil, "\(c)")
+            #expect(prepacked.fast == runs[0].fast, "\(c) from prepacked weights")
+        }
+        // Fewer than twice as many inputs as outputs, fewer than 128 inputs, a map over 196
+        // positions, or a batch multiplied at once (``Conv2DPlan/batchesColumns``): whole.
+        for g in [
+            geometry(c: 192, h: 14, w: 14, m: 128, k: (1, 1)), geometry(c: 96, h: 14, w: 14, m: 16, k: (1, 1)),
+            geometry(c: 576, h: 28, w: 28, m: 96, k: (1, 1)), geometry(n: 2, c: 576, h: 14, w: 14, m: 96, k: (1, 1)),
+        ] {
+            #expect(
+                runConv(ConvCase(geometry: g), planWithWeights: true, splitsReduction: true).plan.reductionSplit == nil,
+                "\(g)")
         }
     }
 

@@ -122,6 +122,9 @@ struct Conv: Operator {
     /// The layout and panel format of the prepacked weights input `P`, when the attribute names
     /// ones this build reads; `nil` otherwise (the plan packs `W` itself).
     let packedLayout: (layout: PrepackedWeights.Layout, format: PrepackedWeights.Format)?
+    /// Whether the optimizer marked the layer for a split reduction (``MarkReductionSplits``,
+    /// `split_reduction = 1` on `FusedConv`).
+    let splitsReduction: Bool
     /// Set by ``specialized(for:threadCount:)``.
     var plan: Conv2DPlan?
 
@@ -139,9 +142,11 @@ struct Conv: Operator {
             }
             self.activation = activation
             packedLayout = try node.string("packed_layout").flatMap(PrepackedWeights.layout(fromAttribute:))
+            splitsReduction = try node.int(MarkReductionSplits.attribute, default: 0) == 1
         } else {
             activation = .none
             packedLayout = nil
+            splitsReduction = false
         }
     }
 
@@ -219,7 +224,8 @@ struct Conv: Operator {
         if let weights = inputs.optional(1)?.constant {
             let plan = Conv2DPlan(
                 geometry: geometry, weights: weights.pointer(as: Float.self),
-                prepacked: try prepackedWeights(inputs, geometry: geometry), threadCount: threadCount)
+                prepacked: try prepackedWeights(inputs, geometry: geometry), threadCount: threadCount,
+                splitsReduction: splitsReduction)
             copy.plan = plan
             // The plan reads its own copy from now on; a mapped file's pages of the originals can go,
             // and so can prepacked weights the plan only copied from (or did not read at all).

@@ -1,5 +1,6 @@
 /// Graph rewrites applied once at load, each a named pass with its own tests:
-/// ``RemoveIdentities``, ``FoldBatchNorm``, ``FuseActivations``, ``FuseSiLU``, ``GlobalMeanToPool``.
+/// ``RemoveIdentities``, ``FoldBatchNorm``, ``FuseActivations``, ``FuseSiLU``, ``GlobalMeanToPool``,
+/// ``MarkReductionSplits``.
 public enum Optimizer {
     /// The passes to run.
     public struct Passes: OptionSet, Sendable {
@@ -10,8 +11,9 @@ public enum Optimizer {
         public static let fuseActivations = Passes(rawValue: 4)
         public static let fuseSiLU = Passes(rawValue: 8)
         public static let globalMeanToPool = Passes(rawValue: 16)
+        public static let markReductionSplits = Passes(rawValue: 32)
         public static let all: Passes = [
-            .removeIdentities, .foldBatchNorm, .fuseActivations, .fuseSiLU, .globalMeanToPool,
+            .removeIdentities, .foldBatchNorm, .fuseActivations, .fuseSiLU, .globalMeanToPool, .markReductionSplits,
         ]
     }
 
@@ -25,6 +27,8 @@ public enum Optimizer {
         // After the residual fusion, so that `SiLU(conv + Z)` fuses too.
         if passes.contains(.fuseSiLU) { graph = FuseSiLU.apply(graph) }
         if passes.contains(.globalMeanToPool) { graph = GlobalMeanToPool.apply(graph) }
+        // Last: it reads the fused convolutions.
+        if passes.contains(.markReductionSplits) { graph = MarkReductionSplits.apply(graph) }
         return try Topology.sorted(graph)
     }
 }

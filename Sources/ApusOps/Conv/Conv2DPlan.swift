@@ -100,6 +100,9 @@ public struct Conv2DPlan: Sendable {
     /// The weights packed for the AVX-512 kernel (sgemm paths, or the 36 Winograd matrices), when
     /// they were known at plan time and the CPU has AVX-512; otherwise OpenBLAS multiplies.
     var packedWeights: PackedMatrix?
+    /// Where a pointwise layer's reduction splits in two (``reductionSplit(_:algorithm:batchesColumns:packed:)``,
+    /// when the plan was made with `splitsReduction`), or `nil` when it runs whole.
+    let reductionSplit: Int?
     /// The weights packed for OpenBLAS's own kernel (``BLASPackedMatrix``): the sgemm paths of an
     /// ungrouped layer whose weights were known at plan time when the packed kernels do not
     /// take it (no AVX-512), instead of `cblas_sgemm` packing them on every call.
@@ -126,9 +129,13 @@ public struct Conv2DPlan: Sendable {
     ///   weights in exactly that layout and size (``usesPrepackedWeights``); otherwise ignored.
     /// - Parameter threadCount: threads that may prepare the weights (the result does not
     ///   depend on it).
+    /// - Parameter splitsReduction: whether a pointwise layer may split its reduction in two
+    ///   (``reductionSplit(_:algorithm:batchesColumns:packed:)``; the graph optimizer marks the
+    ///   layers that read a depthwise layer's output). The outputs then differ from the whole
+    ///   reduction's within rounding, and are the same bits with any thread count.
     public init(
         geometry: Conv2DGeometry, algorithm: Algorithm? = nil, weights: UnsafePointer<Float>? = nil,
-        prepacked: PrepackedWeights? = nil, threadCount: Int = 1
+        prepacked: PrepackedWeights? = nil, threadCount: Int = 1, splitsReduction: Bool = false
     ) {
         self.geometry = geometry
         var chosen: Algorithm
@@ -243,6 +250,10 @@ public struct Conv2DPlan: Sendable {
                 : Conv2DPlan.tiling(
                     geometry: geometry,
                     columns: batchesColumns ? geometry.batch * geometry.outputHeight * geometry.outputWidth : nil)
+        reductionSplit =
+            splitsReduction
+            ? Conv2DPlan.reductionSplit(
+                geometry, algorithm: chosen, batchesColumns: batchesColumns, packed: packedWeights != nil) : nil
         self.rowTile = tiles.rowTile
         self.rowTileCount = (max(1, geometry.outputChannelsPerGroup) + tiles.rowTile - 1) / tiles.rowTile
         self.columnTile = tiles.columnTile
@@ -526,6 +537,33 @@ public struct Conv2DPlan: Sendable {
         return (rowTile, columnTile, (columns + columnTile - 1) / columnTile)
     }
 
+    /// Where the reduction of a pointwise layer splits in two halves that are multiplied apart and
+    /// then added (`c = A₀·B₀ + A₁·B₁`, then bias, residual and activation), or `nil`: layers
+    /// with packed weights on the AVX-512 kernel, maps of at most ``reductionSplitMaxPositions``
+    /// positions (14 × 14), at least 128 input channels and at least twice as many inputs as
+    /// outputs (the projections of inverted residual blocks). The split sits at half the input
+    /// channels rounded to 16,
+    /// where the depthwise layer before a projection splits its channels between two threads, so
+    /// that each thread multiplies the channels it has just written (the whole reduction made
+    /// each thread read every channel, half of them from the other core's cache:
+    /// Docs/performance.md, "Zen 4, fifteenth session"). It depends on the geometry alone, never
+    /// on the thread count, so the outputs stay the same bits with any number of threads.
+    /// (Geometry only: whether a layer reads a depthwise layer is the graph's to say.)
+    static func reductionSplit(_ g: Conv2DGeometry, algorithm: Algorithm, batchesColumns: Bool, packed: Bool) -> Int? {
+        let k = g.inputChannels
+        guard algorithm == .pointwise, packed, PackedGemm.hasAVX512, g.groups == 1, !batchesColumns,
+            g.outputHeight * g.outputWidth <= reductionSplitMaxPositions, k >= 128, k >= 2 * g.outputChannels
+        else { return nil }
+        return (k / 2 + 8) / 16 * 16
+    }
+
+    /// 196 positions (14 × 14 maps); `APUS_REDUCTION_SPLIT_POSITIONS` overrides it for experiments
+    /// (0 turns the split off).
+    static let reductionSplitMaxPositions: Int = {
+        if let value = EnvironmentSwitch.integer("APUS_REDUCTION_SPLIT_POSITIONS") { return value }
+        return 196
+    }()
+
     /// Scratch bytes for one concurrently running depthwise task.
     var slotByteCount: Int {
         let g = geometry
@@ -562,6 +600,10 @@ public struct Conv2DPlan: Sendable {
     /// running task (depthwise).
     public func workspaceByteCount(threadCount: Int) -> Int {
         if batchesColumns { return batchedColumnsLayout.floatCount * MemoryLayout<Float>.stride }
+        if reductionSplit != nil {
+            // The second half's product, one image at a time.
+            return (geometry.outputChannels * geometry.outputHeight * geometry.outputWidth * 4 + 63) / 64 * 64
+        }
         if algorithm == .im2col { return (columnMatrixByteCount + 63) / 64 * 64 }
         if let tapPlanes { return (tapPlanes.floatCount * MemoryLayout<Float>.stride + 63) / 64 * 64 }
         if algorithm == .winograd { return winogradLayout.byteCount }
@@ -682,6 +724,12 @@ public struct Conv2DPlan: Sendable {
             }
             let inputImageCount = g.inputChannels * g.inputHeight * g.inputWidth
             let outputImageCount = g.outputChannels * g.outputHeight * g.outputWidth
+            if let split = reductionSplit, let packed = packedWeights {
+                runSplitReduction(
+                    split: split, packed: packed, input: input, bias: bias, residual: residual, output: output,
+                    activation: activation, context: context)
+                return
+            }
             guard let columnMatrix else {
                 // Pointwise: no shared column matrix, so every image's tiles go into one parallel
                 // region (one region for the whole batch).
@@ -858,6 +906,93 @@ public struct Conv2DPlan: Sendable {
                 operands: ConvOperands(
                     input: input, weights: weights, bias: bias, residual: residual, output: output,
                     activation: activation)))
+    }
+
+    /// The pointwise path with the reduction split in two (``reductionSplit``), per image: the
+    /// first half's product into `output` and the second's into the workspace, each half's rows
+    /// cut into as many tasks as half the threads (the first half's tasks first, so that with two
+    /// threads the caller multiplies the first half); then the two added and the epilogue applied,
+    /// rows split between the threads.
+    private func runSplitReduction(
+        split: Int, packed: PackedMatrix, input: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
+        context: ComputeContext
+    ) {
+        let g = geometry
+        let n = g.outputHeight * g.outputWidth
+        let rows = g.outputChannels
+        let needed = rows * n * MemoryLayout<Float>.stride
+        precondition(
+            context.workspace != nil && context.workspaceByteCount >= needed,
+            "convolution needs \(needed) workspace bytes, has \(context.workspaceByteCount)")
+        guard let second = context.workspace?.assumingMemoryBound(to: Float.self) else { return }
+        let panels = (rows + PackedGemm.panelRows - 1) / PackedGemm.panelRows
+        let parts = max(1, min(panels, (context.threadCount + 1) / 2))
+
+        /// Row part `task % parts` of half `task / parts`.
+        struct Halves: ParallelTasks {
+            let packed: PackedMatrix
+            let split: Int
+            let parts: Int
+            let panels: Int
+            let n: Int
+            let input: UnsafePointer<Float>
+            let output: UnsafeMutablePointer<Float>
+            let second: UnsafeMutablePointer<Float>
+
+            func run(_ task: Int) {
+                let half = task / parts
+                let part = task % parts
+                let firstRow = part * panels / parts * PackedGemm.panelRows
+                let lastRow = min(packed.rows, (part + 1) * panels / parts * PackedGemm.panelRows)
+                if lastRow <= firstRow { return }
+                let range = half == 0 ? 0..<split : split..<packed.columns
+                PackedGemm.multiply(
+                    packed, firstRow: firstRow, rowCount: lastRow - firstRow, n: n, b: input + range.lowerBound * n,
+                    ldb: n, c: (half == 0 ? output : second) + firstRow * n, ldc: n, reduction: range)
+            }
+        }
+        /// Rows of the sum, then the epilogue.
+        struct Sum: ParallelTasks {
+            let rows: Int
+            let n: Int
+            let output: UnsafeMutablePointer<Float>
+            let second: UnsafePointer<Float>
+            let bias: UnsafePointer<Float>?
+            let residual: UnsafePointer<Float>?
+            let activation: FusedActivation
+            let tasks: Int
+
+            func run(_ task: Int) {
+                let first = task * rows / tasks
+                let last = (task + 1) * rows / tasks
+                if last <= first { return }
+                let block = output + first * n
+                Epilogue.apply(
+                    to: block, rowCount: last - first, columnCount: n, rowStride: n, bias: nil,
+                    residual: second + first * n, residualRowStride: n, activation: .none)
+                Epilogue.apply(
+                    to: block, rowCount: last - first, columnCount: n, rowStride: n, bias: bias.map { $0 + first },
+                    residual: residual.map { $0 + first * n }, residualRowStride: n, activation: activation)
+            }
+        }
+        let inputImageCount = g.inputChannels * g.inputHeight * g.inputWidth
+        let outputImageCount = rows * n
+        let sumTasks = max(1, min(rows, context.threadCount))
+        for image in 0..<g.batch {
+            let imageOutput = output + image * outputImageCount
+            context.parallelFor(
+                2 * parts,
+                Halves(
+                    packed: packed, split: split, parts: parts, panels: panels, n: n,
+                    input: input + image * inputImageCount, output: imageOutput, second: second))
+            context.parallelFor(
+                sumTasks,
+                Sum(
+                    rows: rows, n: n, output: imageOutput, second: UnsafePointer(second), bias: bias,
+                    residual: residual.map { $0 + image * outputImageCount }, activation: activation,
+                    tasks: sumTasks))
+        }
     }
 
     /// The Winograd path, per image: input transform (split by input channel), 36 sgemm calls
