@@ -542,13 +542,12 @@ public struct Conv2DPlan: Sendable {
     /// with packed weights on the AVX-512 kernel, maps of at most ``reductionSplitMaxPositions``
     /// positions (14 × 14), at least 128 input channels and at least twice as many inputs as
     /// outputs (the projections of inverted residual blocks). The split sits at half the input
-    /// channels rounded to 16,
-    /// where the depthwise layer before a projection splits its channels between two threads, so
-    /// that each thread multiplies the channels it has just written (the whole reduction made
-    /// each thread read every channel, half of them from the other core's cache:
-    /// Docs/performance.md, "Zen 4, fifteenth session"). It depends on the geometry alone, never
-    /// on the thread count, so the outputs stay the same bits with any number of threads.
-    /// (Geometry only: whether a layer reads a depthwise layer is the graph's to say.)
+    /// channels rounded to 16, where the depthwise layer before a projection splits its channels
+    /// between two threads, so that each thread multiplies the channels it has just written (the
+    /// whole reduction made each thread read every channel, half of them from the other core's
+    /// cache: Docs/performance.md, "Zen 4, fifteenth session"). It depends on the geometry alone,
+    /// never on the thread count, so the outputs stay the same bits with any number of threads.
+    /// Whether a layer reads a depthwise layer is the graph's to say (``init(geometry:algorithm:weights:prepacked:threadCount:splitsReduction:)``).
     static func reductionSplit(_ g: Conv2DGeometry, algorithm: Algorithm, batchesColumns: Bool, packed: Bool) -> Int? {
         let k = g.inputChannels
         guard algorithm == .pointwise, packed, PackedGemm.hasAVX512, g.groups == 1, !batchesColumns,
