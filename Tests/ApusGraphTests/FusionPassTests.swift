@@ -6,15 +6,23 @@ import Testing
 
 /// The performance passes: SiLU into convolutions, spatial ReduceMean into GlobalAveragePool.
 @Suite struct FusionPassTests {
-    /// x → Conv → y; Sigmoid(y) → s; Mul(order) → z; ReduceMean(z, axes) → m.
-    func siluGraph(mulInputs: [String], axes: [Int64] = [-1, -2], keepdims: Int = 1) -> Graph {
-        var random = UInt64(5)
-        func values(_ count: Int) -> [Float] {
+    /// Weights in [−scale, scale] from a linear congruential generator.
+    struct Values {
+        var state: UInt64
+        let scale: Float
+
+        mutating func next(_ count: Int) -> [Float] {
             (0..<count).map { _ in
-                random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-                return Float(Int(random >> 40) % 2001 - 1000) / 1000
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return Float(Int(state >> 40) % 2001 - 1000) / 1000 * scale
             }
         }
+    }
+
+    /// x → Conv → y; Sigmoid(y) → s; Mul(order) → z; ReduceMean(z, axes) → m.
+    func siluGraph(mulInputs: [String], axes: [Int64] = [-1, -2], keepdims: Int = 1) -> Graph {
+        var random = Values(state: 5, scale: 1)
+        func values(_ count: Int) -> [Float] { random.next(count) }
         let nodes = [
             Node(
                 name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"],
@@ -55,13 +63,8 @@ import Testing
     /// reading the expansion ("side") and a grouped 1 × 1 layer reading the depthwise output
     /// ("grouped").
     func invertedResidualGraph() -> Graph {
-        var random = UInt64(7)
-        func values(_ count: Int) -> [Float] {
-            (0..<count).map { _ in
-                random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-                return Float(Int(random >> 40) % 2001 - 1000) / 4000
-            }
-        }
+        var random = Values(state: 7, scale: 0.25)
+        func values(_ count: Int) -> [Float] { random.next(count) }
         let nodes = [
             Node(name: "expand", opType: "Conv", inputs: ["x", "we"], outputs: ["e"]),
             Node(
