@@ -13,14 +13,7 @@ enum GlobalMeanToPool {
         for (nodeIndex, node) in graph.nodes.enumerated()
         where node.domain.isEmpty && node.opType == "ReduceMean" && node.outputs.count == 1 {
             guard let x = node.inputs.first, let producerIndex = index.producer[x] else { continue }
-            let producer = graph.nodes[producerIndex]
-            let isConv =
-                producer.domain.isEmpty && producer.opType == "Conv"
-                || producer.domain == Node.apusDomain
-                    && producer.opType == "FusedConv"
-            guard isConv, producer.inputs.count >= 2, let weights = graph.initializers[producer.inputs[1]],
-                weights.shape.rank == 4
-            else { continue }
+            guard convolutionWeightShape(graph.nodes[producerIndex], in: graph) != nil else { continue }
             guard (try? node.int("keepdims", default: 1)) == 1 else { continue }
             var axes: [Int]?
             if node.inputs.count >= 2 && !node.inputs[1].isEmpty {

@@ -19,6 +19,16 @@ struct GraphIndex {
     }
 }
 
+/// The weights' dimensions of a `Conv` or `FusedConv` node whose weights are a rank-4 initializer
+/// of `graph`, else `nil`: how passes that must not infer shapes recognize a 2-D convolution.
+func convolutionWeightShape(_ node: Node, in graph: Graph) -> [Int]? {
+    let isConv =
+        node.domain.isEmpty && node.opType == "Conv" || node.domain == Node.apusDomain && node.opType == "FusedConv"
+    guard isConv, node.inputs.count >= 2, let weights = graph.initializers[node.inputs[1]], weights.shape.rank == 4
+    else { return nil }
+    return weights.shape.dimensions
+}
+
 /// A unique name for a tensor created by a pass.
 func freshName(_ base: String, in graph: Graph) -> String {
     var name = base

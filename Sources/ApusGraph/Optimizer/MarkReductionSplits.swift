@@ -18,20 +18,13 @@ enum MarkReductionSplits {
     static func apply(_ graph: Graph) -> Graph {
         var graph = graph
         let index = GraphIndex(graph)
-        func isConv(_ node: Node) -> Bool {
-            node.domain.isEmpty && node.opType == "Conv" || node.domain == Node.apusDomain && node.opType == "FusedConv"
-        }
-        func weightShape(_ node: Node) -> [Int]? {
-            guard node.inputs.count >= 2, let weights = graph.initializers[node.inputs[1]], weights.shape.rank == 4
-            else { return nil }
-            return weights.shape.dimensions
-        }
-        for (nodeIndex, node) in graph.nodes.enumerated() where isConv(node) {
-            guard let w = weightShape(node), w[2] == 1, w[3] == 1, (try? node.int("group", default: 1)) == 1,
+        for (nodeIndex, node) in graph.nodes.enumerated() {
+            guard let w = convolutionWeightShape(node, in: graph), w[2] == 1, w[3] == 1,
+                (try? node.int("group", default: 1)) == 1,
                 let x = node.inputs.first, let producerIndex = index.producer[x]
             else { continue }
             let producer = graph.nodes[producerIndex]
-            guard isConv(producer), let d = weightShape(producer), d[1] == 1, d[0] == w[1],
+            guard let d = convolutionWeightShape(producer, in: graph), d[1] == 1, d[0] == w[1],
                 (try? producer.int("group", default: 1)) == d[0]
             else { continue }
             var marked = node
