@@ -599,10 +599,7 @@ public struct Conv2DPlan: Sendable {
     /// running task (depthwise).
     public func workspaceByteCount(threadCount: Int) -> Int {
         if batchesColumns { return batchedColumnsLayout.floatCount * MemoryLayout<Float>.stride }
-        if reductionSplit != nil {
-            // The second half's product, one image at a time.
-            return (geometry.outputChannels * geometry.outputHeight * geometry.outputWidth * 4 + 63) / 64 * 64
-        }
+        if reductionSplit != nil { return (splitReductionByteCount + 63) / 64 * 64 }
         if algorithm == .im2col { return (columnMatrixByteCount + 63) / 64 * 64 }
         if let tapPlanes { return (tapPlanes.floatCount * MemoryLayout<Float>.stride + 63) / 64 * 64 }
         if algorithm == .winograd { return winogradLayout.byteCount }
@@ -907,6 +904,12 @@ public struct Conv2DPlan: Sendable {
                     activation: activation)))
     }
 
+    /// Bytes of the split reduction's second half's product, one image at a time (the workspace
+    /// of ``runSplitReduction(split:packed:input:bias:residual:output:activation:context:)``).
+    var splitReductionByteCount: Int {
+        geometry.outputChannels * geometry.outputHeight * geometry.outputWidth * MemoryLayout<Float>.stride
+    }
+
     /// The pointwise path with the reduction split in two (``reductionSplit``), per image: the
     /// first half's product into `output` and the second's into the workspace, each half's rows
     /// cut into as many tasks as half the threads (the first half's tasks first, so that with two
@@ -920,7 +923,7 @@ public struct Conv2DPlan: Sendable {
         let g = geometry
         let n = g.outputHeight * g.outputWidth
         let rows = g.outputChannels
-        let needed = rows * n * MemoryLayout<Float>.stride
+        let needed = splitReductionByteCount
         precondition(
             context.workspace != nil && context.workspaceByteCount >= needed,
             "convolution needs \(needed) workspace bytes, has \(context.workspaceByteCount)")
