@@ -23,6 +23,9 @@ void old_apus_winograd_output_avx512(
 void old_apus_depthwise_avx512(
     const apus_depthwise_geometry *g, const void *table, const float *input, const float *weights, long channels,
     long first, long count, float *output, const apus_gemm_epilogue *epilogue);
+void old_apus_direct_conv_avx512(
+    const apus_depthwise_geometry *g, const void *table, const float *input, long inputChannels, const float *weights,
+    long firstChannel, long channelCount, float *output, const apus_gemm_epilogue *epilogue);
 
 /// Packed weights cycle through this many copies (more than L2 holds for the larger layers), as
 /// they come from L3 in a model run.
@@ -131,6 +134,46 @@ static void depthwise(long channels, long size, long kernel, long stride, int ac
     free(in); free(out[0]); free(out[1]); free(w); free(b); free(table); free(t[0]); free(t[1]);
 }
 
+struct direct_call {
+    const apus_depthwise_geometry *g;
+    const void *table;
+    const float *in, *w;
+    long inputChannels, channels;
+    float *out[2];
+    apus_gemm_epilogue epilogue;
+};
+
+static void run_direct(void *context, int current) {
+    struct direct_call *c = context;
+    (current ? apus_direct_conv_avx512 : old_apus_direct_conv_avx512)(
+        c->g, c->table, c->in, c->inputChannels, c->w, 0, c->channels, c->out[current], &c->epilogue);
+}
+
+/// A network stem on the direct kernel: `inputChannels` → `channels`, `size`² input, pad k / 2.
+static void direct(long inputChannels, long channels, long size, long kernel, long stride, int activation, long calls) {
+    long pad = kernel / 2, outSize = (size + 2 * pad - kernel) / stride + 1;
+    apus_depthwise_geometry g = {size, size, outSize, outSize, kernel, stride, pad, pad};
+    long inCount = inputChannels * size * size, outCount = channels * outSize * outSize;
+    long weightCount = channels * inputChannels * kernel * kernel;
+    float *in = aligned_alloc(64, sizeof(float) * (inCount + 64));
+    float *out[2] = {aligned_alloc(64, sizeof(float) * (outCount + 64)), aligned_alloc(64, sizeof(float) * (outCount + 64))};
+    float *w = malloc(sizeof(float) * weightCount), *b = malloc(sizeof(float) * channels);
+    for (long i = 0; i < inCount; i++) in[i] = (i % 17) * 0.1f - 0.8f;
+    for (long i = 0; i < weightCount; i++) w[i] = (i % 7) * 0.01f - 0.02f;
+    for (long i = 0; i < channels; i++) b[i] = 0.5f;
+    void *table = aligned_alloc(64, (apus_depthwise_table_size(&g) + 63) / 64 * 64);
+    apus_depthwise_prepare(&g, table);
+    struct direct_call call = {
+        &g, table, in, w, inputChannels, channels, {out[0], out[1]}, {b, 0, 0, activation, 0, 6}};
+    double *t[2] = {malloc(sizeof(double) * calls), malloc(sizeof(double) * calls)};
+    alternate(calls, run_direct, &call, t);
+    char what[96];
+    snprintf(what, sizeof what, "direct %ld → %ld, %ld², %ld × %ld stride %ld, %s", inputChannels, channels, size,
+        kernel, kernel, stride, activation_name(activation));
+    report(what, t[0], t[1], calls, memcmp(out[0], out[1], sizeof(float) * outCount) == 0);
+    free(in); free(out[0]); free(out[1]); free(w); free(b); free(table); free(t[0]); free(t[1]);
+}
+
 struct winograd_call {
     apus_winograd_geometry g;
     long channels;
@@ -218,6 +261,10 @@ int main(int argc, char **argv) {
     depthwise(480, 14, 3, 1, APUS_GEMM_SILU, calls);
     depthwise(240, 28, 5, 1, APUS_GEMM_SILU, calls);
     depthwise(240, 28, 3, 2, APUS_GEMM_SILU, calls);
+    // The stems: MobileNetV2's, EfficientNet-B0's and ResNet's.
+    direct(3, 32, 224, 3, 2, APUS_GEMM_CLIP, calls);
+    direct(3, 32, 224, 3, 2, APUS_GEMM_SILU, calls);
+    direct(3, 64, 224, 7, 2, APUS_GEMM_RELU, calls / 4);
     // ResNet's Winograd layers: 56², 28² and 14² maps (14, 7 and 4 tiles a row).
     for (int output = 0; output < 2; output++) {
         winograd(64, 56, output, calls / 2);
