@@ -49,25 +49,28 @@ __attribute__((target("avx512f"))) static void scale_panel_avx512(
 #endif
 
 void apus_gemm_packed_scale_columns(const float *packed, long m, long k, const float *scale, long firstPanel,
-                                    long panelCount, float *out) {
+                                    long panelCount, long kBegin, long kEnd, float *out) {
     long paddedRows = (m + MR - 1) / MR * MR;
+    if (kBegin < 0) kBegin = 0;
+    if (kEnd > k) kEnd = k;
 #if defined(__x86_64__)
     // The packed kernel also runs on AVX2-only CPUs (gemm_avx2.c), which take the plain loop.
     int avx512 = __builtin_cpu_supports("avx512f");
 #endif
-    for (long k0 = 0; k0 < k; k0 += KC) {
-        long kc = k - k0 < KC ? k - k0 : KC;
-        // A block holds every panel, each column by column: MR values of column k0 + kk at a time.
+    for (long k0 = kBegin / KC * KC; k0 < kEnd; k0 += KC) {
+        // A block holds every panel, each column by column: MR values of column k0 + kk at a
+        // time, so the block's columns [lo, hi) of a panel are one run of its floats.
+        const long width = k - k0 < KC ? k - k0 : KC;
+        const long lo = k0 > kBegin ? k0 : kBegin, hi = k0 + width < kEnd ? k0 + width : kEnd;
         for (long p = firstPanel; p < firstPanel + panelCount; p++) {
-            const float *source = packed + k0 * paddedRows + p * MR * kc;
-            float *dest = out + k0 * paddedRows + p * MR * kc;
+            const long at = k0 * paddedRows + p * MR * width + (lo - k0) * MR;
 #if defined(__x86_64__)
             if (avx512) {
-                scale_panel_avx512(source, scale + k0, kc, dest);
+                scale_panel_avx512(packed + at, scale + lo, hi - lo, out + at);
                 continue;
             }
 #endif
-            scale_panel(source, scale + k0, kc, dest);
+            scale_panel(packed + at, scale + lo, hi - lo, out + at);
         }
     }
 }

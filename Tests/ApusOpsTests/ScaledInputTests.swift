@@ -11,7 +11,9 @@ import Testing
 
     /// Runs the scaled path and the reference on seeded data; `sharedScale` gives every image the
     /// same scales (`scaleStride` 0).
-    static func run(_ c: ConvCase, sharedScale: Bool = false, threads: Int = 1) -> (fast: [Float], reference: [Float]) {
+    static func run(_ c: ConvCase, sharedScale: Bool = false, threads: Int = 1, split: Bool = false) -> (
+        fast: [Float], reference: [Float]
+    ) {
         let g = c.geometry
         var random = TestRandom(seed: 11)
         let input = random.array(g.batch * g.inputChannels * g.inputHeight * g.inputWidth)
@@ -31,8 +33,11 @@ import Testing
         }
         var reference = [Float](repeating: 0, count: outCount)
         var fast = [Float](repeating: .nan, count: outCount)
-        let plan = weights.withUnsafeBufferPointer { Conv2DPlan(geometry: g, weights: $0.baseAddress) }
+        let plan = weights.withUnsafeBufferPointer {
+            Conv2DPlan(geometry: g, weights: $0.baseAddress, splitsReduction: split)
+        }
         #expect(plan.scalesInputThroughWeights, "\(g)")
+        #expect(plan.splitsReduction == split, "\(g)")
         bias.withUnsafeBufferPointer { b in
             residual.withUnsafeBufferPointer { r in
                 let bp = c.bias ? b.baseAddress : nil
@@ -46,7 +51,7 @@ import Testing
                         }
                     }
                 }
-                let bytes = plan.scaledInputWorkspaceByteCount
+                let bytes = plan.scaledInputWorkspaceByteCount(threadCount: threads)
                 withWorkspace(bytes) { workspace in
                     let context = ComputeContext(threadCount: threads, workspace: workspace, workspaceByteCount: bytes)
                     input.withUnsafeBufferPointer { x in
@@ -92,6 +97,37 @@ import Testing
         }
     }
 
+    /// Layers that split their reduction (at most 196 positions, K ≥ 2M, K ≥ 128): on 14² maps
+    /// the weights are the smaller and each half scales its columns of them; on 7² maps the
+    /// input is, and each half scales its own input channels. Channel counts off the panels and
+    /// the 16-channel split point. (Batches of such maps take the batched product, which does not
+    /// split.)
+    static let splitCases: [ConvCase] = [
+        ConvCase(geometry: geometry(c: 480, h: 14, w: 14, m: 80, k: (1, 1)), residual: true),
+        ConvCase(geometry: geometry(c: 200, h: 14, w: 14, m: 37, k: (1, 1)), activation: .relu),
+        ConvCase(geometry: geometry(c: 672, h: 7, w: 7, m: 192, k: (1, 1))),
+        ConvCase(geometry: geometry(c: 300, h: 7, w: 7, m: 100, k: (1, 1)), residual: true),
+    ]
+
+    /// The split paths against the reference of the scaled input, with the same bits at 1, 2 and
+    /// 3 threads (the halves and their parts depend on the geometry, the parts on nothing the
+    /// bits see), per-image and shared scales.
+    @Test(arguments: splitCases)
+    func splitReductionMatchesTheReference(_ c: ConvCase) {
+        let g = c.geometry
+        let weightsScaled = g.outputChannels * g.inputChannels <= g.inputChannels * g.inputHeight * g.inputWidth
+        #expect(weightsScaled == (g.inputHeight == 14), "\(g): the case should take the other mode")
+        for shared in [false, true] {
+            let (fast, reference) = Self.run(c, sharedScale: shared, split: true)
+            expectClose(fast, reference, reduction: g.inputChannels, "\(c) shared \(shared)")
+            for threads in [2, 3] {
+                #expect(
+                    Self.run(c, sharedScale: shared, threads: threads, split: true).fast == fast,
+                    "\(c) shared \(shared) at \(threads) threads")
+            }
+        }
+    }
+
     /// The scale of the copy is the input's: scales of 1 give the plain path's output.
     @Test func unitScalesGiveThePlainConvolution() {
         let c = Self.cases[1]
@@ -103,7 +139,7 @@ import Testing
         let plan = weights.withUnsafeBufferPointer { Conv2DPlan(geometry: g, weights: $0.baseAddress) }
         var plain = [Float](repeating: 0, count: g.outputChannels * g.outputHeight * g.outputWidth)
         var scaled = plain
-        let bytes = plan.scaledInputWorkspaceByteCount
+        let bytes = plan.scaledInputWorkspaceByteCount(threadCount: 1)
         withWorkspace(bytes) { workspace in
             let context = ComputeContext(threadCount: 1, workspace: workspace, workspaceByteCount: bytes)
             input.withUnsafeBufferPointer { x in

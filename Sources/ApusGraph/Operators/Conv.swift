@@ -378,7 +378,9 @@ struct ExpandDepthwiseConv: Operator {
 
 /// A channel-scaling `Mul` (x · s, s one value per channel and image, as a squeeze-and-excitation
 /// block ends) and the 1 × 1 convolution that alone reads its product, joined by the planner into
-/// one step: the convolution's packed weights are scaled per image instead of the map
+/// one step: the convolution's packed weights are scaled per image instead of the map, or, when
+/// the layer splits its reduction, each half's weights or input channels on the thread that
+/// multiplies them
 /// (``Conv2DPlan/runScaledInput(input:scale:scaleStride:bias:residual:output:activation:context:)``).
 /// The step's inputs are x, s, then the convolution's weights, bias and residual (absent ones
 /// `nil`).
@@ -391,7 +393,7 @@ struct ScaledInputConv: Operator {
     }
 
     func workspaceByteCount(for inputs: [ValueFact?], threadCount: Int) -> Int {
-        conv.plan?.scaledInputWorkspaceByteCount ?? 0
+        conv.plan?.scaledInputWorkspaceByteCount(threadCount: threadCount) ?? 0
     }
 
     func run(_ inputs: [Tensor?], outputs: [Tensor], context: ComputeContext) throws(OperatorError) {
@@ -406,7 +408,7 @@ struct ScaledInputConv: Operator {
         else {
             throw .invalidShape("scaled convolution of \(x.shape) by \(s.shape) does not fit its plan")
         }
-        let needed = plan.scaledInputWorkspaceByteCount
+        let needed = plan.scaledInputWorkspaceByteCount(threadCount: context.threadCount)
         guard context.workspace != nil && context.workspaceByteCount >= needed else {
             throw .invalidShape(
                 "scaled convolution needs \(needed) workspace bytes, the plan gave \(context.workspaceByteCount)")

@@ -22,8 +22,9 @@ public struct PlanOptions: Sendable {
     /// Whether a `Mul` scaling a map's channels (`x · s`, `s` of shape [N or 1, C, 1, 1], as a
     /// squeeze-and-excitation block ends) whose only reader is a 1 × 1 convolution on the packed
     /// kernel runs as one step that scales the weights' columns instead of the map
-    /// (``ScaledInputConv``), when the weights are smaller than one image's map. Within rounding
-    /// of the separate steps, not the same bits. On unless the environment sets
+    /// (``ScaledInputConv``), when the weights are smaller than one image's map or the convolution
+    /// splits its reduction. Within rounding of the separate steps, not the same bits (the same
+    /// bits when the split scales the input). On unless the environment sets
     /// `APUS_JOIN_SCALED_INPUTS=0`.
     public var joinsScaledInputs: Bool
     /// Whether a convolution on the direct (stem) kernel and the max pooling that alone reads its
@@ -305,7 +306,8 @@ public enum Planner {
     /// Joins each `Mul(x, s)` that scales the channels of x ([N, C, H, W]) by s ([N or 1, C, 1, 1])
     /// and whose only reader, the next step, is a 1 × 1 convolution on the packed kernel, into one
     /// ``ScaledInputConv`` step named `mul+conv`, when the packed weights are no larger than one
-    /// image of x: it reads x, s and the convolution's other inputs, and x · s is never stored.
+    /// image of x or the convolution splits its reduction (each half then scales what it reads):
+    /// it reads x, s and the convolution's other inputs, and x · s is never stored.
     static func joinScaledInputs(
         _ pending: [PendingStep], facts: [String: ValueFact], graphOutputs: Set<String>
     ) -> [PendingStep] {
@@ -316,7 +318,8 @@ public enum Planner {
                 let (x, s) = channelScaling(first.node.inputs[0], first.node.inputs[1], facts: facts)
                     ?? channelScaling(first.node.inputs[1], first.node.inputs[0], facts: facts),
                 let xFact = facts[x], xFact.shape == facts[scaled]?.shape,
-                plan.packedWeightFloatCount <= xFact.shape.elementCount / max(1, xFact.shape[0])
+                plan.splitsReduction
+                    || plan.packedWeightFloatCount <= xFact.shape.elementCount / max(1, xFact.shape[0])
             else { return nil }
             let node = Node(
                 name: first.node.name + "+" + second.node.name, opType: "ScaledInputConv", domain: Node.apusDomain,

@@ -722,8 +722,8 @@ public struct Conv2DPlan: Sendable {
             let outputImageCount = g.outputChannels * g.outputHeight * g.outputWidth
             if let split = reductionSplit, let packed = packedWeights {
                 runSplitReduction(
-                    split: split, packed: packed, input: input, bias: bias, residual: residual, output: output,
-                    activation: activation, context: context)
+                    split: split, packed: packed, input: input, scaling: nil, bias: bias, residual: residual,
+                    output: output, activation: activation, context: context)
                 return
             }
             guard let columnMatrix else {
@@ -905,31 +905,54 @@ public struct Conv2DPlan: Sendable {
     }
 
     /// Bytes of the split reduction's second half's product, one image at a time (the workspace
-    /// of ``runSplitReduction(split:packed:input:bias:residual:output:activation:context:)``).
+    /// of ``runSplitReduction(split:packed:input:scaling:bias:residual:output:activation:context:)``).
     var splitReductionByteCount: Int {
         geometry.outputChannels * geometry.outputHeight * geometry.outputWidth * MemoryLayout<Float>.stride
     }
 
+    /// Tasks per half of the split reduction: the rows of each half's product are cut into as many
+    /// parts as half the threads.
+    func splitReductionParts(threadCount: Int) -> Int {
+        let panels = (geometry.outputChannels + PackedGemm.panelRows - 1) / PackedGemm.panelRows
+        return max(1, min(panels, (threadCount + 1) / 2))
+    }
+
+    /// A squeeze-and-excitation scale inside the split reduction (``runScaledInput(input:scale:scaleStride:bias:residual:output:activation:context:)``):
+    /// each task scales what its half reads before multiplying it, so that the scaling, like the
+    /// product, reads only the input channels of its own half.
+    struct SplitScaling {
+        /// `C` scales of the image being multiplied.
+        let scale: UnsafePointer<Float>
+        /// Where the scaled operands go: with ``scalesWeights``, a whole packed copy of the weights
+        /// (each task writes its panels' columns of its half); otherwise one buffer of
+        /// `bufferFloats` per task for its half's scaled input channels.
+        let scratch: UnsafeMutablePointer<Float>
+        let scalesWeights: Bool
+        let bufferFloats: Int
+    }
+
     /// The pointwise path with the reduction split in two (``reductionSplit``), per image: the
     /// first half's product into `output` and the second's into the workspace, each half's rows
-    /// cut into as many tasks as half the threads (the first half's tasks first, so that with two
-    /// threads the caller multiplies the first half); then the two added and the epilogue applied,
-    /// rows split between the threads.
+    /// cut into ``splitReductionParts(threadCount:)`` tasks (the first half's tasks first, so that
+    /// with two threads the caller multiplies the first half); then the two added and the epilogue
+    /// applied, rows split between the threads. With `scaling`, the input's channels are scaled
+    /// first, through the weights or through a copy of the half's input channels.
     private func runSplitReduction(
-        split: Int, packed: PackedMatrix, input: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
-        context: ComputeContext
+        split: Int, packed: PackedMatrix, input: UnsafePointer<Float>, scaling: (scale: UnsafePointer<Float>, stride: Int)?,
+        bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+        activation: FusedActivation, context: ComputeContext
     ) {
         let g = geometry
         let n = g.outputHeight * g.outputWidth
         let rows = g.outputChannels
-        let needed = splitReductionByteCount
+        let needed = scaling == nil ? splitReductionByteCount : scaledInputWorkspaceByteCount(threadCount: context.threadCount)
         precondition(
             context.workspace != nil && context.workspaceByteCount >= needed,
             "convolution needs \(needed) workspace bytes, has \(context.workspaceByteCount)")
         guard let second = context.workspace?.assumingMemoryBound(to: Float.self) else { return }
+        let scratch = second + (splitReductionByteCount + 63) / 64 * 16
         let panels = (rows + PackedGemm.panelRows - 1) / PackedGemm.panelRows
-        let parts = max(1, min(panels, (context.threadCount + 1) / 2))
+        let parts = splitReductionParts(threadCount: context.threadCount)
 
         /// Row part `task % parts` of half `task / parts`.
         struct Halves: ParallelTasks {
@@ -939,19 +962,39 @@ public struct Conv2DPlan: Sendable {
             let panels: Int
             let n: Int
             let input: UnsafePointer<Float>
+            let scaling: SplitScaling?
             let output: UnsafeMutablePointer<Float>
             let second: UnsafeMutablePointer<Float>
 
             func run(_ task: Int) {
                 let half = task / parts
                 let part = task % parts
-                let firstRow = part * panels / parts * PackedGemm.panelRows
-                let lastRow = min(packed.rows, (part + 1) * panels / parts * PackedGemm.panelRows)
+                let firstPanel = part * panels / parts
+                let lastPanel = (part + 1) * panels / parts
+                let firstRow = firstPanel * PackedGemm.panelRows
+                let lastRow = min(packed.rows, lastPanel * PackedGemm.panelRows)
                 if lastRow <= firstRow { return }
                 let range = half == 0 ? 0..<split : split..<packed.columns
+                var b = input + range.lowerBound * n
+                var values: UnsafePointer<Float>? = nil
+                if let scaling, scaling.scalesWeights {
+                    apus_gemm_packed_scale_columns(
+                        packed.values, packed.rows, packed.columns, scaling.scale, firstPanel, lastPanel - firstPanel,
+                        range.lowerBound, range.upperBound, scaling.scratch)
+                    values = UnsafePointer(scaling.scratch)
+                } else if let scaling {
+                    let buffer = scaling.scratch + task * scaling.bufferFloats
+                    for channel in range {
+                        let s = scaling.scale[channel]
+                        let from = input + channel * n
+                        let to = buffer + (channel - range.lowerBound) * n
+                        for i in 0..<n { to[i] = from[i] * s }
+                    }
+                    b = UnsafePointer(buffer)
+                }
                 PackedGemm.multiply(
-                    packed, firstRow: firstRow, rowCount: lastRow - firstRow, n: n, b: input + range.lowerBound * n,
-                    ldb: n, c: (half == 0 ? output : second) + firstRow * n, ldc: n, reduction: range)
+                    packed, firstRow: firstRow, rowCount: lastRow - firstRow, n: n, b: b, ldb: n,
+                    c: (half == 0 ? output : second) + firstRow * n, ldc: n, values: values, reduction: range)
             }
         }
         /// Rows of the sum, then the epilogue.
@@ -983,11 +1026,17 @@ public struct Conv2DPlan: Sendable {
         let sumTasks = max(1, min(rows, context.threadCount))
         for image in 0..<g.batch {
             let imageOutput = output + image * outputImageCount
+            let imageScaling = scaling.map {
+                SplitScaling(
+                    scale: $0.scale + image * $0.stride, scratch: scratch, scalesWeights: splitScalesWeights,
+                    bufferFloats: splitInputBufferFloats)
+            }
             context.parallelFor(
                 2 * parts,
                 Halves(
                     packed: packed, split: split, parts: parts, panels: panels, n: n,
-                    input: input + image * inputImageCount, output: imageOutput, second: second))
+                    input: input + image * inputImageCount, scaling: imageScaling, output: imageOutput,
+                    second: second))
             context.parallelFor(
                 sumTasks,
                 Sum(
@@ -1454,10 +1503,33 @@ extension Conv2DPlan {
     /// Floats of the weights' packed form (what one scaled copy of them needs).
     public var packedWeightFloatCount: Int { packedWeights.map { $0.packedValues.count } ?? 0 }
 
-    /// Workspace bytes of ``runScaledInput(input:scale:scaleStride:bias:residual:output:activation:context:)``:
-    /// one scaled copy of the packed weights.
-    public var scaledInputWorkspaceByteCount: Int {
-        (packedWeightFloatCount * MemoryLayout<Float>.stride + 63) / 64 * 64
+    /// Whether the plan splits its reduction in two (``reductionSplit(_:algorithm:batchesColumns:packed:)``).
+    public var splitsReduction: Bool { reductionSplit != nil }
+
+    /// Whether a split reduction with a scaled input scales the weights (one multiply per weight)
+    /// rather than the input (one per input value): when the weights are no larger than one image
+    /// of the input, as for the join without the split.
+    var splitScalesWeights: Bool {
+        packedWeightFloatCount <= geometry.inputChannels * geometry.inputHeight * geometry.inputWidth
+    }
+
+    /// Floats of one task's scaled input channels in a split reduction that scales the input: the
+    /// larger half's channels, rounded to 16.
+    var splitInputBufferFloats: Int {
+        guard let split = reductionSplit else { return 0 }
+        let channels = max(split, geometry.inputChannels - split)
+        return (channels * geometry.outputHeight * geometry.outputWidth + 15) / 16 * 16
+    }
+
+    /// Workspace bytes of ``runScaledInput(input:scale:scaleStride:bias:residual:output:activation:context:)``
+    /// with `threadCount` threads: one scaled copy of the packed weights; with a split reduction,
+    /// the second half's product, then that copy or each task's scaled input channels.
+    public func scaledInputWorkspaceByteCount(threadCount: Int) -> Int {
+        let floats = MemoryLayout<Float>.stride
+        let copy = (packedWeightFloatCount * floats + 63) / 64 * 64
+        guard reductionSplit != nil else { return copy }
+        let buffers = 2 * splitReductionParts(threadCount: threadCount) * splitInputBufferFloats * floats
+        return (splitReductionByteCount + 63) / 64 * 64 + (splitScalesWeights ? copy : buffers)
     }
 
     /// Computes `output = activation(conv(input · diag(scale), weights) + bias + residual)` for a
@@ -1467,20 +1539,33 @@ extension Conv2DPlan {
     /// instead of one per input value), which is far less work when the map is larger than the
     /// weights.
     ///
+    /// A plan that splits its reduction (``splitsReduction``) scales inside each half instead:
+    /// each task scales its half's columns of the weights (its panels only), or its half's input
+    /// channels when the weights are the larger (``splitScalesWeights``), so neither the scaling
+    /// nor the product reads the other half's channels.
+    ///
     /// - Parameters:
     ///   - scale: `C` scales per image, `scaleStride` floats apart (0: one set for every image).
-    ///   - context: a workspace of at least ``scaledInputWorkspaceByteCount``.
+    ///   - context: a workspace of at least ``scaledInputWorkspaceByteCount(threadCount:)`` for
+    ///     its thread count.
     public func runScaledInput(
         input: UnsafePointer<Float>, scale: UnsafePointer<Float>, scaleStride: Int, bias: UnsafePointer<Float>?,
         residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, activation: FusedActivation,
         context: ComputeContext
     ) {
         precondition(scalesInputThroughWeights, "scaled input on a plan that is not pointwise on the packed kernel")
+        let needed = scaledInputWorkspaceByteCount(threadCount: context.threadCount)
         precondition(
-            context.workspace != nil && context.workspaceByteCount >= scaledInputWorkspaceByteCount,
-            "scaled convolution needs \(scaledInputWorkspaceByteCount) workspace bytes, has \(context.workspaceByteCount)"
-        )
+            context.workspace != nil && context.workspaceByteCount >= needed,
+            "scaled convolution needs \(needed) workspace bytes, has \(context.workspaceByteCount)")
         guard let packed = packedWeights, let scaled = context.workspace?.assumingMemoryBound(to: Float.self) else {
+            return
+        }
+        if let split = reductionSplit {
+            if geometry.outputHeight * geometry.outputWidth == 0 { return }
+            runSplitReduction(
+                split: split, packed: packed, input: input, scaling: (scale, scaleStride), bias: bias,
+                residual: residual, output: output, activation: activation, context: context)
             return
         }
         let g = geometry
@@ -1503,7 +1588,7 @@ extension Conv2DPlan {
             func run(_ task: Int) {
                 let first = task * panelsPerTask
                 apus_gemm_packed_scale_columns(
-                    packed, rows, columns, scale, first, min(panelsPerTask, panels - first), out)
+                    packed, rows, columns, scale, first, min(panelsPerTask, panels - first), 0, columns, out)
             }
         }
         let panels = (g.outputChannels + PackedGemm.panelRows - 1) / PackedGemm.panelRows

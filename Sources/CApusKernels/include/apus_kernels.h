@@ -22,12 +22,12 @@ void apus_gemm_pack(const float *a, long lda, long m, long k, float *packed);
 /// panel ranges can be packed in parallel.
 void apus_gemm_pack_panels(const float *a, long lda, long m, long k, long firstPanel, long panelCount, float *packed);
 
-/// Writes to `out` panels `firstPanel ..< firstPanel + panelCount` of the packed `m` × `k` matrix
-/// `packed` with column `j` multiplied by `scale[j]` (`A · diag(scale)`, in the same packed
-/// layout): one rounding per element. AVX-512F where the CPU has it, plain C otherwise (the same
-/// products).
+/// Writes to `out` columns `kBegin ..< kEnd` of panels `firstPanel ..< firstPanel + panelCount` of
+/// the packed `m` × `k` matrix `packed` with column `j` multiplied by `scale[j]` (`A · diag(scale)`,
+/// in the same packed layout, at the same offsets): one rounding per element. AVX-512F where the
+/// CPU has it, plain C otherwise (the same products).
 void apus_gemm_packed_scale_columns(const float *packed, long m, long k, const float *scale, long firstPanel,
-                                    long panelCount, float *out);
+                                    long panelCount, long kBegin, long kEnd, float *out);
 
 /// Activations the kernel applies itself (others are applied by the caller afterwards).
 enum { APUS_GEMM_NONE = 0, APUS_GEMM_RELU = 1, APUS_GEMM_CLIP = 2, APUS_GEMM_SIGMOID = 3, APUS_GEMM_SILU = 4 };
