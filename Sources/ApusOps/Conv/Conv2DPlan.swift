@@ -938,14 +938,16 @@ public struct Conv2DPlan: Sendable {
     /// applied, rows split between the threads. With `scaling`, the input's channels are scaled
     /// first, through the weights or through a copy of the half's input channels.
     private func runSplitReduction(
-        split: Int, packed: PackedMatrix, input: UnsafePointer<Float>, scaling: (scale: UnsafePointer<Float>, stride: Int)?,
+        split: Int, packed: PackedMatrix, input: UnsafePointer<Float>,
+        scaling: (scale: UnsafePointer<Float>, stride: Int)?,
         bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
         activation: FusedActivation, context: ComputeContext
     ) {
         let g = geometry
         let n = g.outputHeight * g.outputWidth
         let rows = g.outputChannels
-        let needed = scaling == nil ? splitReductionByteCount : scaledInputWorkspaceByteCount(threadCount: context.threadCount)
+        let needed =
+            scaling == nil ? splitReductionByteCount : scaledInputWorkspaceByteCount(threadCount: context.threadCount)
         precondition(
             context.workspace != nil && context.workspaceByteCount >= needed,
             "convolution needs \(needed) workspace bytes, has \(context.workspaceByteCount)")
