@@ -18,9 +18,38 @@ struct ScaledInputConvTests {
         (0..<count).map { Float(sin(Double($0 * 7 + seed) * 0.37)) * 0.5 }
     }
 
-    /// x [batch, 32, size, size] → GlobalAveragePool → 1 × 1 Conv (8) + Relu → 1 × 1 Conv (32) +
-    /// Sigmoid = s → Mul(x, s) (or Mul(x, t) with t a [1, 1, size, size] input when `spatialScale`)
-    /// → 1 × 1 Conv (16, bias) → y; with `alsoOutput` the product is a graph output too.
+    /// A squeeze-and-excitation block's end on the map `x` of `channels` channels:
+    /// GlobalAveragePool → 1 × 1 Conv (`squeeze`) + Relu → 1 × 1 Conv (`channels`) + Sigmoid = s →
+    /// Mul(x, `scale`, which is s unless given) = m → 1 × 1 Conv (`projected`, bias) → y; weights
+    /// from seeds `seed` to `seed + 5`.
+    static func squeezeExcitation(
+        of x: String, channels: Int, squeeze: Int, projected: Int, scale: String = "s", seed: Int
+    ) -> (nodes: [Node], initializers: [String: Tensor]) {
+        (
+            [
+                Node(name: "pool", opType: "GlobalAveragePool", inputs: [x], outputs: ["g"]),
+                Node(name: "reduce", opType: "Conv", inputs: ["g", "w1", "b1"], outputs: ["c1"]),
+                Node(name: "relu", opType: "Relu", inputs: ["c1"], outputs: ["r1"]),
+                Node(name: "expand", opType: "Conv", inputs: ["r1", "w2", "b2"], outputs: ["c2"]),
+                Node(name: "sigmoid", opType: "Sigmoid", inputs: ["c2"], outputs: ["s"]),
+                Node(name: "mul", opType: "Mul", inputs: [x, scale], outputs: ["m"]),
+                Node(name: "project", opType: "Conv", inputs: ["m", "w3", "b3"], outputs: ["y"]),
+            ],
+            [
+                "w1": Tensor(shape: [squeeze, channels, 1, 1], scalars: values(squeeze * channels, seed: seed)),
+                "b1": Tensor(shape: [squeeze], scalars: values(squeeze, seed: seed + 1)),
+                "w2": Tensor(shape: [channels, squeeze, 1, 1], scalars: values(channels * squeeze, seed: seed + 2)),
+                "b2": Tensor(shape: [channels], scalars: values(channels, seed: seed + 3)),
+                "w3": Tensor(
+                    shape: [projected, channels, 1, 1], scalars: values(projected * channels, seed: seed + 4)),
+                "b3": Tensor(shape: [projected], scalars: values(projected, seed: seed + 5)),
+            ]
+        )
+    }
+
+    /// x [batch, 32, size, size] → ``squeezeExcitation(of:channels:squeeze:projected:scale:seed:)``
+    /// (8, 16) → y, with Mul(x, t) instead, t a [1, 1, size, size] input, when `spatialScale`; with
+    /// `alsoOutput` the product is a graph output too.
     static func graph(size: Int, spatialScale: Bool = false, alsoOutput: Bool = false) -> Graph {
         var inputs = [
             ValueInfo(
@@ -32,25 +61,9 @@ struct ScaledInputConvTests {
         }
         var outputs = [ValueInfo(name: "y", dtype: nil, dimensions: nil)]
         if alsoOutput { outputs.append(ValueInfo(name: "m", dtype: nil, dimensions: nil)) }
-        return Graph(
-            inputs: inputs, outputs: outputs,
-            nodes: [
-                Node(name: "pool", opType: "GlobalAveragePool", inputs: ["x"], outputs: ["g"]),
-                Node(name: "reduce", opType: "Conv", inputs: ["g", "w1", "b1"], outputs: ["c1"]),
-                Node(name: "relu", opType: "Relu", inputs: ["c1"], outputs: ["r1"]),
-                Node(name: "expand", opType: "Conv", inputs: ["r1", "w2", "b2"], outputs: ["c2"]),
-                Node(name: "sigmoid", opType: "Sigmoid", inputs: ["c2"], outputs: ["s"]),
-                Node(name: "mul", opType: "Mul", inputs: ["x", spatialScale ? "t" : "s"], outputs: ["m"]),
-                Node(name: "project", opType: "Conv", inputs: ["m", "w3", "b3"], outputs: ["y"]),
-            ],
-            initializers: [
-                "w1": Tensor(shape: [8, 32, 1, 1], scalars: values(8 * 32, seed: 1)),
-                "b1": Tensor(shape: [8], scalars: values(8, seed: 2)),
-                "w2": Tensor(shape: [32, 8, 1, 1], scalars: values(32 * 8, seed: 3)),
-                "b2": Tensor(shape: [32], scalars: values(32, seed: 4)),
-                "w3": Tensor(shape: [16, 32, 1, 1], scalars: values(16 * 32, seed: 5)),
-                "b3": Tensor(shape: [16], scalars: values(16, seed: 6)),
-            ])
+        let block = squeezeExcitation(
+            of: "x", channels: 32, squeeze: 8, projected: 16, scale: spatialScale ? "t" : "s", seed: 1)
+        return Graph(inputs: inputs, outputs: outputs, nodes: block.nodes, initializers: block.initializers)
     }
 
     static func feeds(batch: Int, size: Int, spatialScale: Bool = false) -> [String: Tensor] {
@@ -99,11 +112,12 @@ struct ScaledInputConvTests {
         #expect(two.y == joined.y)
     }
 
-    /// x [1, 256, size, size] → depthwise 3 × 3 → d; GlobalAveragePool(d) → 1 × 1 Conv (16) + Relu
-    /// → 1 × 1 Conv (256) + Sigmoid = s; Mul(d, s) → 1 × 1 Conv (64, bias) → y: an EfficientNet
-    /// block's end.
+    /// x [1, 256, size, size] → depthwise 3 × 3 → d →
+    /// ``squeezeExcitation(of:channels:squeeze:projected:scale:seed:)`` (16, 64) → y: an
+    /// EfficientNet block's end.
     static func depthwiseBlock(size: Int) -> Graph {
-        Graph(
+        let block = squeezeExcitation(of: "d", channels: 256, squeeze: 16, projected: 64, seed: 13)
+        return Graph(
             inputs: [
                 ValueInfo(name: "x", dtype: .float32, dimensions: [.fixed(1), .fixed(256), .fixed(size), .fixed(size)])
             ],
@@ -111,25 +125,12 @@ struct ScaledInputConvTests {
             nodes: [
                 Node(
                     name: "dw", opType: "Conv", inputs: ["x", "wd", "bd"], outputs: ["d"],
-                    attributes: ["group": .int(256), "pads": .ints([1, 1, 1, 1])]),
-                Node(name: "pool", opType: "GlobalAveragePool", inputs: ["d"], outputs: ["g"]),
-                Node(name: "reduce", opType: "Conv", inputs: ["g", "w1", "b1"], outputs: ["c1"]),
-                Node(name: "relu", opType: "Relu", inputs: ["c1"], outputs: ["r1"]),
-                Node(name: "expand", opType: "Conv", inputs: ["r1", "w2", "b2"], outputs: ["c2"]),
-                Node(name: "sigmoid", opType: "Sigmoid", inputs: ["c2"], outputs: ["s"]),
-                Node(name: "mul", opType: "Mul", inputs: ["d", "s"], outputs: ["m"]),
-                Node(name: "project", opType: "Conv", inputs: ["m", "w3", "b3"], outputs: ["y"]),
-            ],
-            initializers: [
+                    attributes: ["group": .int(256), "pads": .ints([1, 1, 1, 1])])
+            ] + block.nodes,
+            initializers: block.initializers.merging([
                 "wd": Tensor(shape: [256, 1, 3, 3], scalars: values(256 * 9, seed: 11)),
                 "bd": Tensor(shape: [256], scalars: values(256, seed: 12)),
-                "w1": Tensor(shape: [16, 256, 1, 1], scalars: values(16 * 256, seed: 13)),
-                "b1": Tensor(shape: [16], scalars: values(16, seed: 14)),
-                "w2": Tensor(shape: [256, 16, 1, 1], scalars: values(256 * 16, seed: 15)),
-                "b2": Tensor(shape: [256], scalars: values(256, seed: 16)),
-                "w3": Tensor(shape: [64, 256, 1, 1], scalars: values(64 * 256, seed: 17)),
-                "b3": Tensor(shape: [64], scalars: values(64, seed: 18)),
-            ])
+            ]) { first, _ in first })
     }
 
     /// The projection after a depthwise layer's scaled output is marked for a split reduction and

@@ -952,7 +952,8 @@ public struct Conv2DPlan: Sendable {
             context.workspace != nil && context.workspaceByteCount >= needed,
             "convolution needs \(needed) workspace bytes, has \(context.workspaceByteCount)")
         guard let second = context.workspace?.assumingMemoryBound(to: Float.self) else { return }
-        let scratch = second + (splitReductionByteCount + 63) / 64 * 16
+        // The scaled operands follow the second half's product, 64-byte aligned.
+        let scratch = second + (splitReductionByteCount + 63) / 64 * 64 / MemoryLayout<Float>.stride
         let panels = (rows + PackedGemm.panelRows - 1) / PackedGemm.panelRows
         let parts = splitReductionParts(threadCount: context.threadCount)
 
