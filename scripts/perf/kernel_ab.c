@@ -97,17 +97,18 @@ static void gemm(long m, long n, long k, int activation, int residual, long call
     free(b); free(bias); free(r); free(out[0]); free(out[1]); free(t[0]); free(t[1]);
 }
 
-struct depthwise_call {
+/// One call of the depthwise or the direct kernel (`inputChannels`: the direct kernel's only).
+struct table_call {
     const apus_depthwise_geometry *g;
     const void *table;
     const float *in, *w;
-    long channels;
+    long inputChannels, channels;
     float *out[2];
     apus_gemm_epilogue epilogue;
 };
 
 static void run_depthwise(void *context, int current) {
-    struct depthwise_call *c = context;
+    struct table_call *c = context;
     (current ? apus_depthwise_avx512 : old_apus_depthwise_avx512)(
         c->g, c->table, c->in, c->w, c->channels, 0, c->channels, c->out[current], &c->epilogue);
 }
@@ -124,7 +125,7 @@ static void depthwise(long channels, long size, long kernel, long stride, int ac
     for (long i = 0; i < channels; i++) b[i] = 0.5f;
     void *table = aligned_alloc(64, (apus_depthwise_table_size(&g) + 63) / 64 * 64);
     apus_depthwise_prepare(&g, table);
-    struct depthwise_call call = {&g, table, in, w, channels, {out[0], out[1]}, {b, 0, 0, activation, 0, 6}};
+    struct table_call call = {&g, table, in, w, 0, channels, {out[0], out[1]}, {b, 0, 0, activation, 0, 6}};
     double *t[2] = {malloc(sizeof(double) * calls), malloc(sizeof(double) * calls)};
     alternate(calls, run_depthwise, &call, t);
     char what[96];
@@ -134,17 +135,8 @@ static void depthwise(long channels, long size, long kernel, long stride, int ac
     free(in); free(out[0]); free(out[1]); free(w); free(b); free(table); free(t[0]); free(t[1]);
 }
 
-struct direct_call {
-    const apus_depthwise_geometry *g;
-    const void *table;
-    const float *in, *w;
-    long inputChannels, channels;
-    float *out[2];
-    apus_gemm_epilogue epilogue;
-};
-
 static void run_direct(void *context, int current) {
-    struct direct_call *c = context;
+    struct table_call *c = context;
     (current ? apus_direct_conv_avx512 : old_apus_direct_conv_avx512)(
         c->g, c->table, c->in, c->inputChannels, c->w, 0, c->channels, c->out[current], &c->epilogue);
 }
@@ -163,8 +155,7 @@ static void direct(long inputChannels, long channels, long size, long kernel, lo
     for (long i = 0; i < channels; i++) b[i] = 0.5f;
     void *table = aligned_alloc(64, (apus_depthwise_table_size(&g) + 63) / 64 * 64);
     apus_depthwise_prepare(&g, table);
-    struct direct_call call = {
-        &g, table, in, w, inputChannels, channels, {out[0], out[1]}, {b, 0, 0, activation, 0, 6}};
+    struct table_call call = {&g, table, in, w, inputChannels, channels, {out[0], out[1]}, {b, 0, 0, activation, 0, 6}};
     double *t[2] = {malloc(sizeof(double) * calls), malloc(sizeof(double) * calls)};
     alternate(calls, run_direct, &call, t);
     char what[96];
