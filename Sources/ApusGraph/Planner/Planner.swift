@@ -318,8 +318,7 @@ public enum Planner {
                 let (x, s) = channelScaling(first.node.inputs[0], first.node.inputs[1], facts: facts)
                     ?? channelScaling(first.node.inputs[1], first.node.inputs[0], facts: facts),
                 let xFact = facts[x], xFact.shape == facts[scaled]?.shape,
-                plan.splitsReduction
-                    || plan.packedWeightFloatCount <= xFact.shape.elementCount / max(1, xFact.shape[0])
+                plan.splitsReduction || plan.scalesWeightsCheaper
             else { return nil }
             let node = Node(
                 name: first.node.name + "+" + second.node.name, opType: "ScaledInputConv", domain: Node.apusDomain,

@@ -1031,7 +1031,7 @@ public struct Conv2DPlan: Sendable {
             let imageOutput = output + image * outputImageCount
             let imageScaling = scaling.map {
                 SplitScaling(
-                    scale: $0.scale + image * $0.stride, scratch: scratch, scalesWeights: splitScalesWeights,
+                    scale: $0.scale + image * $0.stride, scratch: scratch, scalesWeights: scalesWeightsCheaper,
                     bufferFloats: splitInputBufferFloats)
             }
             context.parallelFor(
@@ -1509,10 +1509,11 @@ extension Conv2DPlan {
     /// Whether the plan splits its reduction in two (``reductionSplit(_:algorithm:batchesColumns:packed:)``).
     public var splitsReduction: Bool { reductionSplit != nil }
 
-    /// Whether a split reduction with a scaled input scales the weights (one multiply per weight)
-    /// rather than the input (one per input value): when the weights are no larger than one image
-    /// of the input, as for the join without the split.
-    var splitScalesWeights: Bool {
+    /// Whether the packed weights are no larger than one image of the input, so that scaling them
+    /// (one multiply per weight) costs no more than scaling the input (one per input value): the
+    /// planner's condition for joining a channel scale into the layer without a split, and the
+    /// split's choice of what to scale.
+    public var scalesWeightsCheaper: Bool {
         packedWeightFloatCount <= geometry.inputChannels * geometry.inputHeight * geometry.inputWidth
     }
 
@@ -1532,7 +1533,7 @@ extension Conv2DPlan {
         let copy = (packedWeightFloatCount * floats + 63) / 64 * 64
         guard reductionSplit != nil else { return copy }
         let buffers = 2 * splitReductionParts(threadCount: threadCount) * splitInputBufferFloats * floats
-        return (splitReductionByteCount + 63) / 64 * 64 + (splitScalesWeights ? copy : buffers)
+        return (splitReductionByteCount + 63) / 64 * 64 + (scalesWeightsCheaper ? copy : buffers)
     }
 
     /// Computes `output = activation(conv(input · diag(scale), weights) + bias + residual)` for a
@@ -1544,7 +1545,7 @@ extension Conv2DPlan {
     ///
     /// A plan that splits its reduction (``splitsReduction``) scales inside each half instead:
     /// each task scales its half's columns of the weights (its panels only), or its half's input
-    /// channels when the weights are the larger (``splitScalesWeights``), so neither the scaling
+    /// channels when the weights are the larger (``scalesWeightsCheaper``), so neither the scaling
     /// nor the product reads the other half's channels.
     ///
     /// - Parameters:
